@@ -1,0 +1,321 @@
+"""``dvcbus demo``: the whole bus on this machine, with realistic traffic, and what happened to it.
+
+Starts stand-in agencies (one HTTP server per target, as in routes.yaml), a router and a
+dispatcher as separate processes in a namespace of their own, publishes a mixed batch,
+waits until every message is accounted for (delivered to every target it was routed to,
+or dead-lettered), then prints a summary and removes the namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pika
+from rich.console import Console
+from rich.table import Table
+
+from bus import app, dead_letters, topology
+from bus.demo import traffic
+from bus.demo.agencies import endpoints
+from bus.pipeline import Forward, RouterPipeline
+from bus.sending import send_bodies
+from bus.settings import Settings
+from bus.topology import Names
+
+WAIT_LIMIT = 90.0
+
+
+@dataclass
+class Tally:
+    """What the stand-ins and the dead-letter queue saw."""
+
+    deliveries: dict[str, set[str]] = field(
+        default_factory=lambda: defaultdict(set)
+    )  # id -> targets
+    received_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    duplicates: int = 0
+    dead: dict[str, str] = field(default_factory=dict)  # id -> reason
+    dead_details: dict[str, str] = field(default_factory=dict)
+    next_seq: int = 0
+
+
+def run_demo(settings: Settings, *, messages: int, seed: int, keep: bool, console: Console) -> int:
+    """Run the demo; return the process exit code (0 when every message is accounted for)."""
+    namespace = f"demo{int(time.time())}"
+    settings = settings.model_copy(update={"namespace": namespace, "log_format": "json"})
+    loaded = app.load(settings)
+    names = Names(namespace)
+    eps = endpoints(loaded.routes)
+    workdir = Path(tempfile.mkdtemp(prefix="dvcbus-demo-"))
+    console.print(
+        f"[bold]dvc-bus demo[/] — namespace [cyan]{namespace}[/], "
+        f"{len(loaded.routes.targets)} targets, {len(loaded.routes.routes)} routes, "
+        f"logs in {workdir}"
+    )
+
+    generated = traffic.generate(messages, seed=seed, loaded=loaded)
+    pipeline = RouterPipeline(loaded.schemas, loaded.table, settings.max_message_bytes)
+
+    env = dict(os.environ)
+    env.update(
+        DVCBUS_NAMESPACE=namespace,
+        DVCBUS_ROUTES_FILE=str(settings.routes_file),
+        DVCBUS_AMQP_URL=settings.amqp_url,
+        DVCBUS_LOG_FORMAT="json",
+    )
+    env.setdefault(
+        "DVCBUS_PORTAL_TOKEN", "demo-portal-token"
+    )  # routes.yaml: env:DVCBUS_PORTAL_TOKEN
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, args in (
+            ("standin", ["standin"]),
+            ("router", ["run", "router"]),
+            ("dispatcher", ["run", "dispatcher"]),
+        ):
+            log = (workdir / f"{name}.log").open("wb")
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "bus.cli", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_ready(settings.amqp_url, names, loaded, eps, procs, workdir)
+        console.print(
+            f"stand-ins, router and dispatcher are up; publishing {len(generated)} messages …"
+        )
+
+        started = time.time()
+        results = asyncio.run(
+            send_bodies(settings.amqp_url, names, [g.body for g in generated], window=500)
+        )
+        published_at = {r.message_id: r.published_at for r in results if r.ok}
+        publish_seconds = time.time() - started
+        # What the bus must do with each message, by the same rules, decided here in-process.
+        expected = {
+            r.message_id: pipeline.decide(g.body)
+            for r, g in zip(results, generated, strict=True)
+            if r.ok
+        }
+
+        tally = Tally()
+        control = eps[0].url.split("/", 3)[:3]
+        control_url = "/".join(control) + "/_standin/requests"
+        done_at = _collect(settings.amqp_url, names, control_url, expected, tally, procs)
+        _print_summary(
+            console, generated, expected, tally, published_at, started, publish_seconds, done_at
+        )
+        missing = _missing(expected, tally)
+        if missing:
+            console.print(
+                f"[red]{len(missing)} message(s) not accounted for within {WAIT_LIMIT:.0f}s[/]"
+            )
+            for mid in missing[:10]:
+                console.print(f"  {mid}: expected {expected[mid]}")
+            return 1
+        console.print(
+            "[green]every message was delivered to all its targets "
+            "or dead-lettered with a reason[/]"
+        )
+        return 0
+    finally:
+        for name in ("router", "dispatcher", "standin"):
+            proc = procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if not keep:
+            topology.delete(settings.amqp_url, loaded.topology)
+
+
+def _wait_ready(
+    url: str, names: Names, loaded: app.Loaded, eps: list, procs: dict, workdir: Path
+) -> None:
+    queues = [names.ingress_queue] + [names.delivery_queue(t) for t in loaded.routes.targets]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited early; see {workdir / (name + '.log')}")
+        if _all_consumed(url, queues) and _standins_up(eps):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"the bus did not become ready in 30s; see logs in {workdir}")
+
+
+def _all_consumed(url: str, queues: list[str]) -> bool:
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(url))
+    except pika.exceptions.AMQPError:
+        return False
+    try:
+        ch = conn.channel()
+        return all(ch.queue_declare(q, passive=True).method.consumer_count for q in queues)
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def _standins_up(eps: list) -> bool:
+    import socket
+
+    for ep in eps:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((ep.host, ep.port)) != 0:
+                return False
+    return True
+
+
+def _collect(
+    url: str, names: Names, control_url: str, expected: dict, tally: Tally, procs: dict
+) -> float:
+    """Poll stand-ins and the dead-letter queue until every message is accounted for."""
+    import urllib.request
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    deadline = time.monotonic() + WAIT_LIMIT
+    last_change = time.time()
+    try:
+        while time.monotonic() < deadline:
+            changed = False
+            with urllib.request.urlopen(
+                f"{control_url}?since={tally.next_seq}", timeout=10
+            ) as resp:
+                doc = orjson.loads(resp.read())
+            for item in doc["requests"]:
+                mid, target = item["idempotency_key"], item["target"]
+                if target in tally.deliveries[mid]:
+                    tally.duplicates += 1
+                tally.deliveries[mid].add(target)
+                tally.received_at.setdefault((mid, target), item["received_at"])
+                changed = True
+            tally.next_seq = doc["next"]
+            while True:
+                method, props, _body = ch.basic_get(names.dead_queue, auto_ack=True)
+                if method is None:
+                    break
+                info = dead_letters.read(props)
+                tally.dead[info.message_id or "?"] = info.reason
+                tally.dead_details[info.reason] = info.detail
+                changed = True
+            if changed:
+                last_change = time.time()
+            if not _missing(expected, tally):
+                return last_change
+            if any(procs[n].poll() is not None for n in ("router", "dispatcher")):
+                break
+            time.sleep(0.2)
+        return last_change
+    finally:
+        conn.close()
+
+
+def _missing(expected: dict, tally: Tally) -> list[str]:
+    missing = []
+    for mid, decision in expected.items():
+        if isinstance(decision, Forward):
+            if (
+                not set(decision.targets) <= tally.deliveries.get(mid, set())
+                and mid not in tally.dead
+            ):
+                missing.append(mid)
+        elif mid not in tally.dead:
+            missing.append(mid)
+    return missing
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def _print_summary(
+    console: Console,
+    generated: list[traffic.Generated],
+    expected: dict,
+    tally: Tally,
+    published_at: dict[str, float],
+    started: float,
+    publish_seconds: float,
+    done_at: float,
+) -> None:
+    kinds = Counter(g.kind for g in generated)
+    table = Table(title="Published", show_lines=False)
+    table.add_column("kind of message")
+    table.add_column("count", justify="right")
+    for kind, count in sorted(kinds.items()):
+        table.add_row(kind, str(count))
+    table.add_row("[bold]total[/]", f"[bold]{len(generated)}[/]")
+    console.print(table)
+
+    per_target: Counter[str] = Counter()
+    latencies: dict[str, list[float]] = defaultdict(list)
+    all_latencies: list[float] = []
+    for (mid, target), received in tally.received_at.items():
+        per_target[target] += 1
+        if mid in published_at:
+            ms = (received - published_at[mid]) * 1000
+            latencies[target].append(ms)
+            all_latencies.append(ms)
+    table = Table(title="Delivered per target (publish → agency receipt)")
+    for col, justify in (
+        ("target", "left"),
+        ("delivered", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for target, count in sorted(per_target.items()):
+        table.add_row(
+            target,
+            str(count),
+            f"{_percentile(latencies[target], 50):.0f}",
+            f"{_percentile(latencies[target], 99):.0f}",
+        )
+    table.add_row("[bold]all copies[/]", f"[bold]{sum(per_target.values())}[/]", "", "")
+    console.print(table)
+
+    reasons = Counter(tally.dead.values())
+    table = Table(title="Dead-lettered per reason (with one example detail)")
+    table.add_column("reason")
+    table.add_column("count", justify="right")
+    table.add_column("example detail", overflow="fold")
+    for reason, count in sorted(reasons.items()):
+        table.add_row(reason, str(count), tally.dead_details.get(reason, ""))
+    console.print(table)
+
+    elapsed = max(done_at - started, 1e-9)
+    table = Table(title="Figures")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("messages published", str(len(published_at)))
+    table.add_row(
+        "publish rate (confirmed)", f"{len(published_at) / max(publish_seconds, 1e-9):,.0f} msg/s"
+    )
+    table.add_row("all accounted for after", f"{elapsed:.2f} s")
+    table.add_row("end-to-end throughput", f"{len(published_at) / elapsed:,.0f} msg/s")
+    for q in (50, 95, 99):
+        table.add_row(f"latency p{q} (publish → agency)", f"{_percentile(all_latencies, q):.1f} ms")
+    table.add_row("duplicate deliveries seen by agencies", str(tally.duplicates))
+    console.print(table)

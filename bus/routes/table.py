@@ -1,0 +1,382 @@
+"""The routing table on the router's hot path: who may send what, and where each message goes.
+
+Routes are compiled once (grouped by message type, globs turned into regexes) and answers
+are memoised, because every message asks the same few questions: a cache hit costs a tuple
+and a dict lookup. ``explain`` walks the same routes slowly and says why, for operators.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from bus.rejections import Reason, Rejection
+from bus.routes.model import GLOB_KEYS, Route, RoutesConfig, Target, compile_values
+
+if TYPE_CHECKING:
+    from bus.admin_units import AdminUnits, UnitTranslation
+
+DEFAULT_CACHE_SIZE = 32768
+# Positions of the message attributes in the tuple the compiled conditions look at.
+_SLOTS = {"source": 0, "agency": 1, "procedure": 2, "province": 3, "commune": 4}
+_ATTRIBUTES = ("agency", "procedure", "province", "commune")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where a message goes: target names (ordered, no repeats) and the routes that matched.
+
+    ``translation`` is the unit translation when the message carried a province or commune
+    (check ``translation.translated`` to know whether a code was rewritten), else None.
+    """
+
+    targets: tuple[str, ...]
+    routes: tuple[str, ...]
+    translation: UnitTranslation | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Condition:
+    key: str
+    slot: int
+    values: tuple[str, ...]
+    test: Callable[[str], Any]  # truthy when the value satisfies the condition
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    name: str
+    line: int | None
+    to: tuple[str, ...]
+    continue_: bool
+    conditions: tuple[_Condition, ...]
+
+
+def _compile(route: Route, line: int | None) -> _Compiled:
+    conditions = []
+    for key, values in route.match.given().items():
+        if key == "type":
+            continue  # handled by grouping routes per type
+        if key in GLOB_KEYS:
+            regex = compile_values(values)
+            assert regex is not None
+            test: Callable[[str], Any] = regex.match
+        else:
+            test = frozenset(values).__contains__
+        conditions.append(_Condition(key, _SLOTS[key], values, test))
+    return _Compiled(route.name, line, route.to, route.continue_, tuple(conditions))
+
+
+class RoutingTable:
+    """Authorise sources and resolve targets for messages, per one loaded routes.yaml."""
+
+    def __init__(
+        self,
+        config: RoutesConfig,
+        units: AdminUnits | None,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        for route in config.routes:
+            missing = [name for name in route.to if name not in config.targets]
+            if missing:
+                raise ValueError(f"route {route.name!r} sends to unknown target(s) {missing}")
+        self.config = config
+        self.units = units
+        compiled = [_compile(r, config.source_line("route", r.name)) for r in config.routes]
+        typed = {t for r in config.routes for t in (r.match.type or ())} | set(config.sources)
+        # Each type's routes in file order, untyped routes (any type) included where they sit.
+        self._by_type: dict[str, tuple[_Compiled, ...]] = {
+            t: tuple(c for r, c in zip(config.routes, compiled, strict=True) if _takes(r, t))
+            for t in typed
+        }
+        self._untyped = tuple(
+            c for r, c in zip(config.routes, compiled, strict=True) if r.match.type is None
+        )
+        self._sources: dict[str, tuple[tuple[str, ...], re.Pattern[str] | None]] = {
+            t: (patterns, compile_values(patterns) if patterns else None)
+            for t, patterns in config.sources.items()
+        }
+        self._resolve = lru_cache(maxsize=cache_size)(self._decide)
+        self._authorise = lru_cache(maxsize=4096)(self._may_send)
+
+    @property
+    def targets(self) -> dict[str, Target]:
+        """The targets of the loaded file, by name."""
+        return self.config.targets
+
+    def routes_for(self, type_: str) -> tuple[str, ...]:
+        """Names of the routes a message of ``type_`` is checked against, in order."""
+        return tuple(c.name for c in self._by_type.get(type_, self._untyped))
+
+    # --- authorise ---------------------------------------------------------------------------
+
+    def authorise(self, type_: str, source: str) -> None:
+        """Refuse a message from a source that may not send its type (deny by default)."""
+        refused = self._authorise(type_, source)
+        if refused is not None:
+            raise Rejection(Reason.UNAUTHORISED, refused)
+
+    def _may_send(self, type_: str, source: str) -> str | None:
+        patterns, regex = self._sources.get(type_, ((), None))
+        if regex is not None and regex.match(source):
+            return None
+        if not patterns:
+            return f"source {source} may not send {type_} (routes.yaml allows no source for it)"
+        return f"source {source} may not send {type_} (allowed: {', '.join(patterns)})"
+
+    # --- resolve -----------------------------------------------------------------------------
+
+    def resolve(self, type_: str, source: str, attrs: dict[str, str]) -> Resolution:
+        """The targets for one message, or a :class:`Rejection` (unroutable, ambiguous unit).
+
+        Does not authorise: call :meth:`authorise` first (the router's steps are separate).
+        """
+        get = attrs.get
+        outcome = self._resolve(
+            type_, source, get("agency"), get("procedure"), get("province"), get("commune")
+        )
+        if outcome.__class__ is Resolution:
+            return outcome  # type: ignore[return-value]
+        raise Rejection(*outcome)
+
+    def _decide(
+        self,
+        type_: str,
+        source: str,
+        agency: str | None,
+        procedure: str | None,
+        province: str | None,
+        commune: str | None,
+    ) -> Resolution | tuple[Reason, str]:
+        # Rejections are cached as (reason, detail) and raised fresh by the caller, so a
+        # stream of unroutable messages costs no more than routable ones.
+        translation = None
+        written = (province, commune)
+        if (province or commune) and self.units is not None:
+            translation = self.units.translate(province, commune)
+            if translation.ambiguous:
+                return (Reason.AMBIGUOUS_UNIT, translation.ambiguous)
+            province = translation.province or province
+            commune = translation.commune or commune
+        values = (source, agency, procedure, province, commune)
+        targets: list[str] = []
+        matched: list[str] = []
+        for route in self._by_type.get(type_, self._untyped):
+            if all(values[c.slot] is not None and c.test(values[c.slot]) for c in route.conditions):
+                matched.append(route.name)
+                targets.extend(t for t in route.to if t not in targets)
+                if not route.continue_:
+                    break
+        if not matched:
+            return (Reason.UNROUTABLE, _no_route(type_, source, values, written))
+        return Resolution(tuple(targets), tuple(matched), translation)
+
+    def cache_info(self) -> Any:
+        """Hits, misses and size of the resolve cache (for metrics and tuning)."""
+        return self._resolve.cache_info()
+
+    # --- explain -----------------------------------------------------------------------------
+
+    def explain(self, type_: str, source: str, attrs: dict[str, str]) -> Explanation:
+        """Why a message would go where it goes; never raises, reports every fate instead."""
+        refused = self._may_send(type_, source)
+        patterns = self._sources.get(type_, ((), None))[0]
+        line = self.config.source_line("sources", type_)
+        cited = f" ({_short(self.config.path)}:{line})" if line and self.config.path else ""
+        if refused is None:
+            authorisation = f"allowed: {source} matches {_any(patterns)}{cited}"
+        else:
+            authorisation = f"refused: {refused}{cited}"
+        province, commune = attrs.get("province"), attrs.get("commune")
+        translation = None
+        ambiguous = None
+        if (province or commune) and self.units is not None:
+            translation = self.units.translate(province, commune)
+            ambiguous = translation.ambiguous
+            if not ambiguous:
+                province = translation.province or province
+                commune = translation.commune or commune
+        values = (source, attrs.get("agency"), attrs.get("procedure"), province, commune)
+        shown = {k: attrs.get(k) for k in _ATTRIBUTES}
+        verdicts: list[RouteVerdict] = []
+        targets: list[str] = []
+        matched: list[str] = []
+        stopped_at: str | None = None
+        if not ambiguous:
+            for route in self._by_type.get(type_, self._untyped):
+                failed = _first_failure(route, values, shown)
+                hit = failed is None
+                if stopped_at is not None:
+                    why = f"not reached: route {stopped_at!r} matched first"
+                    why += " (would match)" if hit else ""
+                    verdicts.append(RouteVerdict(route.name, route.line, False, why, False))
+                    continue
+                if hit:
+                    matched.append(route.name)
+                    targets.extend(t for t in route.to if t not in targets)
+                    how = "continues (continue: true)" if route.continue_ else "stops here"
+                    why = f"matched → {', '.join(route.to)}; {how}"
+                    if not route.continue_:
+                        stopped_at = route.name
+                else:
+                    why = f"no match: {failed}"
+                verdicts.append(RouteVerdict(route.name, route.line, hit, why, True))
+        if refused is not None:
+            fate: Reason | None = Reason.UNAUTHORISED
+            detail = refused
+        elif ambiguous:
+            fate, detail = Reason.AMBIGUOUS_UNIT, ambiguous
+        elif not matched:
+            written = (attrs.get("province"), attrs.get("commune"))
+            fate, detail = Reason.UNROUTABLE, _no_route(type_, source, values, written)
+        else:
+            fate, detail = None, ""
+        return Explanation(
+            type=type_,
+            source=source,
+            attributes={k: v for k, v in shown.items() if v is not None},
+            authorisation=authorisation,
+            translation=translation,
+            verdicts=tuple(verdicts),
+            targets=tuple(targets),
+            routes=tuple(matched),
+            fate=fate,
+            detail=detail,
+            file=self.config.path,
+            digest=self.config.digest,
+        )
+
+
+def _takes(route: Route, type_: str) -> bool:
+    return route.match.type is None or type_ in route.match.type
+
+
+def _first_failure(
+    route: _Compiled, values: tuple[str | None, ...], shown: dict[str, str | None]
+) -> str | None:
+    """The first condition of ``route`` that ``values`` fails, in words; None if all hold."""
+    for condition in route.conditions:
+        value = values[condition.slot]
+        if value is not None and condition.test(value):
+            continue
+        key = condition.key
+        if value is None:
+            return f"the message has no {key} (the route needs {key} {_any(condition.values)})"
+        written = shown.get(key)
+        said = f"{value} (was {written})" if written not in (None, value) else value
+        verb = "does not match" if key in GLOB_KEYS else "is not"
+        return f"{key} {said} {verb} {_any(condition.values)}"
+    return None
+
+
+def _any(values: tuple[str, ...]) -> str:
+    if not values:
+        return "nothing"
+    if len(values) == 1:
+        return values[0]
+    if len(values) <= 6:
+        return f"any of {', '.join(values)}"
+    return f"any of the {len(values)} listed ({', '.join(values[:4])}, …)"
+
+
+def _no_route(
+    type_: str,
+    source: str,
+    values: tuple[str | None, ...],
+    written: tuple[str | None, str | None],
+) -> str:
+    # These attributes are codes of agencies, procedures and units: no personal data.
+    parts = [f"no route for {type_}"]
+    for key in _ATTRIBUTES:
+        value = values[_SLOTS[key]]
+        if value is None:
+            continue
+        original = written[0] if key == "province" else written[1] if key == "commune" else value
+        parts.append(f"{key}={value}" + (f" (was {original})" if original != value else ""))
+    parts.append(f"source={source}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteVerdict:
+    """What one route made of the message, for ``routes explain``."""
+
+    name: str
+    line: int | None
+    matched: bool
+    why: str
+    reached: bool
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The whole routing decision for one message, readable by an operator."""
+
+    type: str
+    source: str
+    attributes: dict[str, str]
+    authorisation: str
+    translation: UnitTranslation | None
+    verdicts: tuple[RouteVerdict, ...]
+    targets: tuple[str, ...]
+    routes: tuple[str, ...]
+    fate: Reason | None  # None: delivered to ``targets``; else the dead-letter reason
+    detail: str
+    file: str = ""
+    digest: str = ""
+
+    def lines(self) -> list[str]:
+        """Plain text, one fact per line, in the order the router decides."""
+        attrs = " ".join(f"{k}={v}" for k, v in self.attributes.items()) or "(no attributes)"
+        out = []
+        if self.file:
+            out.append(f"routes file: {self.file} (sha256 {self.digest[:12]})")
+        out += [f"message: {self.type} from {self.source}", f"  {attrs}"]
+        out.append(f"source: {self.authorisation}")
+        if self.translation is not None:
+            t = self.translation
+            out.extend(f"units: {note}" for note in t.notes)
+            out.extend(f"units: unknown {code}" for code in t.unknown)
+            if t.ambiguous:
+                out.append(f"units: cannot translate without guessing: {t.ambiguous}")
+            if not (t.notes or t.unknown or t.ambiguous):
+                out.append("units: current codes, nothing to translate")
+        if self.fate is Reason.AMBIGUOUS_UNIT:
+            out.append("routes: not evaluated (the unit code is ambiguous)")
+        elif not self.verdicts:
+            out.append(f"routes: no route in {_short(self.file)} takes {self.type}")
+        else:
+            heading = f"routes for {self.type}, in file order"
+            if self.fate is Reason.UNAUTHORISED:
+                heading += " (as if the source were allowed)"
+            out.append(heading + ":")
+            width = max(len(v.name) for v in self.verdicts)
+            places = [self._place(v.line) for v in self.verdicts]
+            place_width = max(len(p) for p in places)
+            for verdict, place in zip(self.verdicts, places, strict=True):
+                out.append(f"  {place:<{place_width}}  {verdict.name:<{width}}  {verdict.why}")
+        if self.fate is None:
+            out.append(
+                f"result: deliver to {', '.join(self.targets)} (routes: {', '.join(self.routes)})"
+            )
+        else:
+            out.append(f"result: dead letter, reason {self.fate.value}: {self.detail}")
+        return out
+
+    def _place(self, line: int | None) -> str:
+        if line is None:
+            return "?"
+        return f"{_short(self.file)}:{line}" if self.file else f"line {line}"
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def _short(path: str) -> str:
+    """The file's name alone: the full path is printed once, at the top."""
+    return PurePath(path).name if path else "routes.yaml"

@@ -1,0 +1,63 @@
+"""Process settings: defaults, then an optional TOML file from config/, then DVCBUS_* env vars."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "DVCBUS_"
+
+
+class SettingsError(Exception):
+    """The settings file or environment holds a value the bus cannot use."""
+
+
+class Settings(BaseModel):
+    """Everything a bus process needs to know that is not in routes.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    namespace: str = Field("bus", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    routes_file: Path = PROJECT_ROOT / "routes.yaml"
+    schemas_dir: Path | None = None
+    max_message_bytes: int = Field(1024 * 1024, ge=1024)
+    router_prefetch: int = Field(1000, ge=1, le=65535)
+    ingress_delivery_limit: int = Field(20, ge=1)
+    reconnect_delay_max: float = Field(10.0, gt=0)
+    shutdown_grace: float = Field(20.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Build settings from defaults, a TOML file, the environment and explicit overrides."""
+        values: dict[str, Any] = {}
+        path = config_file or _env_path("DVCBUS_CONFIG")
+        if path is not None:
+            try:
+                values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"{path}: {exc}") from None
+        for name in cls.model_fields:
+            env = os.environ.get(ENV_PREFIX + name.upper())
+            if env is not None:
+                values[name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise SettingsError(problems) from None
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None

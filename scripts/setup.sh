@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for dvc-bus: RabbitMQ installed and running, a virtualenv with the
+# project and its test tools. Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+AMQP_PORT=${DVCBUS_AMQP_PORT:-5672}
+PYTHON=${PYTHON:-python3}
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# 1. RabbitMQ (Debian package), started if it is not running.
+if ! port_open "$AMQP_PORT"; then
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    say "installing rabbitmq-server from the Debian packages"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  say "starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 120); do port_open "$AMQP_PORT" && break; sleep 1; done
+  port_open "$AMQP_PORT" || { say "RabbitMQ did not start on port $AMQP_PORT"; exit 1; }
+  rabbitmqctl await_startup >/dev/null 2>&1 || true
+fi
+
+# 2. Python virtualenv with the project (editable) and its test tools.
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  say "Python 3.11 or newer is required ($PYTHON is $("$PYTHON" --version))"; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.dvcbus-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "installing dvc-bus and its dependencies into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi

@@ -1,0 +1,168 @@
+"""Harness for runs on the real broker: bus processes, example routes on free ports, dead letters.
+
+Nothing here mocks anything: processes are real ``dvcbus`` subprocesses, agencies are real
+HTTP servers on loopback, the broker is the local RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pika
+
+from bus import dead_letters
+from bus.sending import SendResult, send_bodies
+from bus.topology import Names
+
+ROOT = Path(__file__).resolve().parents[2]
+AMQP_URL = os.environ.get("DVCBUS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def example_routes_on_free_ports(dest: Path) -> tuple[Path, dict[int, int]]:
+    """The repository's routes.yaml with every loopback port moved to a free one."""
+    text = (ROOT / "routes.yaml").read_text(encoding="utf-8")
+    mapping: dict[int, int] = {}
+
+    def move(m: re.Match[str]) -> str:
+        old = int(m.group(1))
+        mapping.setdefault(old, free_port())
+        return f"127.0.0.1:{mapping[old]}"
+
+    dest.write_text(re.sub(r"127\.0\.0\.1:(\d+)", move, text), encoding="utf-8")
+    return dest, mapping
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@dataclass
+class BusProcess:
+    """A ``dvcbus run ...`` subprocess with its log file."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BusProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bus.cli", *self.args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush — the crash we must survive."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def bus_env(namespace: str, routes_file: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DVCBUS_NAMESPACE=namespace,
+        DVCBUS_ROUTES_FILE=str(routes_file),
+        DVCBUS_AMQP_URL=AMQP_URL,
+        DVCBUS_LOG_FORMAT="json",
+        DVCBUS_RECONNECT_DELAY_MAX="1",
+    )
+    env.update(extra)
+    return env
+
+
+def blocking_channel() -> tuple[
+    pika.BlockingConnection, pika.adapters.blocking_connection.BlockingChannel
+]:
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    return conn, conn.channel()
+
+
+def consumer_count(queue: str) -> int:
+    conn, ch = blocking_channel()
+    try:
+        return ch.queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def queue_depth(queue: str) -> int:
+    conn, ch = blocking_channel()
+    try:
+        return ch.queue_declare(queue, passive=True).method.message_count
+    finally:
+        conn.close()
+
+
+def wait_for_consumers(queues: Iterable[str], timeout: float = 30) -> None:
+    queues = list(queues)
+    if not wait_until(lambda: all(consumer_count(q) > 0 for q in queues), timeout, 0.2):
+        missing = [q for q in queues if consumer_count(q) == 0]
+        raise AssertionError(f"no consumer on {missing} after {timeout}s")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    info: dead_letters.DeadLetterInfo
+    body: bytes
+
+
+def drain_dead(names: Names) -> list[DeadLetter]:
+    """Take every message currently on the dead-letter queue."""
+    conn, ch = blocking_channel()
+    found = []
+    try:
+        while True:
+            method, props, body = ch.basic_get(names.dead_queue, auto_ack=True)
+            if method is None:
+                return found
+            found.append(DeadLetter(dead_letters.read(props), body))
+    finally:
+        conn.close()
+
+
+def send(names: Names, bodies: Iterable[bytes], **kwargs: object) -> list[SendResult]:
+    return asyncio.run(send_bodies(AMQP_URL, names, list(bodies), **kwargs))  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""routes.yaml fixtures for the unit tests, and a small stand-in for the unit table."""

@@ -1,0 +1,51 @@
+"""Dead-letter headers: our reasons round-trip; broker-made dead letters get a reason too."""
+
+from pika import BasicProperties
+
+from bus import dead_letters
+from bus.rejections import Reason
+
+
+def test_reason_and_detail_round_trip() -> None:
+    original = BasicProperties(message_id="m1", type="dossier.submitted", headers={"x-trace": "t"})
+    props = dead_letters.properties(
+        Reason.INVALID,
+        "payload.procedure_code: pattern ^[1-3]\\.\\d{6}$",
+        stage="router",
+        original=original,
+    )
+    info = dead_letters.read(props)
+    assert info.reason == "invalid"
+    assert info.detail.startswith("payload.procedure_code: pattern")
+    assert (info.stage, info.message_id, info.message_type) == ("router", "m1", "dossier.submitted")
+    assert props.headers["x-trace"] == "t"
+    assert props.delivery_mode == 2
+
+
+def test_overlong_detail_is_cut() -> None:
+    props = dead_letters.properties(
+        Reason.REJECTED, "x" * 10_000, stage="dispatcher", target="hanoi"
+    )
+    assert len(props.headers[dead_letters.DETAIL]) == dead_letters.MAX_DETAIL
+    assert dead_letters.read(props).target == "hanoi"
+
+
+def test_delivery_limit_dead_letter_reads_as_poison() -> None:
+    props = BasicProperties(
+        message_id="m2",
+        headers={
+            dead_letters.TARGET: "hanoi",
+            "x-first-death-reason": "delivery_limit",
+            "x-first-death-queue": "bus.deliver.hanoi",
+        },
+    )
+    info = dead_letters.read(props)
+    assert info.reason == Reason.POISON.value
+    assert "bus.deliver.hanoi" in info.detail
+
+
+def test_copy_parked_by_the_alternate_exchange_reads_as_no_delivery_queue() -> None:
+    props = BasicProperties(message_id="m3", headers={dead_letters.TARGET: "gone"})
+    info = dead_letters.read(props)
+    assert info.reason == Reason.NO_DELIVERY_QUEUE.value
+    assert "gone" in info.detail
