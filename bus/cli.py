@@ -63,7 +63,13 @@ def run(obj: Ctx, component: str, targets: str | None, routes_file: Path | None)
     if component in ("dispatcher", "all"):
         only = [t.strip() for t in targets.split(",")] if targets else None
         components.append(app.build_dispatcher(loaded, only))
-    asyncio.run(app.run_until_signalled(components))
+    from bus.amqp import FatalSetupError
+
+    try:
+        asyncio.run(app.run_until_signalled(components))
+    except FatalSetupError as exc:
+        err_console.print(f"dvcbus {component}: cannot start: {exc}", markup=False)
+        raise SystemExit(2) from None
 
 
 def _load_or_exit(settings: Settings) -> object:
@@ -179,12 +185,7 @@ def send(obj: Ctx, files: tuple[Path, ...]) -> None:
             console.print(f"sent {result.message_id}", markup=False)
         else:
             failed += 1
-            why = (
-                "no ingress queue (start the bus once to declare it)"
-                if result.returned
-                else "refused by the broker"
-            )
-            err_console.print(f"NOT sent {result.message_id}: {why}", markup=False)
+            err_console.print(f"NOT sent {result.message_id}: {result.explain()}", markup=False)
     if failed:
         raise SystemExit(1)
 

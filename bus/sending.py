@@ -30,6 +30,16 @@ class SendResult:
     returned: bool = False
     published_at: float = 0.0  # time.time() when handed to the broker
     confirmed_at: float = 0.0
+    error: str = ""  # why it was not taken, for the sender to read
+
+    def explain(self) -> str:
+        if self.ok:
+            return "sent"
+        if self.returned:
+            return "no queue behind the ingress exchange (start the bus once to declare it)"
+        if "NOT_FOUND" in self.error:
+            return f"the bus's ingress exchange does not exist (start the bus once): {self.error}"
+        return self.error or "refused by the broker"
 
 
 def message_id_of(body: bytes) -> str:
@@ -90,6 +100,8 @@ async def send_bodies(
                 nonlocal outstanding
                 result.ok = ok and result.message_id not in returned
                 result.returned = result.message_id in returned
+                if not ok:
+                    result.error = str(ops.closed_reason or "the broker nacked it")
                 result.confirmed_at = time.time()
                 outstanding -= 1
                 space.release()

@@ -19,7 +19,7 @@ from typing import Any
 
 import pika
 
-from bus.amqp import ChannelOps
+from bus.amqp import BrokerError, ChannelOps, FatalSetupError
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +119,16 @@ def plan(names: Names, delivery_limits: dict[str, int], ingress_delivery_limit: 
 
 
 async def declare(ops: ChannelOps, topology: Topology) -> None:
-    """Declare everything; re-declaring the same topology is a no-op for the broker."""
+    """Declare everything; re-declaring the same topology is a no-op for the broker.
+
+    An exchange or queue that already exists with other arguments cannot be fixed by
+    retrying: that is a :class:`FatalSetupError` naming it, and the process stops.
+    """
     ch = ops.channel
     for ex in topology.exchanges:
-        await ops.call(
+        await _declare(
+            ops,
+            f"exchange {ex.name}",
             ch.exchange_declare,
             exchange=ex.name,
             exchange_type=ex.kind,
@@ -130,9 +136,29 @@ async def declare(ops: ChannelOps, topology: Topology) -> None:
             arguments=ex.arguments or None,
         )
     for q in topology.queues:
-        await ops.call(ch.queue_declare, queue=q.name, durable=True, arguments=q.arguments)
+        await _declare(
+            ops,
+            f"queue {q.name}",
+            ch.queue_declare,
+            queue=q.name,
+            durable=True,
+            arguments=q.arguments,
+        )
     for b in topology.bindings:
         await ops.call(ch.queue_bind, queue=b.queue, exchange=b.exchange, routing_key=b.routing_key)
+
+
+async def _declare(ops: ChannelOps, what: str, method: Any, **kwargs: Any) -> None:
+    try:
+        await ops.call(method, **kwargs)
+    except BrokerError as exc:
+        if "PRECONDITION_FAILED" in str(exc):
+            raise FatalSetupError(
+                f"{what} exists on the broker with other settings than the bus needs "
+                f"({kwargs.get('arguments') or kwargs.get('exchange_type')}): {exc}. "
+                "Delete it (after moving its messages) or use another namespace."
+            ) from None
+        raise
 
 
 def delete(amqp_url: str, topology: Topology) -> None:

@@ -106,6 +106,7 @@ def bus_env(namespace: str, routes_file: Path, **extra: str) -> dict[str, str]:
         DVCBUS_AMQP_URL=AMQP_URL,
         DVCBUS_LOG_FORMAT="json",
         DVCBUS_RECONNECT_DELAY_MAX="1",
+        DVCBUS_PORTAL_TOKEN="test-portal-token",
     )
     env.update(extra)
     return env
@@ -162,6 +163,16 @@ def drain_dead(names: Names) -> list[DeadLetter]:
             found.append(DeadLetter(dead_letters.read(props), body))
     finally:
         conn.close()
+
+
+def collect_dead(names: Names, count: int, timeout: float = 20) -> list[DeadLetter]:
+    """Dead letters until ``count`` have arrived or ``timeout`` passed."""
+    found: list[DeadLetter] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < count and time.monotonic() < deadline:
+        found.extend(drain_dead(names))
+        time.sleep(0.1)
+    return found
 
 
 def send(names: Names, bodies: Iterable[bytes], **kwargs: object) -> list[SendResult]:

@@ -1,0 +1,28 @@
+"""The broker topology is declared from routes.yaml at start, idempotently, and checked."""
+
+from tests.integration.harness import blocking_channel, consumer_count
+
+
+def test_topology_is_declared_by_every_process_without_conflict(bus) -> None:
+    bus.start_router()
+    bus.start_router()  # a second router declares the same topology: a no-op
+    bus.start_dispatcher()
+    assert consumer_count(bus.names.ingress_queue) == 2
+    conn, ch = blocking_channel()
+    try:
+        for target in bus.routes.targets:
+            ch.queue_declare(bus.names.delivery_queue(target), passive=True)
+        ch.queue_declare(bus.names.dead_queue, passive=True)
+    finally:
+        conn.close()
+
+
+def test_a_conflicting_live_queue_stops_the_router_with_the_reason(bus) -> None:
+    conn, ch = blocking_channel()
+    ch.queue_declare(bus.names.ingress_queue, durable=True)  # a classic queue, not quorum
+    conn.close()
+    router = bus.process("run", "router")
+    assert router.proc is not None
+    assert router.proc.wait(30) == 2
+    log = router.log_text()
+    assert f"queue {bus.names.ingress_queue} exists on the broker with other settings" in log

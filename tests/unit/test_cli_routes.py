@@ -1,0 +1,61 @@
+"""`dvcbus routes check` and `routes explain`, as an operator runs them."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bus.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "routes_fixtures"
+EXAMPLES = ROOT / "schemas" / "examples"
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_check_accepts_the_shipped_routes() -> None:
+    code, out = run("routes", "check", str(ROOT / "routes.yaml"))
+    assert code == 0, out
+    assert "OK" in out
+
+
+@pytest.mark.parametrize(
+    ("fixture", "line", "words"),
+    [
+        ("bad_yaml.yaml", 6, "not valid YAML"),
+        ("unknown_target.yaml", 13, "unknown target 'hanio'"),
+        ("duplicate_route_name.yaml", 13, "route name 'hanoi' is used again"),
+        ("bad_patterns.yaml", 15, "'[' that is never closed"),
+    ],
+)
+def test_check_names_the_file_and_line_of_each_problem(fixture: str, line: int, words: str) -> None:
+    path = FIXTURES / fixture
+    code, out = run("routes", "check", str(path))
+    assert code == 1
+    assert any(ln.startswith(f"{path}:{line}:") and words in ln for ln in out.splitlines()), out
+
+
+def test_check_of_a_missing_file_fails_clearly(tmp_path: Path) -> None:
+    code, out = run("routes", "check", str(tmp_path / "nope.yaml"))
+    assert code == 1
+    assert "nope.yaml" in out
+
+
+def test_explain_shows_translation_route_and_targets() -> None:
+    msg = EXAMPLES / "dossier.submitted.v1" / "valid" / "pre-reform-unit-codes.json"
+    code, out = run("routes", "explain", str(msg), "--routes", str(ROOT / "routes.yaml"))
+    assert code == 0, out
+    assert "26 (Tỉnh Vĩnh Phúc) → 25 (Tỉnh Phú Thọ)" in out
+    assert "08710" in out and "08716" in out
+    assert "deliver to shared-igate" in out
+
+
+def test_explain_of_an_invalid_message_gives_the_dead_letter_reason() -> None:
+    msg = next((EXAMPLES / "dossier.submitted.v1" / "invalid").glob("*.json"))
+    code, out = run("routes", "explain", str(msg))
+    assert code == 1
+    assert "dead letter, reason" in out
