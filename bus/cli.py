@@ -209,14 +209,17 @@ def standin(obj: Ctx, routes_file: Path | None) -> None:
 @main.command()
 @click.option("--messages", default=5000, show_default=True, help="How many messages to publish.")
 @click.option("--seed", default=20251125, show_default=True, help="Traffic generator seed.")
+@click.option(
+    "--rate", type=float, help="Publish at this many messages/s (default: as fast as confirmed)."
+)
 @click.option("--keep", is_flag=True, help="Keep the demo's queues afterwards for inspection.")
 @click.pass_obj
-def demo(obj: Ctx, messages: int, seed: int, keep: bool) -> None:
+def demo(obj: Ctx, messages: int, seed: int, rate: float | None, keep: bool) -> None:
     """Start stand-in agencies, the router and the dispatcher; route realistic traffic; report."""
     from bus.demo.run import run_demo
 
     settings = obj.settings()
-    code = run_demo(settings, messages=messages, seed=seed, keep=keep, console=console)
+    code = run_demo(settings, messages=messages, seed=seed, rate=rate, keep=keep, console=console)
     sys.exit(code)
 
 

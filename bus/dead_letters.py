@@ -72,7 +72,7 @@ def read(props: BasicProperties) -> DeadLetterInfo:
     stage = _text(headers.get(STAGE)) or "broker"
     target = _text(headers.get(TARGET)) or None
     first_death = _text(headers.get("x-first-death-reason"))
-    if first_death == "delivery_limit" and not _died_after_our_reason(headers):
+    if first_death == "delivery_limit" and REASON not in headers:
         reason = Reason.POISON.value
         queue = _text(headers.get("x-first-death-queue"))
         detail = (
@@ -93,11 +93,6 @@ def read(props: BasicProperties) -> DeadLetterInfo:
         message_id=props.message_id,
         message_type=props.type,
     )
-
-
-def _died_after_our_reason(headers: dict[str, Any]) -> bool:
-    """True when we dead-lettered it ourselves (our reason header is set)."""
-    return REASON in headers
 
 
 def _text(value: Any) -> str:

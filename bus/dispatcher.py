@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -43,7 +43,6 @@ class TargetLane:
     in_flight: int = 0
     delivered: int = 0
     failed: int = 0
-    durations: list[float] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -136,9 +135,6 @@ class Dispatcher:
                     ch.basic_nack(tag, requeue=True)
                 return
         elapsed = time.perf_counter() - started
-        lane.durations.append(elapsed)
-        if len(lane.durations) > 10_000:
-            del lane.durations[:5_000]
         try:
             if isinstance(outcome, Delivered):
                 lane.delivered += 1

@@ -49,7 +49,15 @@ class Tally:
     next_seq: int = 0
 
 
-def run_demo(settings: Settings, *, messages: int, seed: int, keep: bool, console: Console) -> int:
+def run_demo(
+    settings: Settings,
+    *,
+    messages: int,
+    seed: int,
+    keep: bool,
+    console: Console,
+    rate: float | None = None,
+) -> int:
     """Run the demo; return the process exit code (0 when every message is accounted for)."""
     namespace = f"demo{int(time.time())}"
     settings = settings.model_copy(update={"namespace": namespace, "log_format": "json"})
@@ -91,13 +99,16 @@ def run_demo(settings: Settings, *, messages: int, seed: int, keep: bool, consol
                 stderr=subprocess.STDOUT,
             )
         _wait_ready(settings.amqp_url, names, loaded, eps, procs, workdir)
+        pace = f"at {rate:,.0f} msg/s" if rate else "as fast as the broker confirms"
         console.print(
-            f"stand-ins, router and dispatcher are up; publishing {len(generated)} messages …"
+            f"bus and stand-ins are up; publishing {len(generated)} messages {pace} …"
         )
 
         started = time.time()
         results = asyncio.run(
-            send_bodies(settings.amqp_url, names, [g.body for g in generated], window=500)
+            send_bodies(
+                settings.amqp_url, names, [g.body for g in generated], window=500, rate=rate
+            )
         )
         published_at = {r.message_id: r.published_at for r in results if r.ok}
         publish_seconds = time.time() - started
