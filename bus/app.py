@@ -18,6 +18,8 @@ import structlog
 from bus import adapter_registry
 from bus.admin_units import AdminUnits
 from bus.dispatcher import Dispatcher, TargetLane
+from bus.hops import Hops
+from bus.observability.logsink import LogSink
 from bus.pipeline import RouterPipeline
 from bus.router import Router
 from bus.routes import RoutesConfig, RoutingTable, load_routes
@@ -60,13 +62,19 @@ def load(settings: Settings) -> Loaded:
     return Loaded(settings, schemas, units, routes, RoutingTable(routes, units), names, topology)
 
 
-def build_router(loaded: Loaded) -> Router:
+def build_hops(loaded: Loaded) -> Hops:
+    """The observers every bus process reports its hops to."""
+    return Hops([LogSink()])
+
+
+def build_router(loaded: Loaded, hops: Hops) -> Router:
     s = loaded.settings
     pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes)
     return Router(
         pipeline,
         loaded.names,
         loaded.topology,
+        hops=hops,
         amqp_url=s.amqp_url,
         prefetch=s.router_prefetch,
         reconnect_delay_max=s.reconnect_delay_max,
@@ -74,7 +82,7 @@ def build_router(loaded: Loaded) -> Router:
     )
 
 
-def build_dispatcher(loaded: Loaded, only: Iterable[str] | None = None) -> Dispatcher:
+def build_dispatcher(loaded: Loaded, hops: Hops, only: Iterable[str] | None = None) -> Dispatcher:
     """A dispatcher for every target (or the ``only`` ones) whose adapter can be built.
 
     A target whose adapter cannot be built (unknown kind, missing credential) is left out
@@ -103,6 +111,7 @@ def build_dispatcher(loaded: Loaded, only: Iterable[str] | None = None) -> Dispa
         lanes,
         loaded.names,
         loaded.topology,
+        hops=hops,
         amqp_url=s.amqp_url,
         reconnect_delay_max=s.reconnect_delay_max,
         shutdown_grace=s.shutdown_grace,

@@ -23,6 +23,7 @@ from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, Transie
 from bus import dead_letters
 from bus.amqp import ChannelOps, Supervisor
 from bus.envelope import Message
+from bus.hops import Event, Hop, Hops
 from bus.publisher import ConfirmingPublisher
 from bus.rejections import Reason
 from bus.topology import Names, Topology, declare
@@ -54,12 +55,14 @@ class Dispatcher:
         names: Names,
         topology: Topology,
         *,
+        hops: Hops,
         amqp_url: str,
         reconnect_delay_max: float = 10.0,
         shutdown_grace: float = 20.0,
         name: str = "dvcbus-dispatcher",
     ) -> None:
         self.lanes = lanes
+        self.hops = hops
         self.names = names
         self.topology = topology
         self.shutdown_grace = shutdown_grace
@@ -140,17 +143,22 @@ class Dispatcher:
                 lane.delivered += 1
                 if ch.is_open:
                     ch.basic_ack(tag)
-                log.debug(
-                    "dispatcher.delivered",
-                    target=lane.name,
-                    message_id=props.message_id,
-                    type=props.type,
-                    reference=outcome.reference,
-                    duration=round(elapsed, 4),
+                self.hops.emit(
+                    Hop(
+                        Event.DELIVERED,
+                        "dispatcher",
+                        props.message_id,
+                        props.type,
+                        message.correlation_id if message else None,
+                        target=lane.name,
+                        duration=elapsed,
+                        reference=outcome.reference,
+                        body=body,
+                    )
                 )
             else:
                 lane.failed += 1
-                await self._park(lane, ch, tag, props, body, outcome, message)
+                await self._park(lane, ch, tag, props, body, outcome, message, elapsed)
         finally:
             lane.in_flight -= 1
 
@@ -163,6 +171,7 @@ class Dispatcher:
         body: bytes,
         outcome: PermanentFailure | TransientFailure,
         message: Message | None,
+        elapsed: float,
     ) -> None:
         """Until retries exist, every failure ends as a dead letter with its reason."""
         reason = (
@@ -179,13 +188,19 @@ class Dispatcher:
             return
         if ok:
             ch.basic_ack(tag)
-            log.info(
-                "dispatcher.dead_lettered",
-                target=lane.name,
-                message_id=props.message_id,
-                type=props.type,
-                reason=reason.value,
-                detail=outcome.reason,
+            self.hops.emit(
+                Hop(
+                    Event.DEAD_LETTERED,
+                    "dispatcher",
+                    props.message_id,
+                    props.type,
+                    message.correlation_id if message else None,
+                    target=lane.name,
+                    reason=reason.value,
+                    detail=outcome.reason,
+                    duration=elapsed,
+                    body=body,
+                )
             )
         else:
             ch.basic_nack(tag, requeue=True)

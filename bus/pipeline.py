@@ -27,6 +27,7 @@ class Forward:
     routes: tuple[str, ...]
     body: bytes
     unit_notes: tuple[str, ...] = ()
+    dossier_no: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Park:
     detail: str
     message_id: str | None = None
     message_type: str | None = None
+    dossier_no: str | None = None
 
 
 Decision = Forward | Park
@@ -67,18 +69,35 @@ class RouterPipeline:
         if translation is not None and translation.translated:
             body = _rewrite_units(self.schemas, doc, attrs, translation)
             notes = translation.notes
-        return Forward(doc["id"], type_, resolution.targets, resolution.routes, body, notes)
+        return Forward(
+            doc["id"],
+            type_,
+            resolution.targets,
+            resolution.routes,
+            body,
+            notes,
+            dossier_no_of(doc),
+        )
 
 
-def _identity(doc: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    """Message id and type for the dead letter's properties, when they are usable strings."""
+def _identity(doc: dict[str, Any] | None) -> tuple[str | None, str | None, str | None]:
+    """Message id, type and dossier number of a refused message, when they are usable strings."""
     if not doc:
-        return None, None
-    mid, mtype = doc.get("id"), doc.get("type")
-    return (
-        mid if isinstance(mid, str) and len(mid) <= 64 else None,
-        mtype if isinstance(mtype, str) and len(mtype) <= 64 else None,
-    )
+        return None, None, None
+    return _short_str(doc.get("id")), _short_str(doc.get("type")), dossier_no_of(doc)
+
+
+def dossier_no_of(doc: dict[str, Any]) -> str | None:
+    """The dossier a message is about: the envelope's correlation id, else the payload's."""
+    value = doc.get("correlation_id")
+    if value is None:
+        payload = doc.get("payload")
+        value = payload.get("dossier_no") if isinstance(payload, dict) else None
+    return _short_str(value)
+
+
+def _short_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 64 else None
 
 
 def _rewrite_units(

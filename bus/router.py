@@ -18,6 +18,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from bus import dead_letters
 from bus.acks import IngressAcks
 from bus.amqp import ChannelOps, Supervisor
+from bus.hops import Event, Hop, Hops
 from bus.pipeline import Forward, Park, RouterPipeline
 from bus.publisher import ConfirmingPublisher
 from bus.topology import Names, Topology, declare
@@ -49,6 +50,7 @@ class Router:
         names: Names,
         topology: Topology,
         *,
+        hops: Hops,
         amqp_url: str,
         prefetch: int = 1000,
         reconnect_delay_max: float = 10.0,
@@ -56,6 +58,7 @@ class Router:
         name: str = "dvcbus-router",
     ) -> None:
         self.pipeline = pipeline
+        self.hops = hops
         self.names = names
         self.topology = topology
         self.prefetch = prefetch
@@ -98,6 +101,7 @@ class Router:
             return  # connection being torn down; the broker requeues it
         stats = self.stats
         stats.consumed += 1
+        started = time.perf_counter()
         try:
             decision = self.pipeline.decide(body)
         except Exception:
@@ -125,14 +129,34 @@ class Router:
                 publisher.publish(exchange, target, decision.body, copy_props, pending.settle)
             stats.forwarded += 1
             stats.copies += len(decision.targets)
-            log.debug(
-                "router.routed",
-                message_id=decision.message_id,
-                type=decision.message_type,
-                targets=decision.targets,
+            self.hops.emit(
+                Hop(
+                    Event.ROUTED,
+                    "router",
+                    decision.message_id,
+                    decision.message_type,
+                    decision.dossier_no,
+                    targets=decision.targets,
+                    detail="; ".join(decision.unit_notes) or None,
+                    duration=time.perf_counter() - started,
+                    body=decision.body,
+                )
             )
         else:
             self._park(decision, method.delivery_tag, props, body, acks, publisher)
+            self.hops.emit(
+                Hop(
+                    Event.DEAD_LETTERED,
+                    "router",
+                    decision.message_id,
+                    decision.message_type,
+                    decision.dossier_no,
+                    reason=decision.reason.value,
+                    detail=decision.detail,
+                    duration=time.perf_counter() - started,
+                    body=body,
+                )
+            )
 
     def _park(
         self,
@@ -154,13 +178,6 @@ class Router:
             message_type=decision.message_type,
         )
         publisher.publish(self.names.dead_exchange, "", body, dl_props, pending.settle)
-        log.info(
-            "router.dead_lettered",
-            message_id=decision.message_id,
-            type=decision.message_type,
-            reason=decision.reason.value,
-            detail=decision.detail,
-        )
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight copies be confirmed and acked, then disconnect."""

@@ -100,9 +100,7 @@ def run_demo(
             )
         _wait_ready(settings.amqp_url, names, loaded, eps, procs, workdir)
         pace = f"at {rate:,.0f} msg/s" if rate else "as fast as the broker confirms"
-        console.print(
-            f"bus and stand-ins are up; publishing {len(generated)} messages {pace} …"
-        )
+        console.print(f"bus and stand-ins are up; publishing {len(generated)} messages {pace} …")
 
         started = time.time()
         results = asyncio.run(

@@ -1,0 +1,5 @@
+"""``python -m bus.cli``."""
+
+from bus.cli import main
+
+main()

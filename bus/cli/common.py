@@ -1,0 +1,47 @@
+"""What every ``dvcbus`` command shares: settings from --config/env, consoles, loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+
+from bus.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bus.app import Loaded
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+routes_option = click.option(
+    "--routes", "routes_file", type=click.Path(path_type=Path), help="routes.yaml to use."
+)
+
+
+class Ctx:
+    """The command line's context object: where settings come from."""
+
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+
+    def settings(self, **overrides: object) -> Settings:
+        try:
+            return Settings.load(self.config, **overrides)
+        except SettingsError as exc:
+            raise click.ClickException(f"settings: {exc}") from None
+
+
+def load_or_exit(settings: Settings) -> Loaded:
+    """Load schemas, units and routes; a broken routes.yaml prints its problems and exits 2."""
+    from bus import app
+    from bus.routes import RoutesError
+
+    try:
+        return app.load(settings)
+    except RoutesError as exc:
+        for problem in exc.problems:
+            err_console.print(str(problem), markup=False, soft_wrap=True)
+        raise SystemExit(2) from None

@@ -1,0 +1,73 @@
+"""``dvcbus routes``: check and explain routes.yaml before it is applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bus.cli.common import Ctx, console, load_or_exit, routes_option
+
+
+@click.group()
+def routes() -> None:
+    """Check and explain routes.yaml before it is applied."""
+
+
+@routes.command("check")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.pass_obj
+def routes_check(obj: Ctx, file: Path | None) -> None:
+    """Check FILE (default: the configured routes.yaml); exit 1 and list every problem if broken."""
+    from bus import adapter_registry
+    from bus.admin_units import AdminUnits
+    from bus.routes import check_routes
+    from bus.schemas import SchemaRegistry
+
+    settings = obj.settings()
+    path = file or settings.routes_file
+    schemas = SchemaRegistry.load(settings.schemas_dir)
+    problems = check_routes(
+        path,
+        known_types={t for t, _ in schemas.message_types},
+        known_adapters=adapter_registry.kind_names(),
+        units=AdminUnits.load(),
+    )
+    for problem in problems:
+        style = "red" if problem.severity == "error" else "yellow"
+        console.print(f"[{style}]{problem}[/]", markup=True, highlight=False, soft_wrap=True)
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    if errors:
+        console.print(f"{path}: {errors} error(s), {warnings} warning(s)")
+        raise SystemExit(1)
+    console.print(f"{path}: OK ({warnings} warning(s))")
+
+
+@routes.command("explain")
+@click.argument("message", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@routes_option
+@click.pass_obj
+def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
+    """Show which route MESSAGE (a JSON file) would take, and why."""
+    from bus import app
+    from bus.envelope import parse
+    from bus.rejections import Rejection
+
+    settings = obj.settings(routes_file=routes_file)
+    loaded = load_or_exit(settings)
+    body = message.read_bytes()
+    try:
+        doc = parse(body, settings.max_message_bytes)
+        type_, version = loaded.schemas.validate(doc)
+    except Rejection as rej:
+        console.print(f"{message}: dead letter, reason [bold]{rej.reason.value}[/]: {rej.detail}")
+        raise SystemExit(1) from None
+    assert isinstance(loaded, app.Loaded)
+    attrs = loaded.schemas.route_attributes(doc)
+    explanation = loaded.table.explain(type_, doc["source"], attrs)
+    click.echo(f"{message}: {type_} v{version}, id {doc['id']}")
+    click.echo(str(explanation))
+
+
+COMMANDS = [routes]

@@ -1,0 +1,78 @@
+"""Hops: what happened to a message at each step, told to every observer.
+
+The router and the dispatcher say what they did once, as a :class:`Hop`; metrics, logs and
+the audit trail are observers (:class:`HopSink`) that each turn hops into their own output.
+No pipeline step knows who listens, and a new observer is one class added in ``bus.app``.
+
+Sinks are called synchronously on the event loop for every hop, so they must be cheap:
+count, format a line, or append to a batch that is written elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger("bus.hops")
+
+
+class Event(StrEnum):
+    """The steps of a message's journey."""
+
+    ROUTED = "routed"  # router: validated, authorised, copies confirmed toward targets
+    DEAD_LETTERED = "dead_lettered"  # router or dispatcher: parked with a reason
+    DELIVERED = "delivered"  # dispatcher: the agency accepted it
+    RETRIED = "retried"  # dispatcher: transient failure, scheduled again
+    DUPLICATE_SUPPRESSED = "duplicate_suppressed"  # already delivered to this target
+    SUPERSEDED = "superseded"  # an older status than one already delivered
+    DEFERRED = "deferred"  # circuit open: not attempted, left waiting in its queue
+    REPLAYED = "replayed"  # operator sent a dead letter back
+
+
+@dataclass(slots=True)
+class Hop:
+    """One step of one message. ``body`` is the message as on the wire (for hashing)."""
+
+    event: Event
+    stage: str  # "router" | "dispatcher" | "operator"
+    message_id: str | None
+    message_type: str | None
+    dossier_no: str | None = None
+    target: str | None = None
+    targets: tuple[str, ...] = ()
+    reason: str | None = None  # dead-letter / retry reason, e.g. "invalid", "HTTP 503"
+    detail: str | None = None  # free text; may quote an agency's answer (mask before output)
+    attempt: int = 1
+    duration: float | None = None  # seconds spent in this step
+    reference: str | None = None  # the agency's own id for a delivery
+    body: bytes = b""
+    at: float = field(default_factory=time.time)
+
+
+class HopSink(Protocol):
+    """An observer of hops (metrics, logs, audit)."""
+
+    def record(self, hop: Hop) -> None: ...
+
+
+class Hops:
+    """The observers of one process. A failing observer is logged, never allowed to stop a hop."""
+
+    __slots__ = ("sinks",)
+
+    def __init__(self, sinks: list[HopSink] | None = None) -> None:
+        self.sinks: list[HopSink] = list(sinks or [])
+
+    def add(self, sink: HopSink) -> None:
+        self.sinks.append(sink)
+
+    def emit(self, hop: Hop) -> None:
+        for sink in self.sinks:
+            try:
+                sink.record(hop)
+            except Exception:
+                log.exception("hops.sink_failed", sink=type(sink).__name__, event=hop.event.value)
