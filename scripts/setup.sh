@@ -36,6 +36,6 @@ fi
 stamp=.venv/.dvcbus-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing dvc-bus and its dependencies into .venv"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
   touch "$stamp"
 fi
