@@ -76,3 +76,19 @@ class Adapter:
 
     async def close(self) -> None:
         """Release what ``start`` acquired."""
+
+    # --- for stand-ins and the conformance kit (optional) -----------------------------
+
+    @classmethod
+    def standin_profile(cls, target: TargetSpec) -> Any:
+        """How a stand-in imitates this kind's agency system (a ``bus.standin.Profile``).
+
+        None (the default) means the stand-in answers JSON ``{"error_code": "0", ...}``.
+        """
+        return None
+
+    @classmethod
+    def conformance_example(cls, target: TargetSpec, doc: dict[str, Any]) -> dict[str, Any]:
+        """An example message made acceptable to this kind (e.g. signed with the target's
+        secret) before the conformance kit delivers it; the default changes nothing."""
+        return doc

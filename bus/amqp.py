@@ -164,7 +164,14 @@ class Supervisor:
             try:
                 await self.setup(conn)
             except Exception as exc:
-                log.error("broker.setup_failed", component=self.name, error=str(exc))
+                hint = (
+                    "the broker failed internally (see its log); on RabbitMQ 3.10 quorum queues "
+                    "with at-least-once dead-lettering can stay broken until the broker's app is "
+                    "restarted (rabbitmq-server#16652)"
+                    if "INTERNAL_ERROR" in str(exc)
+                    else None
+                )
+                log.error("broker.setup_failed", component=self.name, error=str(exc), hint=hint)
                 self._close(conn)
                 await closed
                 self._lost()

@@ -16,15 +16,22 @@ from typing import Protocol
 import structlog
 
 from bus import adapter_registry
+from bus import store as store_module
 from bus.admin_units import AdminUnits
-from bus.dispatcher import Dispatcher, TargetLane
+from bus.audit import AuditSink
+from bus.circuit import CircuitBreaker
+from bus.dead_letter_recorder import DeadLetterRecorder
+from bus.dispatcher import Dispatcher, RetryPlan, TargetLane
 from bus.hops import Hops
 from bus.observability.logsink import LogSink
 from bus.pipeline import RouterPipeline
+from bus.ratelimit import TokenBucket
+from bus.retry import tiers
 from bus.router import Router
-from bus.routes import RoutesConfig, RoutingTable, load_routes
+from bus.routes import RoutesConfig, RoutingTable, Target, load_routes
 from bus.schemas import SchemaRegistry
 from bus.settings import Settings
+from bus.store import Store
 from bus.topology import Names, Topology, plan
 
 log = structlog.get_logger("bus.app")
@@ -54,12 +61,18 @@ def load(settings: Settings) -> Loaded:
         units=units,
     )
     names = Names(settings.namespace)
-    topology = plan(
-        names,
+    topology = topology_for(routes, settings)
+    return Loaded(settings, schemas, units, routes, RoutingTable(routes, units), names, topology)
+
+
+def topology_for(routes: RoutesConfig, settings: Settings) -> Topology:
+    """The broker topology routes.yaml asks for: a queue per target, a delay tier per wait."""
+    return plan(
+        Names(settings.namespace),
         {name: target.delivery_limit for name, target in routes.targets.items()},
         settings.ingress_delivery_limit,
+        tiers(t.retry.schedule for t in routes.targets.values()),
     )
-    return Loaded(settings, schemas, units, routes, RoutingTable(routes, units), names, topology)
 
 
 def build_hops(loaded: Loaded) -> Hops:
@@ -82,7 +95,31 @@ def build_router(loaded: Loaded, hops: Hops) -> Router:
     )
 
 
-def build_dispatcher(loaded: Loaded, hops: Hops, only: Iterable[str] | None = None) -> Dispatcher:
+def open_store(loaded: Loaded) -> Store:
+    """The store of this bus (settings.store_url), migrated to the current schema."""
+    return store_module.open_store(loaded.settings.store_url)
+
+
+def build_lane(name: str, target: Target) -> TargetLane:
+    """A target's lane: its adapter, limits, retry plan and circuit breaker."""
+    spec = target.spec()
+    adapter = adapter_registry.load(spec.adapter)(spec)
+    return TargetLane(
+        name=name,
+        adapter=adapter,
+        concurrency=spec.concurrency,
+        # room for two calls (a login, then the delivery) and some slack before abandoning it
+        deadline=2 * (spec.connect_timeout + spec.read_timeout) + 5.0,
+        retry=RetryPlan(target.retry.schedule, target.retry.max_attempts, target.retry.max_age),
+        breaker=CircuitBreaker(target.circuit.failures, target.circuit.cooldown),
+        bucket=TokenBucket(target.rate_limit) if target.rate_limit else None,
+        config=target,
+    )
+
+
+def build_dispatcher(
+    loaded: Loaded, hops: Hops, store: Store, only: Iterable[str] | None = None
+) -> Dispatcher:
     """A dispatcher for every target (or the ``only`` ones) whose adapter can be built.
 
     A target whose adapter cannot be built (unknown kind, missing credential) is left out
@@ -95,26 +132,37 @@ def build_dispatcher(loaded: Loaded, hops: Hops, only: Iterable[str] | None = No
         if target is None:
             raise KeyError(f"no target {name!r} in {loaded.settings.routes_file}")
         try:
-            spec = target.spec()
-            adapter = adapter_registry.load(spec.adapter)(spec)
+            lanes[name] = build_lane(name, target)
         except Exception as exc:
             log.error("dispatcher.target_disabled", target=name, error=str(exc))
-            continue
-        lanes[name] = TargetLane(
-            name=name,
-            adapter=adapter,
-            concurrency=spec.concurrency,
-            deadline=spec.connect_timeout + spec.read_timeout + 5.0,
-        )
     s = loaded.settings
     return Dispatcher(
         lanes,
         loaded.names,
         loaded.topology,
         hops=hops,
+        store=store,
         amqp_url=s.amqp_url,
         reconnect_delay_max=s.reconnect_delay_max,
         shutdown_grace=s.shutdown_grace,
+    )
+
+
+def build_audit(store: Store) -> AuditSink:
+    """The audit trail writer of this process (a hop sink that is also a component)."""
+    from bus.observability.masking import mask_text
+
+    return AuditSink(store, mask=mask_text)
+
+
+def build_recorder(loaded: Loaded, store: Store) -> DeadLetterRecorder:
+    s = loaded.settings
+    return DeadLetterRecorder(
+        loaded.names,
+        loaded.topology,
+        store,
+        amqp_url=s.amqp_url,
+        reconnect_delay_max=s.reconnect_delay_max,
     )
 
 

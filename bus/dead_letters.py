@@ -71,10 +71,12 @@ def read(props: BasicProperties) -> DeadLetterInfo:
     detail = _text(headers.get(DETAIL))
     stage = _text(headers.get(STAGE)) or "broker"
     target = _text(headers.get(TARGET)) or None
-    first_death = _text(headers.get("x-first-death-reason"))
-    if first_death == "delivery_limit" and REASON not in headers:
+    deaths = headers.get("x-death") or [{}]  # the broker's records, most recent first
+    last_death = deaths[0] if isinstance(deaths[0], dict) else {}
+    death_reason = _text(last_death.get("reason") or headers.get("x-first-death-reason"))
+    if death_reason == "delivery_limit" and REASON not in headers:
         reason = Reason.POISON.value
-        queue = _text(headers.get("x-first-death-queue"))
+        queue = _text(last_death.get("queue") or headers.get("x-first-death-queue"))
         detail = (
             f"delivery limit reached on {queue}: the consumer failed or crashed on it repeatedly"
         )

@@ -1,17 +1,32 @@
-"""The dispatcher process: delivery queues → adapter → ack, or a dead letter with the reason.
+"""The dispatcher process: delivery queues → checks → adapter → ack, retry or dead letter.
 
-Each target has its own channel whose prefetch is the target's concurrency, so a slow
-agency holds only its own messages in flight and never slows the others. An adapter's
-outcome decides the message's fate; an adapter that raises instead of answering is a bug
-and the message goes back to its queue, where the broker's delivery limit parks it as
-poison if it keeps crashing.
+Each target is a lane with its own channel (prefetch = the target's concurrency), circuit
+breaker and rate limit, so a slow or failing agency holds only its own messages and never
+slows the others. One message at one target goes through named steps:
+
+    duplicate?   already delivered to this target (store) → ack, ``duplicate_suppressed``
+    superseded?  a status older than one already delivered → record, ack, ``superseded``
+    circuit      open → defer to a delay tier untouched (no attempt used), ack
+    rate limit   wait for a token
+    deliver      the adapter's one outcome (it must not raise; if it does, the message goes
+                 back to its queue and the broker's delivery limit parks it as ``poison``)
+    record       delivered → store (committed) → ack
+    recover      transient → next delay tier with the attempt recorded, or give up;
+                 permanent or given up → dead letter with reason and history → ack
+
+Every ack follows the work it confirms (store commit, or the broker's confirm of a retry or
+dead-letter publish), so a crash at any point redelivers instead of losing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -20,30 +35,54 @@ from pika import BasicProperties
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, TransientFailure
-from bus import dead_letters
+from bus import dead_letters, ordering
 from bus.amqp import ChannelOps, Supervisor
+from bus.circuit import CLOSED, OPEN, CircuitBreaker
 from bus.envelope import Message
 from bus.hops import Event, Hop, Hops
+from bus.keylocks import KeyLocks
 from bus.publisher import ConfirmingPublisher
+from bus.ratelimit import TokenBucket
 from bus.rejections import Reason
+from bus.retry import AttemptRecord, GiveUp, next_step
+from bus.store import DELIVERED, SUPERSEDED, Store, TargetState
+from bus.store import Outcome as StoreOutcome
 from bus.topology import Names, Topology, declare
 
 log = structlog.get_logger("bus.dispatcher")
+STATE_INTERVAL = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPlan:
+    schedule: tuple[float, ...]
+    max_attempts: int
+    max_age: float
 
 
 @dataclass(slots=True)
 class TargetLane:
-    """One target's adapter, channel and counters."""
+    """One target's adapter, channel, breaker, limits and counters."""
 
     name: str
     adapter: Adapter
     concurrency: int
     deadline: float  # seconds an adapter call may take before it is abandoned as transient
+    retry: RetryPlan
+    breaker: CircuitBreaker
+    bucket: TokenBucket | None = None
+    config: Any = None  # the routes.yaml target it was built from (to see what a reload changes)
     ops: ChannelOps | None = None
     consumer_tag: str | None = None
     in_flight: int = 0
     delivered: int = 0
     failed: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    started: dict[int, float] = field(default_factory=dict)  # delivery tag -> routed-at
+
+    def oldest_in_flight(self) -> float | None:
+        return min(self.started.values(), default=None)
 
 
 class Dispatcher:
@@ -56,6 +95,7 @@ class Dispatcher:
         topology: Topology,
         *,
         hops: Hops,
+        store: Store,
         amqp_url: str,
         reconnect_delay_max: float = 10.0,
         shutdown_grace: float = 20.0,
@@ -63,21 +103,35 @@ class Dispatcher:
     ) -> None:
         self.lanes = lanes
         self.hops = hops
+        self.store = store
         self.names = names
         self.topology = topology
         self.shutdown_grace = shutdown_grace
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
         self.supervisor = Supervisor(
             amqp_url, name, self._setup, self._teardown, max_delay=reconnect_delay_max
         )
+        self.circuit_listeners: list[Callable[[str, str], None]] = []
         self._publisher: ConfirmingPublisher | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._locks = KeyLocks()
+        self._stopping = False
+        self._shortest_tier = min(
+            (w for lane in lanes.values() for w in lane.retry.schedule), default=10.0
+        )
+        for lane in lanes.values():
+            lane.breaker.on_change = self._circuit_changed(lane)
+
+    # --- lifecycle -----------------------------------------------------------------------
 
     async def run(self) -> None:
         for lane in self.lanes.values():
             await lane.adapter.start()
+        saver = asyncio.ensure_future(self._save_states_forever())
         try:
             await self.supervisor.run()
         finally:
+            saver.cancel()
             for lane in self.lanes.values():
                 await lane.adapter.close()
 
@@ -87,14 +141,13 @@ class Dispatcher:
         await setup_ops.close()
         self._publisher = await ConfirmingPublisher.open(await ChannelOps.open(conn))
         for lane in self.lanes.values():
-            ops = await ChannelOps.open(conn)
-            await ops.qos(lane.concurrency)
-            frame = await ops.call(
-                ops.channel.basic_consume,
-                self.names.delivery_queue(lane.name),
-                self._consumer_for(lane),
-            )
-            lane.ops, lane.consumer_tag = ops, frame.method.consumer_tag
+            lane.ops = await ChannelOps.open(conn)
+            if lane.breaker.state == CLOSED:
+                await self._consume(lane, lane.concurrency)
+            elif lane.breaker.state == OPEN:
+                self._schedule_probe(lane)
+            else:
+                await self._consume(lane, 1)
         log.info("dispatcher.ready", targets=sorted(self.lanes))
 
     def _teardown(self) -> None:
@@ -102,117 +155,440 @@ class Dispatcher:
         for lane in self.lanes.values():
             lane.ops = None
             lane.consumer_tag = None
+            lane.started.clear()
+
+    async def _consume(self, lane: TargetLane, prefetch: int) -> None:
+        ops = lane.ops
+        if ops is None or self._stopping or not ops.channel.is_open:
+            return
+        await ops.qos(prefetch)
+        if lane.consumer_tag is None:
+            frame = await ops.call(
+                ops.channel.basic_consume,
+                self.names.delivery_queue(lane.name),
+                self._consumer_for(lane),
+            )
+            lane.consumer_tag = frame.method.consumer_tag
+
+    def _cancel(self, lane: TargetLane) -> None:
+        ops = lane.ops
+        if ops is not None and ops.channel.is_open and lane.consumer_tag is not None:
+            ops.channel.basic_cancel(lane.consumer_tag)
+        lane.consumer_tag = None
 
     def _consumer_for(self, lane: TargetLane) -> Any:
         def on_message(ch: Any, method: Any, props: BasicProperties, body: bytes) -> None:
-            task = asyncio.ensure_future(self._deliver(lane, ch, method.delivery_tag, props, body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._handle(lane, ch, method.delivery_tag, props, body))
 
         return on_message
 
-    async def _deliver(
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- circuit -------------------------------------------------------------------------
+
+    def _circuit_changed(self, lane: TargetLane) -> Callable[[str, str], None]:
+        def changed(old: str, new: str) -> None:
+            log.warning("dispatcher.circuit", target=lane.name, old=old, new=new)
+            for listener in self.circuit_listeners:
+                listener(lane.name, new)
+            if new == OPEN:
+                self._cancel(lane)
+                self._schedule_probe(lane)
+            elif new == CLOSED:
+                self._spawn(self._consume(lane, lane.concurrency))
+
+        return changed
+
+    def _schedule_probe(self, lane: TargetLane) -> None:
+        """After the cool-down, take messages one at a time: the first is the probe."""
+
+        def probe() -> None:
+            if lane.breaker.state != CLOSED:
+                self._spawn(self._consume(lane, 1))
+
+        asyncio.get_running_loop().call_later(lane.breaker.seconds_until_probe + 0.01, probe)
+
+    # --- one message at one target -------------------------------------------------------
+
+    async def _handle(
         self, lane: TargetLane, ch: Any, tag: int, props: BasicProperties, body: bytes
     ) -> None:
         lane.in_flight += 1
-        started = time.perf_counter()
+        lane.started[tag] = float(props.timestamp or time.time())
         try:
-            message = Message.from_doc(orjson.loads(body), body)
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            # The router validated it; reaching here means someone published around the router.
-            outcome: Outcome = PermanentFailure(f"not a canonical message: {exc}")
-            message = None
-        else:
             try:
-                outcome = await asyncio.wait_for(lane.adapter.deliver(message), lane.deadline)
-            except TimeoutError:
-                outcome = TransientFailure(
-                    f"no outcome within {lane.deadline:.0f}s (adapter deadline)"
-                )
-            except Exception:
-                lane.in_flight -= 1
-                log.exception(
-                    "dispatcher.adapter_crashed", target=lane.name, message_id=props.message_id
-                )
-                if ch.is_open:
-                    ch.basic_nack(tag, requeue=True)
+                message = Message.from_doc(orjson.loads(body), body)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                # The router validated it: reaching here means someone published around it.
+                await self._dead_letter(
+                    lane, ch, tag, props, body, None, Reason.REJECTED,
+                    f"not a canonical message: {exc}", AttemptRecord(1, time.time(), []),
+                )  # fmt: skip
                 return
-        elapsed = time.perf_counter() - started
-        try:
-            if isinstance(outcome, Delivered):
-                lane.delivered += 1
-                if ch.is_open:
-                    ch.basic_ack(tag)
-                self.hops.emit(
-                    Hop(
-                        Event.DELIVERED,
-                        "dispatcher",
-                        props.message_id,
-                        props.type,
-                        message.correlation_id if message else None,
-                        target=lane.name,
-                        duration=elapsed,
-                        reference=outcome.reference,
-                        body=body,
-                    )
-                )
-            else:
-                lane.failed += 1
-                await self._park(lane, ch, tag, props, body, outcome, message, elapsed)
+            position = ordering.position(message)
+            key = (lane.name, message.correlation_id if position else message.id)
+            async with self._locks.hold(key):
+                await self._steps(lane, ch, tag, props, message, position)
+        except Exception:
+            # A bug of ours, not the agency's: back to the queue; the delivery limit ends loops.
+            log.exception("dispatcher.step_failed", target=lane.name, message_id=props.message_id)
+            self._nack(ch, tag)
         finally:
             lane.in_flight -= 1
+            lane.started.pop(tag, None)
 
-    async def _park(
+    async def _steps(
+        self,
+        lane: TargetLane,
+        ch: Any,
+        tag: int,
+        props: BasicProperties,
+        message: Message,
+        position: Any,
+    ) -> None:
+        record = AttemptRecord.from_headers(props.headers, time.time())
+        hop = self._hop_maker(lane, message, record.attempt)
+        if self.store.delivered_already(message.id, lane.name):
+            self._ack(ch, tag)
+            self.hops.emit(hop(Event.DUPLICATE_SUPPRESSED))
+            return
+        if position is not None and message.correlation_id:
+            current = self.store.status_position(message.correlation_id, lane.name)
+            if ordering.is_older(position, current):
+                await self.store.record(
+                    StoreOutcome(message.id, lane.name, SUPERSEDED, time.time(), record.attempt)
+                )
+                self._ack(ch, tag)
+                self.hops.emit(hop(Event.SUPERSEDED, detail=f"newer status {current}"))
+                return
+        if not lane.breaker.allow():
+            await self._defer(lane, ch, tag, props, message, record)
+            return
+        if lane.bucket is not None:
+            await lane.bucket.acquire()
+        started = time.perf_counter()
+        try:
+            outcome: Outcome = await asyncio.wait_for(lane.adapter.deliver(message), lane.deadline)
+        except TimeoutError:
+            outcome = TransientFailure(f"no outcome within {lane.deadline:.0f}s (adapter deadline)")
+        except Exception as exc:
+            lane.breaker.release()
+            self._note_error(lane, f"adapter crashed: {type(exc).__name__}")
+            log.exception("dispatcher.adapter_crashed", target=lane.name, message_id=message.id)
+            if ch.is_open:
+                ch.basic_nack(tag, requeue=True)  # the broker's delivery limit ends a loop
+            return
+        elapsed = time.perf_counter() - started
+        if isinstance(outcome, Delivered):
+            lane.breaker.success()
+            await self.store.record(
+                StoreOutcome(
+                    message.id,
+                    lane.name,
+                    DELIVERED,
+                    time.time(),
+                    record.attempt,
+                    outcome.reference,
+                    message.correlation_id,
+                    position,
+                )
+            )
+            lane.delivered += 1
+            self._ack(ch, tag)
+            self.hops.emit(hop(Event.DELIVERED, duration=elapsed, reference=outcome.reference))
+            return
+        lane.failed += 1
+        self._note_error(lane, outcome.reason)
+        if isinstance(outcome, PermanentFailure):
+            lane.breaker.success()  # it answered: the agency is up, the message is wrong
+            await self._dead_letter(
+                lane, ch, tag, props, message.body, message, Reason.REJECTED, outcome.reason,
+                record.failed(time.time(), outcome.reason, lane.name), duration=elapsed,
+            )  # fmt: skip
+            return
+        lane.breaker.failure()
+        await self._retry_or_give_up(lane, ch, tag, props, message, record, outcome, elapsed)
+
+    async def _retry_or_give_up(
+        self,
+        lane: TargetLane,
+        ch: Any,
+        tag: int,
+        props: BasicProperties,
+        message: Message,
+        record: AttemptRecord,
+        outcome: TransientFailure,
+        elapsed: float,
+    ) -> None:
+        now = time.time()
+        after = record.failed(now, outcome.reason, lane.name)
+        plan = lane.retry
+        step = next_step(
+            record,
+            schedule=plan.schedule,
+            max_attempts=plan.max_attempts,
+            max_age=plan.max_age,
+            now=now,
+        )
+        if isinstance(step, GiveUp):
+            await self._dead_letter(
+                lane, ch, tag, props, message.body, message, Reason.RETRIES_EXHAUSTED,
+                f"{outcome.reason}; gave up: {step.why}", after, duration=elapsed,
+            )  # fmt: skip
+            return
+        ok = await self._publish(
+            self.names.retry_tier(step.seconds),
+            lane.name,
+            message.body,
+            props,
+            after.headers(props.headers),
+        )
+        if ok:
+            self._ack(ch, tag)
+            self.hops.emit(
+                self._hop_maker(lane, message, record.attempt)(
+                    Event.RETRIED,
+                    reason=outcome.reason,
+                    detail=f"attempt {after.attempt} in {step.seconds:g}s",
+                    duration=elapsed,
+                )
+            )
+        else:
+            self._nack(ch, tag)
+
+    async def _defer(
+        self,
+        lane: TargetLane,
+        ch: Any,
+        tag: int,
+        props: BasicProperties,
+        message: Message,
+        record: AttemptRecord,
+    ) -> None:
+        """Circuit open: park the message in the shortest delay tier without using an attempt."""
+        wait = self._shortest_tier
+        ok = await self._publish(
+            self.names.retry_tier(wait),
+            lane.name,
+            message.body,
+            props,
+            record.headers(props.headers),
+        )
+        if ok:
+            self._ack(ch, tag)
+            self.hops.emit(
+                self._hop_maker(lane, message, record.attempt)(
+                    Event.DEFERRED, reason="circuit_open", detail=f"back in {wait:g}s"
+                )
+            )
+        else:
+            self._nack(ch, tag)
+
+    async def _dead_letter(
         self,
         lane: TargetLane,
         ch: Any,
         tag: int,
         props: BasicProperties,
         body: bytes,
-        outcome: PermanentFailure | TransientFailure,
         message: Message | None,
-        elapsed: float,
+        reason: Reason,
+        detail: str,
+        record: AttemptRecord,
+        duration: float | None = None,
     ) -> None:
-        """Until retries exist, every failure ends as a dead letter with its reason."""
-        reason = (
-            Reason.REJECTED if isinstance(outcome, PermanentFailure) else Reason.DELIVERY_FAILED
+        headers = record.headers(props.headers)
+        original = BasicProperties(
+            content_type=props.content_type,
+            message_id=props.message_id,
+            type=props.type,
+            timestamp=props.timestamp,
+            headers=headers,
         )
         dl_props = dead_letters.properties(
-            reason, outcome.reason, stage="dispatcher", original=props, target=lane.name
+            reason, detail, stage="dispatcher", original=original, target=lane.name
         )
-        publisher = self._publisher
-        ok = publisher is not None and await publisher.publish_and_wait(
-            self.names.dead_exchange, "", body, dl_props
-        )
-        if not ch.is_open:
+        ok = await self._publish_props(self.names.dead_exchange, "", body, dl_props)
+        if not ok:
+            self._nack(ch, tag)
             return
-        if ok:
-            ch.basic_ack(tag)
-            self.hops.emit(
-                Hop(
-                    Event.DEAD_LETTERED,
-                    "dispatcher",
-                    props.message_id,
-                    props.type,
-                    message.correlation_id if message else None,
-                    target=lane.name,
-                    reason=reason.value,
-                    detail=outcome.reason,
-                    duration=elapsed,
-                    body=body,
-                )
+        self._ack(ch, tag)
+        self.hops.emit(
+            Hop(
+                Event.DEAD_LETTERED,
+                "dispatcher",
+                props.message_id,
+                props.type,
+                message.correlation_id if message else None,
+                target=lane.name,
+                reason=reason.value,
+                detail=detail,
+                attempt=max(record.attempt - 1, 1),
+                duration=duration,
+                body=body,
             )
-        else:
+        )
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _publish(
+        self, exchange: str, key: str, body: bytes, props: BasicProperties, headers: dict[str, Any]
+    ) -> bool:
+        new = BasicProperties(
+            content_type=props.content_type,
+            delivery_mode=2,
+            message_id=props.message_id,
+            type=props.type,
+            timestamp=props.timestamp,
+            headers=headers,
+        )
+        return await self._publish_props(exchange, key, body, new)
+
+    async def _publish_props(
+        self, exchange: str, key: str, body: bytes, props: BasicProperties
+    ) -> bool:
+        publisher = self._publisher
+        if publisher is None:
+            return False
+        return await publisher.publish_and_wait(exchange, key, body, props)
+
+    @staticmethod
+    def _ack(ch: Any, tag: int) -> None:
+        if ch.is_open:
+            ch.basic_ack(tag)
+
+    @staticmethod
+    def _nack(ch: Any, tag: int) -> None:
+        if ch.is_open:
             ch.basic_nack(tag, requeue=True)
+
+    @staticmethod
+    def _note_error(lane: TargetLane, error: str) -> None:
+        lane.last_error = error[:500]
+        lane.last_error_at = time.time()
+
+    def _hop_maker(self, lane: TargetLane, message: Message, attempt: int) -> Callable[..., Hop]:
+        def make(event: Event, **fields: Any) -> Hop:
+            return Hop(
+                event,
+                "dispatcher",
+                message.id,
+                message.type,
+                message.correlation_id,
+                target=lane.name,
+                attempt=attempt,
+                body=message.body,
+                **fields,
+            )
+
+        return make
+
+    # --- routes reload -------------------------------------------------------------------
+
+    async def apply(
+        self,
+        targets: dict[str, Any],
+        topology: Topology,
+        make_lane: Callable[[str, Any], TargetLane],
+        serves: set[str] | None = None,
+    ) -> None:
+        """Take new routes without dropping traffic: add, change and retire lanes in place.
+
+        A changed target gets a new adapter for its next calls (calls in flight finish on the
+        old one); removed targets stop consuming (their queue keeps what is left in it).
+        """
+        conn = self.supervisor.connection
+        if conn is not None and conn.is_open:
+            ops = await ChannelOps.open(conn)
+            await declare(ops, topology)
+            await ops.close()
+        self.topology = topology
+        wanted = {n: t for n, t in targets.items() if serves is None or n in serves}
+        for name in sorted(set(self.lanes) - set(wanted)):
+            lane = self.lanes.pop(name)
+            self._cancel(lane)
+            self._spawn(self._retire(lane.adapter, lane.deadline))
+            log.info("dispatcher.target_removed", target=name)
+        for name, target in sorted(wanted.items()):
+            old = self.lanes.get(name)
+            if old is not None and old.config == target:
+                continue
+            try:
+                new = make_lane(name, target)
+                await new.adapter.start()
+            except Exception as exc:
+                log.error("dispatcher.target_not_changed", target=name, error=str(exc))
+                continue
+            if old is None:
+                new.breaker.on_change = self._circuit_changed(new)
+                self.lanes[name] = new
+                if conn is not None and conn.is_open:
+                    new.ops = await ChannelOps.open(conn)
+                    await self._consume(new, new.concurrency)
+                log.info("dispatcher.target_added", target=name)
+                continue
+            retired, old.adapter = old.adapter, new.adapter
+            old.config, old.retry, old.bucket, old.deadline = (
+                new.config,
+                new.retry,
+                new.bucket,
+                new.deadline,
+            )
+            old.breaker.threshold, old.breaker.cooldown = (
+                new.breaker.threshold,
+                new.breaker.cooldown,
+            )
+            old.concurrency = new.concurrency
+            if old.consumer_tag is not None and old.breaker.state == CLOSED:
+                await self._consume(old, old.concurrency)  # new prefetch
+            self._spawn(self._retire(retired, old.deadline))
+            log.info("dispatcher.target_changed", target=name)
+
+    @staticmethod
+    async def _retire(adapter: Adapter, after: float) -> None:
+        """Close an adapter once the calls it may still be making are over."""
+        await asyncio.sleep(after)
+        await adapter.close()
+
+    # --- target states and shutdown ------------------------------------------------------
+
+    def target_states(self) -> list[TargetState]:
+        now = time.time()
+        return [
+            TargetState(
+                lane.name,
+                self.process,
+                lane.breaker.state,
+                lane.in_flight,
+                lane.last_error,
+                lane.last_error_at,
+                lane.oldest_in_flight(),
+                now,
+            )
+            for lane in self.lanes.values()
+        ]
+
+    async def _save_states_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.store.save_target_states, self.target_states())
+            except Exception as exc:
+                log.warning("dispatcher.state_save_failed", error=str(exc))
+            await asyncio.sleep(STATE_INTERVAL)
 
     async def stop(self) -> None:
         """Stop taking messages, finish those in flight (bounded), then disconnect."""
+        self._stopping = True
         self.supervisor.stop()
         for lane in self.lanes.values():
-            if lane.ops is not None and lane.ops.channel.is_open and lane.consumer_tag:
-                lane.ops.channel.basic_cancel(lane.consumer_tag)
+            self._cancel(lane)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self.shutdown_grace)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.store.save_target_states, self.target_states())
         await self.supervisor.close()
         log.info(
             "dispatcher.stopped",

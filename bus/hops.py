@@ -75,4 +75,6 @@ class Hops:
             try:
                 sink.record(hop)
             except Exception:
-                log.exception("hops.sink_failed", sink=type(sink).__name__, event=hop.event.value)
+                log.exception(
+                    "hops.sink_failed", sink=type(sink).__name__, hop_event=hop.event.value
+                )

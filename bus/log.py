@@ -8,6 +8,8 @@ import sys
 import orjson
 import structlog
 
+from bus.observability.masking import LOG_MASKER, MaskingFormatter
+
 
 def configure(level: str = "INFO", fmt: str = "auto", *, process: str | None = None) -> None:
     """Configure structlog once per process.
@@ -23,6 +25,7 @@ def configure(level: str = "INFO", fmt: str = "auto", *, process: str | None = N
     if process:
         processors.append(_static("process", process))
     processors.append(structlog.processors.format_exc_info)
+    processors.append(LOG_MASKER)  # last before rendering: sees exception text too
     if use_console:
         processors.append(structlog.dev.ConsoleRenderer())
         logger_factory: structlog.types.WrappedLogger = structlog.PrintLoggerFactory(sys.stderr)
@@ -36,6 +39,8 @@ def configure(level: str = "INFO", fmt: str = "auto", *, process: str | None = N
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(MaskingFormatter(LOG_MASKER, logging.BASIC_FORMAT))
     logging.getLogger("pika").setLevel(logging.CRITICAL if level != "DEBUG" else logging.INFO)
 
 

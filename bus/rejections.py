@@ -16,7 +16,7 @@ class Reason(StrEnum):
     UNROUTABLE = "unroutable"  # no route matched
     AMBIGUOUS_UNIT = "ambiguous_unit"  # pre-reform unit code split across several new units
     REJECTED = "rejected"  # the agency refused it permanently (4xx, SOAP Client fault ...)
-    DELIVERY_FAILED = "delivery_failed"  # transient failure with no retry left
+    RETRIES_EXHAUSTED = "retries_exhausted"  # transient failures until max attempts or age
     NO_DELIVERY_QUEUE = "no_delivery_queue"  # broker had no queue for the target
     POISON = "poison"  # broker delivery limit reached (crashed consumers repeatedly)
 

@@ -21,6 +21,7 @@ from bus.amqp import ChannelOps, Supervisor
 from bus.hops import Event, Hop, Hops
 from bus.pipeline import Forward, Park, RouterPipeline
 from bus.publisher import ConfirmingPublisher
+from bus.routes import RoutingTable
 from bus.topology import Names, Topology, declare
 
 log = structlog.get_logger("bus.router")
@@ -178,6 +179,16 @@ class Router:
             message_type=decision.message_type,
         )
         publisher.publish(self.names.dead_exchange, "", body, dl_props, pending.settle)
+
+    async def apply(self, table: RoutingTable, topology: Topology) -> None:
+        """Use new routes from the next message on; declare what they add (new target queues)."""
+        conn = self.supervisor.connection
+        if conn is not None and conn.is_open:
+            ops = await ChannelOps.open(conn)
+            await declare(ops, topology)
+            await ops.close()
+        self.topology = topology
+        self.pipeline.table = table
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight copies be confirmed and acked, then disconnect."""

@@ -26,6 +26,10 @@ class Settings(BaseModel):
     namespace: str = Field("bus", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
     routes_file: Path = PROJECT_ROOT / "routes.yaml"
     schemas_dir: Path | None = None
+    store_url: str = "sqlite:///var/dvcbus.db"  # relative paths are from the working directory
+    audit_retention_months: int = Field(24, ge=1)
+    # The management API, to check broker policies before starting ("" = do not check).
+    management_url: str = "http://guest:guest@127.0.0.1:15672"
     max_message_bytes: int = Field(1024 * 1024, ge=1024)
     router_prefetch: int = Field(1000, ge=1, le=65535)
     ingress_delivery_limit: int = Field(20, ge=1)
@@ -33,6 +37,11 @@ class Settings(BaseModel):
     shutdown_grace: float = Field(20.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # /metrics, /livez, /readyz of each process (0 = none); `dvcbus run --http-port` overrides
+    http_host: str = "127.0.0.1"
+    router_http_port: int = Field(9180, ge=0, le=65535)  # also `dvcbus run all`
+    dispatcher_http_port: int = Field(9181, ge=0, le=65535)
+    queue_poll_interval: float = Field(5.0, ge=0)  # seconds between queue-depth reads; 0 = off
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -7,6 +7,9 @@ test run can live beside production on one broker without touching it.
     {ns}.deliver   direct exchange -> {ns}.deliver.<target> queues (quorum), key = target
                    alternate exchange {ns}.unrouted -> {ns}.dead (a copy with no queue is parked)
     {ns}.dead      fanout exchange -> {ns}.dead queue (quorum): every dead letter
+    {ns}.retry.<wait>  fanout exchange -> queue of the same name (quorum, message TTL = wait),
+                   dead-lettering expired messages back to {ns}.deliver with their routing
+                   key (the target): the delay tiers of retries, shared by all targets
 
 Every work queue dead-letters (delivery limit reached) to {ns}.dead with at-least-once
 dead-lettering, which RabbitMQ only honours together with ``x-overflow: reject-publish``.
@@ -20,6 +23,7 @@ from typing import Any
 import pika
 
 from bus.amqp import BrokerError, ChannelOps, FatalSetupError
+from bus.retry import tier_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,10 @@ class Names:
 
     def delivery_queue(self, target: str) -> str:
         return f"{self.namespace}.deliver.{target}"
+
+    def retry_tier(self, seconds: float) -> str:
+        """Exchange and queue of the delay tier that holds messages for ``seconds``."""
+        return tier_name(self.namespace, seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +102,13 @@ def work_queue_arguments(names: Names, delivery_limit: int) -> dict[str, Any]:
     }
 
 
-def plan(names: Names, delivery_limits: dict[str, int], ingress_delivery_limit: int) -> Topology:
-    """The topology for a set of targets (target name -> its delivery limit)."""
+def plan(
+    names: Names,
+    delivery_limits: dict[str, int],
+    ingress_delivery_limit: int,
+    retry_waits: list[float] | tuple[float, ...] = (),
+) -> Topology:
+    """The topology for a set of targets (name -> delivery limit) and retry waits (seconds)."""
     exchanges = (
         Exchange(names.ingress_exchange, "topic"),
         Exchange(names.dead_exchange, "fanout"),
@@ -115,7 +128,24 @@ def plan(names: Names, delivery_limits: dict[str, int], ingress_delivery_limit: 
         queue = names.delivery_queue(target)
         queues.append(Queue(queue, work_queue_arguments(names, limit)))
         bindings.append(Binding(queue, names.deliver_exchange, target))
-    return Topology(tuple(exchanges), tuple(queues), tuple(bindings))
+    tiers = []
+    for wait in sorted(set(retry_waits)):
+        tier = names.retry_tier(wait)
+        tiers.append(Exchange(tier, "fanout"))
+        queues.append(
+            Queue(
+                tier,
+                {
+                    "x-queue-type": "quorum",
+                    "x-message-ttl": int(wait * 1000),
+                    "x-dead-letter-exchange": names.deliver_exchange,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                },
+            )
+        )
+        bindings.append(Binding(tier, tier, ""))
+    return Topology((*exchanges, *tiers), tuple(queues), tuple(bindings))
 
 
 async def declare(ops: ChannelOps, topology: Topology) -> None:

@@ -25,6 +25,19 @@ if ! port_open "$AMQP_PORT"; then
   port_open "$AMQP_PORT" || { say "RabbitMQ did not start on port $AMQP_PORT"; exit 1; }
   rabbitmqctl await_startup >/dev/null 2>&1 || true
 fi
+# PostgreSQL (the second store the tests prove) is a local service here: start it if stopped.
+if ! port_open 5432 && command -v pg_ctlcluster >/dev/null 2>&1; then
+  say "starting PostgreSQL"
+  for version in $(ls /etc/postgresql 2>/dev/null); do
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
+  done
+fi
+# The management API: the bus reads broker policies through it before starting.
+if ! port_open 15672; then
+  say "enabling the RabbitMQ management plugin"
+  rabbitmq-plugins enable rabbitmq_management >/dev/null
+  for _ in $(seq 1 60); do port_open 15672 && break; sleep 1; done
+fi
 
 # 2. Python virtualenv with the project (editable) and its test tools.
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
@@ -38,4 +51,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing dvc-bus and its dependencies into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
   touch "$stamp"
+fi
+
+# 3. promtool (Debian package prometheus): the tests check the shipped alert rules with it,
+#    and scripts/render_dashboard.py starts a Prometheus of its own on a free port.
+if ! command -v promtool >/dev/null 2>&1; then
+  say "installing prometheus (for promtool) from the Debian packages"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi

@@ -23,9 +23,9 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
 
 def _register() -> None:
-    from bus.cli import demo, routes, run, send
+    from bus.cli import adapters, audit, dead, demo, routes, run, send, targets
 
-    for module in (run, routes, send, demo):
+    for module in (run, routes, send, dead, targets, audit, adapters, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

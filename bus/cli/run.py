@@ -4,38 +4,108 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from bus.cli.common import Ctx, err_console, load_or_exit, routes_option
 
+if TYPE_CHECKING:
+    from bus.app import Loaded
+
 
 @click.command()
 @click.argument("component", type=click.Choice(["router", "dispatcher", "all"]))
 @click.option("--targets", help="Dispatcher only: comma-separated targets to serve (default all).")
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    help="Port of /metrics, /livez and /readyz (0 = none); default from the settings.",
+)
 @routes_option
 @click.pass_obj
-def run(obj: Ctx, component: str, targets: str | None, routes_file: Path | None) -> None:
-    """Run the router, the dispatcher, or both in one process, until SIGTERM or Ctrl-C."""
+def run(
+    obj: Ctx, component: str, targets: str | None, http_port: int | None, routes_file: Path | None
+) -> None:
+    """Run the router, the dispatcher, or both in one process, until SIGTERM or Ctrl-C.
+
+    The dispatcher also moves dead letters from the broker into the store; every process
+    writes its hops to the audit trail.
+    """
     from bus import app, log
+    from bus.observability import process as observability
+    from bus.reload import RoutesReloader
 
     settings = obj.settings(routes_file=routes_file)
     log.configure(settings.log_level, settings.log_format, process=component)
     loaded = load_or_exit(settings)
+    _refuse_unsafe_broker(loaded)
     hops = app.build_hops(loaded)
+    watch = observability.build(loaded, component, http_port)
+    hops.add(watch.sink)
+    store = app.open_store(loaded)
+    audit = app.build_audit(store)
+    hops.add(audit)
     components: list[app.Component] = []
+    appliers: list = []
     if component in ("router", "all"):
-        components.append(app.build_router(loaded, hops))
+        router = app.build_router(loaded, hops)
+        components.append(router)
+        watch.watch_router(router)
+        appliers.append(lambda new: router.apply(new.table, new.topology))
     if component in ("dispatcher", "all"):
         only = [t.strip() for t in targets.split(",")] if targets else None
-        components.append(app.build_dispatcher(loaded, hops, only))
+        dispatcher = app.build_dispatcher(loaded, hops, store, only)
+        components.append(dispatcher)
+        watch.watch_dispatcher(dispatcher)
+        serves = set(only) if only else None
+        appliers.append(
+            lambda new: dispatcher.apply(new.routes.targets, new.topology, app.build_lane, serves)
+        )
+        components.append(app.build_recorder(loaded, store))
+        watch.watch_component("recorder", components[-1])
+    components.append(RoutesReloader(loaded, appliers))
+    components.extend(watch.components)
+    components.append(audit)  # stopped last: it writes the hops of everything stopping before it
     from bus.amqp import FatalSetupError
 
+    async def serve() -> None:
+        try:
+            await app.run_until_signalled(components)
+        finally:
+            await store.aclose()
+
     try:
-        asyncio.run(app.run_until_signalled(components))
+        asyncio.run(serve())
     except FatalSetupError as exc:
         err_console.print(f"dvcbus {component}: cannot start: {exc}", markup=False)
         raise SystemExit(2) from None
+
+
+def _refuse_unsafe_broker(loaded: Loaded) -> None:
+    """Exit 2 if the broker's policies could drop messages from the bus's queues."""
+    import pika
+    import structlog
+
+    from bus import topology_check
+
+    url = loaded.settings.management_url
+    if not url:
+        return
+    vhost = pika.URLParameters(loaded.settings.amqp_url).virtual_host
+    try:
+        user, operator = topology_check.fetch_policies(url, vhost)
+    except topology_check.PolicyCheckUnavailable as exc:
+        structlog.get_logger("bus.topology").warning(
+            "topology.policies_not_checked", error=str(exc)
+        )
+        return
+    problems = topology_check.check(loaded.topology, user, operator)
+    for problem in problems:
+        err_console.print(f"unsafe broker: {problem}", markup=False, soft_wrap=True)
+    if problems:
+        err_console.print("refusing to start: fix or remove these policies first", markup=False)
+        raise SystemExit(2)
 
 
 COMMANDS = [run]

@@ -24,15 +24,27 @@ import pika
 from rich.console import Console
 from rich.table import Table
 
-from bus import app, dead_letters, topology
+from bus import app, topology
 from bus.demo import traffic
 from bus.demo.agencies import endpoints
 from bus.pipeline import Forward, RouterPipeline
 from bus.sending import send_bodies
 from bus.settings import Settings
+from bus.store import DeadFilter, Store
 from bus.topology import Names
 
 WAIT_LIMIT = 90.0
+# Credentials routes.yaml refers to (env:NAME), for the stand-ins; the payment secret is the
+# one the demo traffic signs payment confirmations with.
+DEMO_CREDENTIALS = {
+    "DVCBUS_DANANG_USER": "demo-danang",
+    "DVCBUS_DANANG_PASSWORD": "demo-danang-password",
+    "DVCBUS_ARCHIVE_USER": "demo-archive",
+    "DVCBUS_ARCHIVE_PASSWORD": "demo-archive-password",
+    "DVCBUS_PORTAL_SYNC_USER": "demo-portal-sync",
+    "DVCBUS_PORTAL_SYNC_PASSWORD": "demo-portal-sync-password",
+    "DVCBUS_PAYMENT_SECRET": "demo-secret",
+}
 
 
 @dataclass
@@ -60,11 +72,14 @@ def run_demo(
 ) -> int:
     """Run the demo; return the process exit code (0 when every message is accounted for)."""
     namespace = f"demo{int(time.time())}"
-    settings = settings.model_copy(update={"namespace": namespace, "log_format": "json"})
+    workdir = Path(tempfile.mkdtemp(prefix="dvcbus-demo-"))
+    store_url = f"sqlite:///{workdir / 'bus.db'}"
+    settings = settings.model_copy(
+        update={"namespace": namespace, "log_format": "json", "store_url": store_url}
+    )
     loaded = app.load(settings)
     names = Names(namespace)
     eps = endpoints(loaded.routes)
-    workdir = Path(tempfile.mkdtemp(prefix="dvcbus-demo-"))
     console.print(
         f"[bold]dvc-bus demo[/] — namespace [cyan]{namespace}[/], "
         f"{len(loaded.routes.targets)} targets, {len(loaded.routes.routes)} routes, "
@@ -80,10 +95,13 @@ def run_demo(
         DVCBUS_ROUTES_FILE=str(settings.routes_file),
         DVCBUS_AMQP_URL=settings.amqp_url,
         DVCBUS_LOG_FORMAT="json",
+        DVCBUS_STORE_URL=store_url,
     )
     env.setdefault(
         "DVCBUS_PORTAL_TOKEN", "demo-portal-token"
     )  # routes.yaml: env:DVCBUS_PORTAL_TOKEN
+    for name, value in DEMO_CREDENTIALS.items():  # the other env: references of routes.yaml
+        env.setdefault(name, value)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, args in (
@@ -120,7 +138,11 @@ def run_demo(
         tally = Tally()
         control = eps[0].url.split("/", 3)[:3]
         control_url = "/".join(control) + "/_standin/requests"
-        done_at = _collect(settings.amqp_url, names, control_url, expected, tally, procs)
+        store = app.open_store(loaded)
+        try:
+            done_at = _collect(store, control_url, expected, tally, procs)
+        finally:
+            store.close()
         _print_summary(
             console, generated, expected, tally, published_at, started, publish_seconds, done_at
         )
@@ -192,49 +214,38 @@ def _standins_up(eps: list) -> bool:
     return True
 
 
-def _collect(
-    url: str, names: Names, control_url: str, expected: dict, tally: Tally, procs: dict
-) -> float:
-    """Poll stand-ins and the dead-letter queue until every message is accounted for."""
+def _collect(store: Store, control_url: str, expected: dict, tally: Tally, procs: dict) -> float:
+    """Poll stand-ins and the store's dead letters until every message is accounted for."""
     import urllib.request
 
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    ch = conn.channel()
     deadline = time.monotonic() + WAIT_LIMIT
     last_change = time.time()
-    try:
-        while time.monotonic() < deadline:
-            changed = False
-            with urllib.request.urlopen(
-                f"{control_url}?since={tally.next_seq}", timeout=10
-            ) as resp:
-                doc = orjson.loads(resp.read())
-            for item in doc["requests"]:
-                mid, target = item["idempotency_key"], item["target"]
-                if target in tally.deliveries[mid]:
-                    tally.duplicates += 1
-                tally.deliveries[mid].add(target)
-                tally.received_at.setdefault((mid, target), item["received_at"])
-                changed = True
-            tally.next_seq = doc["next"]
-            while True:
-                method, props, _body = ch.basic_get(names.dead_queue, auto_ack=True)
-                if method is None:
-                    break
-                info = dead_letters.read(props)
-                tally.dead[info.message_id or "?"] = info.reason
-                tally.dead_details[info.reason] = info.detail
-                changed = True
-            if changed:
-                last_change = time.time()
-            if not _missing(expected, tally):
-                return last_change
-            if any(procs[n].poll() is not None for n in ("router", "dispatcher")):
-                break
-            time.sleep(0.2)
-        return last_change
-    finally:
-        conn.close()
+    seen_dead = 0
+    while time.monotonic() < deadline:
+        changed = False
+        with urllib.request.urlopen(f"{control_url}?since={tally.next_seq}", timeout=10) as resp:
+            doc = orjson.loads(resp.read())
+        for item in doc["requests"]:
+            mid, target = item["idempotency_key"], item["target"]
+            if target in tally.deliveries[mid]:
+                tally.duplicates += 1
+            tally.deliveries[mid].add(target)
+            tally.received_at.setdefault((mid, target), item["received_at"])
+            changed = True
+        tally.next_seq = doc["next"]
+        for dead in store.dead_letters(DeadFilter(state=None))[seen_dead:]:
+            tally.dead[dead.message_id or "?"] = dead.reason
+            tally.dead_details[dead.reason] = dead.detail
+            seen_dead += 1
+            changed = True
+        if changed:
+            last_change = time.time()
+        if not _missing(expected, tally):
+            return last_change
+        if any(procs[n].poll() is not None for n in ("router", "dispatcher")):
+            break
+        time.sleep(0.2)
+    return last_change
 
 
 def _missing(expected: dict, tally: Tally) -> list[str]:

@@ -145,6 +145,62 @@ HANDLER_UNITS = [
     "Văn phòng đăng ký đất đai",
 ]
 STATUS_FLOW = [1, 2, 4, 9, 10]
+# Processing notes as agency systems write them (shown to the applicant); a status event
+# carries a few of these sentences, so the mix averages 1.5-2 KB per message as on the portal.
+STATUS_NOTES = {
+    1: [
+        "Hồ sơ đã được đăng ký trực tuyến trên Cổng Dịch vụ công quốc gia.",
+        "Hệ thống đã ghi nhận đầy đủ thành phần hồ sơ theo danh mục của thủ tục.",
+        "Công dân vui lòng theo dõi trạng thái hồ sơ qua tài khoản định danh điện tử.",
+    ],
+    2: [
+        "Hồ sơ đã được tiếp nhận và chuyển xử lý",
+        "Bộ phận Một cửa đã kiểm tra tính hợp lệ của thành phần hồ sơ và tiếp nhận.",
+        "Thời hạn giải quyết được tính từ ngày tiếp nhận hồ sơ hợp lệ theo quy định.",
+        "Phiếu tiếp nhận và hẹn trả kết quả đã được gửi đến địa chỉ thư điện tử của công dân.",
+    ],
+    4: [
+        "Hồ sơ đang được chuyên viên phòng chuyên môn thẩm định theo quy trình nội bộ.",
+        "Đơn vị xử lý đã đề nghị cơ quan liên quan cung cấp thông tin để xác minh.",
+        "Kết quả xác minh sẽ được cập nhật trên hệ thống ngay khi có ý kiến phản hồi.",
+        "Trường hợp cần bổ sung giấy tờ, cơ quan sẽ thông báo một lần bằng văn bản.",
+    ],
+    9: [
+        "Hồ sơ đã được xử lý xong và trình lãnh đạo ký duyệt kết quả.",
+        "Kết quả giải quyết thủ tục hành chính đã được số hóa và lưu vào kho dữ liệu.",
+        "Công dân có thể nhận kết quả trực tuyến hoặc tại Bộ phận Một cửa.",
+    ],
+    10: [
+        "Kết quả đã được trả cho công dân theo hình thức đã đăng ký khi nộp hồ sơ.",
+        "Bản điện tử của kết quả có giá trị pháp lý như bản giấy theo quy định hiện hành.",
+        "Cảm ơn công dân đã sử dụng dịch vụ công trực tuyến; mời đánh giá mức độ hài lòng.",
+    ],
+}
+COMMON_NOTES = [
+    "Mọi thắc mắc xin liên hệ đường dây nóng của cơ quan giải quyết trong giờ hành chính.",
+    "Thông tin cá nhân của công dân được bảo vệ theo quy định về bảo vệ dữ liệu cá nhân.",
+    "Căn cứ Nghị định số 61/2018/NĐ-CP về thực hiện cơ chế một cửa, một cửa liên thông.",
+    "Căn cứ Nghị định số 45/2020/NĐ-CP về thực hiện thủ tục hành chính trên môi trường điện tử.",
+    "Hồ sơ được luân chuyển giữa các phòng ban qua hệ thống quản lý văn bản điện tử.",
+    "Trạng thái hồ sơ được đồng bộ tự động lên Cổng Dịch vụ công quốc gia.",
+    "Công dân nhận thông báo qua tin nhắn và thư điện tử khi hồ sơ thay đổi trạng thái.",
+    "Đề nghị công dân giữ số điện thoại liên lạc để cơ quan trao đổi khi cần thiết.",
+]
+SUMMARY_PARTS = [
+    "Người nộp cam kết nội dung kê khai là đúng sự thật và chịu trách nhiệm trước pháp luật.",
+    "Đề nghị cơ quan có thẩm quyền xem xét, giải quyết theo đúng thời hạn quy định.",
+    "Hồ sơ nộp trực tuyến qua Cổng Dịch vụ công quốc gia, xác thực bằng tài khoản định danh.",
+    "Kết quả đề nghị trả qua dịch vụ bưu chính công ích đến địa chỉ thường trú.",
+    "Thành phần hồ sơ gồm tờ khai theo mẫu và các giấy tờ chứng minh kèm theo.",
+    "Người nộp đã thanh toán phí, lệ phí trực tuyến qua nền tảng thanh toán của Cổng.",
+]
+DOCUMENT_NAMES = [
+    "Tờ khai",
+    "Bản sao CCCD",
+    "Giấy xác nhận cư trú",
+    "Bản vẽ thiết kế",
+    "Hợp đồng",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +215,9 @@ class Generated:
 class TrafficGenerator:
     """Deterministic (for a seed) stream of realistic messages."""
 
-    def __init__(self, seed: int, loaded: Loaded) -> None:
+    def __init__(self, seed: int, loaded: Loaded, *, oversized: bool = True) -> None:
         self.rng = random.Random(seed)
+        self.oversized = oversized  # False: no 1.1 MB bodies (benchmarks want 1-3 KB traffic)
         self.units = units = loaded.units
         communes = units.current_communes()
         self.communes_by_province: dict[str, list[str]] = {}
@@ -187,6 +244,14 @@ class TrafficGenerator:
     def _name(self) -> str:
         r = self.rng
         return f"{r.choice(FAMILY)} {r.choice(MIDDLE)} {r.choice(GIVEN)}"
+
+    def _note(self, status: int) -> str:
+        """A processing note of a few sentences, as agency systems write them."""
+        r = self.rng
+        own = STATUS_NOTES[status]
+        sentences = r.sample(own, min(len(own), r.randint(2, 4)))
+        sentences += r.sample(COMMON_NOTES, r.randint(4, 7))
+        return " ".join(sentences)
 
     def _time(self, minutes_ago: int = 0) -> str:
         return (self.now - timedelta(minutes=minutes_ago)).isoformat()
@@ -229,20 +294,11 @@ class TrafficGenerator:
             code, name = r.choice(MINISTRY_PROCEDURES[agency])
         dossier_no = self._dossier_no(province)
         documents = []
-        for i in range(r.randint(1, 4)):
+        for i in range(r.randint(1, 6)):
             content = f"{dossier_no}/{i}".encode()
             documents.append(
                 {
-                    "name": r.choice(
-                        [
-                            "Tờ khai",
-                            "Bản sao CCCD",
-                            "Giấy xác nhận cư trú",
-                            "Bản vẽ thiết kế",
-                            "Hợp đồng",
-                        ]
-                    )
-                    + f" ({i + 1})",
+                    "name": r.choice(DOCUMENT_NAMES) + f" ({i + 1})",
                     "url": f"https://dichvucong.gov.vn/files/{dossier_no}/{i + 1}.pdf",
                     "sha256": hashlib.sha256(content).hexdigest(),
                     "size_bytes": r.randint(40_000, 5_000_000),
@@ -267,7 +323,9 @@ class TrafficGenerator:
                     "province_code": province,
                 },
             },
-            "summary": f"Đề nghị giải quyết thủ tục {name.lower()}",
+            "summary": " ".join(
+                [f"Đề nghị giải quyết thủ tục {name.lower()}.", *r.sample(SUMMARY_PARTS, 3)]
+            ),
             "documents": documents,
         }
         if fee:
@@ -287,7 +345,7 @@ class TrafficGenerator:
             "sequence": step,
             "status_at": self._time(r.randint(0, 60)),
             "handler": {"name": self._name(), "unit": r.choice(HANDLER_UNITS)},
-            "note": "Hồ sơ đã được tiếp nhận và chuyển xử lý",
+            "note": self._note(STATUS_FLOW[step]),
         }
         if step:
             payload["previous_status"] = STATUS_FLOW[step - 1]
@@ -312,12 +370,18 @@ class TrafficGenerator:
             "paid_at": self._time(r.randint(0, 10)),
             "result": "success",
             "error_code": "00",
-            "description": f"Thanh toán lệ phí hồ sơ {dossier_no}",
+            "procedure_code": r.choice(PROCEDURES)[0],
+            "description": (
+                f"Thanh toán lệ phí hồ sơ {dossier_no} qua Cổng Dịch vụ công quốc gia, "
+                f"mã tham chiếu TT{self.now:%Y%m%d}{self.seq:07d}, nộp phí và lệ phí giải quyết "
+                "thủ tục hành chính theo thông báo của cơ quan tiếp nhận hồ sơ"
+            ),
             "payer": {"name": self._name()},
         }
         joined = "|".join(
             str(fields[k]) for k in ("reference", "transaction_id", "amount", "paid_at")
         )
+        fields["description"] += f", người nộp {fields['payer']['name']}"
         fields["checksum"] = hashlib.sha256(f"{joined}|demo-secret".encode()).hexdigest()
         return self._envelope("payment.confirmed", source, fields, dossier_no)
 
@@ -344,7 +408,7 @@ class TrafficGenerator:
             return _gen("invalid", doc)
         if roll < 0.03:
             return Generated("malformed", b'{"id": "broken", "type": "dossier.submitted", ', "")
-        if roll < 0.032:
+        if roll < 0.032 and self.oversized:
             doc = self.dossier()
             doc["payload"]["summary"] = "x" * 1_100_000
             return _gen("too-large", doc)
@@ -370,7 +434,7 @@ def _gen(kind: str, doc: dict[str, Any]) -> Generated:
     return Generated(kind, orjson.dumps(doc), doc["id"])
 
 
-def generate(n: int, *, seed: int, loaded: Loaded) -> list[Generated]:
-    """``n`` messages of the realistic mix."""
-    gen = TrafficGenerator(seed, loaded)
+def generate(n: int, *, seed: int, loaded: Loaded, oversized: bool = True) -> list[Generated]:
+    """``n`` messages of the realistic mix (``oversized=False``: without the 1.1 MB bodies)."""
+    gen = TrafficGenerator(seed, loaded, oversized=oversized)
     return [gen.one() for _ in range(n)]

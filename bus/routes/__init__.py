@@ -3,6 +3,7 @@
 from bus.routes.durations import format_duration, parse_duration, parse_rate
 from bus.routes.loader import Problem, RoutesError, check_routes, load_routes
 from bus.routes.model import (
+    CircuitPolicy,
     CredentialError,
     Defaults,
     RetryPolicy,
@@ -15,6 +16,7 @@ from bus.routes.model import (
 from bus.routes.table import Explanation, Resolution, RouteVerdict, RoutingTable
 
 __all__ = [
+    "CircuitPolicy",
     "CredentialError",
     "Defaults",
     "Explanation",

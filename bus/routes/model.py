@@ -50,9 +50,10 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "concurrency": 8,
     "rate_limit": None,
     "retry": {"schedule": ["10s", "1m", "10m", "1h"], "max_attempts": 100, "max_age": "72h"},
+    "circuit": {"failures": 5, "cooldown": "30s"},
     "delivery_limit": 20,
 }
-_NESTED_DEFAULTS = ("timeouts", "retry")
+_NESTED_DEFAULTS = ("timeouts", "retry", "circuit")
 
 
 class CredentialError(Exception):
@@ -284,6 +285,13 @@ class RetryPolicy(_Model):
     max_age: Duration
 
 
+class CircuitPolicy(_Model):
+    """When to stop calling a failing target, and how long to wait before probing it again."""
+
+    failures: PositiveInt  # consecutive transient failures that open the circuit
+    cooldown: Duration  # how long it stays open before one probe call
+
+
 # AMQP caps a consumer's prefetch (which `concurrency` sets) at 65535.
 Concurrency = Annotated[int, Field(gt=0, le=65535)]
 
@@ -295,6 +303,7 @@ class Defaults(_Model):
     concurrency: Concurrency
     rate_limit: Rate | None = None
     retry: RetryPolicy
+    circuit: CircuitPolicy
     delivery_limit: PositiveInt
 
 
@@ -311,6 +320,7 @@ class Target(_Model):
     concurrency: Concurrency
     rate_limit: Rate | None = None
     retry: RetryPolicy
+    circuit: CircuitPolicy
     delivery_limit: PositiveInt
 
     @property

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pika
 
-from bus import dead_letters
 from bus.sending import SendResult, send_bodies
+from bus.store import DeadFilter, DeadLetter, Store
 from bus.topology import Names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,15 +98,24 @@ class BusProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def bus_env(namespace: str, routes_file: Path, **extra: str) -> dict[str, str]:
+def bus_env(namespace: str, routes_file: Path, store_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DVCBUS_NAMESPACE=namespace,
         DVCBUS_ROUTES_FILE=str(routes_file),
+        DVCBUS_STORE_URL=store_url,
         DVCBUS_AMQP_URL=AMQP_URL,
         DVCBUS_LOG_FORMAT="json",
         DVCBUS_RECONNECT_DELAY_MAX="1",
         DVCBUS_PORTAL_TOKEN="test-portal-token",
+        # the other env: references of routes.yaml (tests sign payments with this secret)
+        DVCBUS_DANANG_USER="test-danang",
+        DVCBUS_DANANG_PASSWORD="test-danang-password",
+        DVCBUS_ARCHIVE_USER="test-archive",
+        DVCBUS_ARCHIVE_PASSWORD="test-archive-password",
+        DVCBUS_PORTAL_SYNC_USER="test-portal-sync",
+        DVCBUS_PORTAL_SYNC_PASSWORD="test-portal-sync-password",
+        DVCBUS_PAYMENT_SECRET="demo-secret",
     )
     env.update(extra)
     return env
@@ -145,33 +154,15 @@ def wait_for_consumers(queues: Iterable[str], timeout: float = 30) -> None:
         raise AssertionError(f"no consumer on {missing} after {timeout}s")
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    info: dead_letters.DeadLetterInfo
-    body: bytes
-
-
-def drain_dead(names: Names) -> list[DeadLetter]:
-    """Take every message currently on the dead-letter queue."""
-    conn, ch = blocking_channel()
-    found = []
-    try:
-        while True:
-            method, props, body = ch.basic_get(names.dead_queue, auto_ack=True)
-            if method is None:
-                return found
-            found.append(DeadLetter(dead_letters.read(props), body))
-    finally:
-        conn.close()
-
-
-def collect_dead(names: Names, count: int, timeout: float = 20) -> list[DeadLetter]:
-    """Dead letters until ``count`` have arrived or ``timeout`` passed."""
+def collect_dead(store: Store, count: int, timeout: float = 20) -> list[DeadLetter]:
+    """Dead letters recorded in the store, once ``count`` are there or ``timeout`` passed."""
     found: list[DeadLetter] = []
-    deadline = time.monotonic() + timeout
-    while len(found) < count and time.monotonic() < deadline:
-        found.extend(drain_dead(names))
-        time.sleep(0.1)
+
+    def enough() -> bool:
+        found[:] = store.dead_letters(DeadFilter(state=None), with_body=True)
+        return len(found) >= count
+
+    wait_until(enough, timeout, 0.1)
     return found
 
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.integration.harness import ROOT, bus_env, drain_dead, wait_until
+from tests.integration.harness import ROOT, bus_env, collect_dead, wait_until
 
 EXAMPLE = ROOT / "schemas" / "examples" / "dossier.status_changed.v1" / "valid" / "received.json"
 
@@ -30,7 +30,7 @@ def test_send_reports_the_message_id_once_the_broker_confirmed(bus) -> None:
 
 
 def test_send_without_a_bus_topology_fails_instead_of_losing_the_message(tmp_path) -> None:
-    env = bus_env("nobus" + str(os.getpid()), ROOT / "routes.yaml")
+    env = bus_env("nobus" + str(os.getpid()), ROOT / "routes.yaml", f"sqlite:///{tmp_path}/s.db")
     done = dvcbus("send", str(EXAMPLE), env=env)
     assert done.returncode == 1
     assert "NOT sent" in done.stderr
@@ -39,11 +39,13 @@ def test_send_without_a_bus_topology_fails_instead_of_losing_the_message(tmp_pat
 
 def test_send_passes_broken_files_to_the_router_which_dead_letters_them(bus, tmp_path) -> None:
     bus.start_router()
+    bus.start_dispatcher()
     broken = tmp_path / "broken.json"
     broken.write_bytes(b'{"id": "x", "type": "dossier.submitted"')
     done = dvcbus("send", str(broken), env=bus.env())
     assert done.returncode == 0, done.stderr
-    assert wait_until(lambda: any(d.info.reason == "malformed" for d in drain_dead(bus.names)), 20)
+    (dead,) = collect_dead(bus.store, 1)
+    assert dead.reason == "malformed"
 
 
 def test_demo_runs_unattended_and_accounts_for_every_message() -> None:

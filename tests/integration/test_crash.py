@@ -13,7 +13,8 @@ from bus.demo import traffic
 from bus.pipeline import Forward, RouterPipeline
 from bus.sending import SendResult
 from bus.settings import Settings
-from tests.integration.harness import drain_dead, send, wait_until
+from bus.store import DeadFilter
+from tests.integration.harness import send, wait_until
 
 STREAM = 5000
 
@@ -40,21 +41,24 @@ class Stream:
         assert len(self.results) == STREAM and all(r.ok for r in self.results)
 
     def unaccounted(self, timeout: float) -> tuple[list[str], int]:
-        """(ids neither delivered everywhere nor dead-lettered, duplicate deliveries)."""
-        want: dict[str, set[str]] = {}
+        """(ids without a final outcome everywhere they should have one, duplicate deliveries).
+
+        The store is the account: every (message, target) a message routes to has one final
+        outcome (delivered, superseded or dead-lettered); a refused message has a dead letter.
+        """
+        expected: dict[str, tuple[str, ...]] = {}
         for result, fate in zip(self.results, self.fates, strict=True):
-            want[result.message_id] = set(fate.targets) if isinstance(fate, Forward) else set()
-        dead: set[str] = set()
+            expected[result.message_id] = fate.targets if isinstance(fate, Forward) else ()
+        store = self.bus.store
 
         def missing() -> list[str]:
-            dead.update(d.info.message_id for d in drain_dead(self.bus.names))
-            got: dict[str, set[str]] = {}
-            for r in self.bus.standins.received():
-                got.setdefault(r.headers["Idempotency-Key"], set()).add(r.target)
+            done = {(mid, target) for mid, target, _ in store.outcomes()}
+            parked = {d.message_id for d in store.dead_letters(DeadFilter(state=None))}
             return [
                 mid
-                for mid, targets in want.items()
-                if mid not in dead and not (targets and targets <= got.get(mid, set()))
+                for mid, targets in expected.items()
+                if not (targets and all((mid, t) in done for t in targets))
+                and not (not targets and mid in parked)
             ]
 
         wait_until(lambda: not missing(), timeout, 0.5)

@@ -1,15 +1,20 @@
-"""The generic REST kind against a real HTTP stand-in: body, headers, timeouts, classification."""
+"""The generic REST kind against real HTTP stand-ins: body, mapping, answers, timeouts, TLS."""
 
 import asyncio
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
 from adapters.base import Delivered, PermanentFailure, TargetSpec, TransientFailure
+from adapters.options import AdapterConfigError
 from adapters.rest import RestAdapter
 from bus.envelope import Message
 from bus.standin import Behaviour, Endpoint, StandinThread
-from tests.integration.harness import free_port
+from tests.integration.harness import ROOT, free_port
 
 BODY = orjson.dumps(
     {
@@ -104,3 +109,235 @@ def test_connection_refused_is_transient() -> None:
     outcome = deliver(spec(f"http://127.0.0.1:{free_port()}/nobody-home"))
     assert isinstance(outcome, TransientFailure)
     assert "connection failed" in outcome.reason
+
+
+# --- declared mapping, URL templates, answer rules ------------------------------------------
+
+DOSSIER = ROOT / "schemas/examples/dossier.submitted.v1/valid/citizen-hanoi-online.json"
+
+
+def deliver_with(target: TargetSpec, *messages: Message) -> list:
+    async def go() -> list:
+        adapter = RestAdapter(target)
+        await adapter.start()
+        try:
+            return [await adapter.deliver(m) for m in messages]
+        finally:
+            await adapter.close()
+
+    return asyncio.run(go())
+
+
+def options_spec(endpoint: str, **options: object) -> TargetSpec:
+    return TargetSpec(
+        name="hanoi",
+        agency="000.00.00.H26",
+        adapter="rest",
+        endpoint=endpoint,
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        concurrency=2,
+        options=options,
+    )
+
+
+def dossier() -> Message:
+    body = DOSSIER.read_bytes()
+    return Message.from_doc(orjson.loads(body), body)
+
+
+def test_the_body_is_mapped_to_the_agencys_names_and_the_url_built_from_the_message(
+    agency,
+) -> None:
+    url, standin = agency
+    target = options_spec(
+        url,
+        method="PUT",
+        url="{endpoint}/{payload.dossier_no}/trang-thai",
+        headers={"X-Nguon": "DVCBUS"},
+        body={
+            "MaHoSo": "payload.dossier_no",
+            "TrangThaiHoSo": "payload.status",
+            "NgayCapNhat": {"from": "occurred_at", "format": "yyyyMMddHHmmss"},
+        },
+    )
+    (outcome,) = deliver_with(target, message())
+    assert isinstance(outcome, Delivered)
+    (received,) = standin.received("hanoi")
+    assert received.method == "PUT"
+    assert received.path == "/motcua/api/hoso/000.00.12.H26-261125-0001/trang-thai"
+    assert orjson.loads(received.body) == {
+        "MaHoSo": "000.00.12.H26-261125-0001",
+        "TrangThaiHoSo": 2,
+        "NgayCapNhat": "20261125090000",
+    }
+    assert received.headers["X-Nguon"] == "DVCBUS"
+    assert received.headers["Idempotency-Key"] == "01a21070-f5a8-745d-80bd-5ae508e1ed3d"
+
+
+def test_each_message_type_may_have_its_own_call(agency) -> None:
+    url, standin = agency
+    target = options_spec(
+        url,
+        types={
+            "dossier.submitted": {"url": "{endpoint}/moi", "body": {"Ma": "payload.dossier_no"}}
+        },
+    )
+    deliver_with(target, message(), dossier())
+    status_call, dossier_call = standin.received("hanoi")
+    assert status_call.path == "/motcua/api/hoso" and status_call.body == BODY
+    assert dossier_call.path == "/motcua/api/hoso/moi"
+    assert orjson.loads(dossier_call.body) == {"Ma": "000.04.01.H26-261125-0031"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "reason"),
+    [
+        ({"error_code": "0", "message": "OK", "reference": "R1"}, Delivered, None),
+        ({"error_code": 0}, Delivered, None),
+        ({"error_code": "-9", "message": "Hệ thống bận"}, TransientFailure,
+         "agency error_code -9: 'Hệ thống bận'"),
+        ({"error_code": "5", "message": "Sai SĐT 0987654321"}, PermanentFailure,
+         "agency error_code 5: 'Sai SĐT 09******21'"),
+        ({"message": "no code"}, PermanentFailure, "unreadable answer (HTTP 200, no error_code"),
+    ],
+)  # fmt: skip
+def test_a_json_error_code_decides_beyond_the_status(agency, answer, kind, reason) -> None:
+    url, standin = agency
+    standin.program("hanoi", Behaviour(body=answer))
+    target = options_spec(
+        url, response={"error_code": {"field": "error_code", "success": ["0"], "transient": ["-9"]}}
+    )
+    (outcome,) = deliver_with(target, message())
+    assert isinstance(outcome, kind)
+    if reason:
+        assert outcome.reason.startswith(reason)
+
+
+def test_already_exists_on_insert_is_retried_once_as_the_declared_update(agency) -> None:
+    url, standin = agency
+    standin.program(
+        "hanoi", Behaviour(body={"error_code": "-2", "message": "Hồ sơ đã tồn tại"}, times=1)
+    )
+    target = options_spec(
+        url,
+        url="{endpoint}/them-moi",
+        response={
+            "error_code": {"success": ["0"]},
+            "already_exists": {
+                "message_contains": ["đã tồn tại"],
+                "retry_as": {"method": "PUT", "url": "{endpoint}/cap-nhat/{payload.dossier_no}"},
+            },
+        },
+    )
+    (outcome,) = deliver_with(target, message())
+    assert isinstance(outcome, Delivered)
+    insert, update = standin.received("hanoi")
+    assert (insert.method, insert.path) == ("POST", "/motcua/api/hoso/them-moi")
+    assert (update.method, update.path) == (
+        "PUT",
+        "/motcua/api/hoso/cap-nhat/000.00.12.H26-261125-0001",
+    )
+    assert update.headers["Idempotency-Key"] == insert.headers["Idempotency-Key"]
+
+
+def test_an_update_answered_already_exists_is_not_retried_again(agency) -> None:
+    url, standin = agency
+    standin.program("hanoi", Behaviour(status=409))
+    target = options_spec(
+        url, response={"already_exists": {"status": [409], "retry_as": {"method": "PUT"}}}
+    )
+    (outcome,) = deliver_with(target, message())
+    assert isinstance(outcome, PermanentFailure) and outcome.reason == "HTTP 409"
+    assert len(standin.received("hanoi")) == 2
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "kind", "fragment"),
+    [
+        (Behaviour(act="garbage"), PermanentFailure, "unreadable answer (HTTP 200, not JSON"),
+        (Behaviour(act="empty"), Delivered, None),
+        (Behaviour(act="close"), TransientFailure, "closed in the middle of the answer"),
+        (Behaviour(act="huge", size_mb=100), PermanentFailure, "cap"),
+    ],
+)
+def test_broken_answers_are_classified(agency, behaviour, kind, fragment) -> None:
+    url, standin = agency
+    standin.program("hanoi", behaviour)
+    (outcome,) = deliver_with(options_spec(url), message())
+    assert isinstance(outcome, kind)
+    if fragment:
+        assert fragment in outcome.reason
+        assert "001190012345" not in outcome.reason
+
+
+def test_plain_text_answers_can_be_accepted_when_declared(agency) -> None:
+    url, standin = agency
+    standin.program("hanoi", Behaviour(act="garbage"))
+    (outcome,) = deliver_with(options_spec(url, response={"expect": "any"}), message())
+    assert isinstance(outcome, Delivered)
+
+
+def test_an_unknown_option_stops_the_adapter_naming_it() -> None:
+    with pytest.raises(AdapterConfigError, match=r"option 'respnse': unknown option"):
+        RestAdapter(options_spec("http://127.0.0.1:9/x", respnse={}))
+    with pytest.raises(AdapterConfigError, match=r"option 'tls\.verify': unknown option"):
+        RestAdapter(options_spec("https://127.0.0.1:9/x", tls={"verify": False}))
+
+
+# --- TLS: CA bundle, mutual TLS, no silent way out ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A private CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def ssl_cmd(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    ssl_cmd("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "2", "-subj", "/CN=Agency test CA")  # fmt: skip
+    for name, extra in (
+        ("server", "subjectAltName=IP:127.0.0.1"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
+        ssl_cmd("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                f"{name}.csr", "-subj", f"/CN={name}")  # fmt: skip
+        (d / f"{name}.ext").write_text(extra + "\n")
+        ssl_cmd("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile",
+                f"{name}.ext")  # fmt: skip
+    return {p.stem + p.suffix: p for p in d.iterdir()}
+
+
+@pytest.fixture
+def tls_agency(pki: dict[str, Path]) -> Iterator[str]:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki["ca.pem"]))
+    ctx.load_cert_chain(pki["server.pem"], pki["server.key"])
+    ctx.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the agency wants our certificate
+    url = f"https://127.0.0.1:{free_port()}/motcua/api/hoso"
+    with StandinThread([Endpoint("hanoi", url)], ssl_context=ctx):
+        yield url
+
+
+def test_an_agency_certificate_from_an_unknown_ca_is_not_trusted(tls_agency: str) -> None:
+    (outcome,) = deliver_with(options_spec(tls_agency), message())
+    assert isinstance(outcome, TransientFailure)
+    assert outcome.reason == "TLS failure: self-signed certificate in certificate chain"
+
+
+def test_mutual_tls_with_the_agencys_ca_and_our_client_certificate(
+    tls_agency: str, pki: dict[str, Path]
+) -> None:
+    tls = {"ca_file": str(pki["ca.pem"])}
+    (without_client_cert,) = deliver_with(options_spec(tls_agency, tls=tls), message())
+    assert isinstance(without_client_cert, TransientFailure)
+    tls.update(client_cert=str(pki["client.pem"]), client_key=str(pki["client.key"]))
+    (outcome,) = deliver_with(options_spec(tls_agency, tls=tls), message())
+    assert isinstance(outcome, Delivered)
+
+
+def test_a_tls_file_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    with pytest.raises(AdapterConfigError, match=r"option 'tls\.ca_file': .*file not found"):
+        RestAdapter(options_spec("https://127.0.0.1:9/x", tls={"ca_file": str(tmp_path / "x")}))

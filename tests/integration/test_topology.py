@@ -26,3 +26,30 @@ def test_a_conflicting_live_queue_stops_the_router_with_the_reason(bus) -> None:
     assert router.proc.wait(30) == 2
     log = router.log_text()
     assert f"queue {bus.names.ingress_queue} exists on the broker with other settings" in log
+
+
+def test_a_policy_that_could_drop_dead_letters_stops_the_bus_from_starting(bus) -> None:
+    import urllib.request
+    from base64 import b64encode
+
+    name = f"{bus.names.namespace}-cap"
+    url = f"http://127.0.0.1:15672/api/policies/%2F/{name}"
+    auth = {"Authorization": "Basic " + b64encode(b"guest:guest").decode()}
+    body = (
+        f'{{"pattern": "^{bus.names.namespace}\\\\.dead$", "apply-to": "queues", '
+        '"definition": {"max-length": 100}}'
+    ).encode()
+    put = urllib.request.Request(
+        url, data=body, method="PUT", headers={**auth, "content-type": "application/json"}
+    )
+    urllib.request.urlopen(put, timeout=10).close()
+    try:
+        router = bus.process("run", "router")
+        assert router.proc is not None and router.proc.wait(30) == 2
+        log = router.log_text()
+        assert f"queue {bus.names.dead_queue}: a length limit with overflow drop-head" in log
+        assert f"policy '{name}'" in log
+    finally:
+        urllib.request.urlopen(
+            urllib.request.Request(url, method="DELETE", headers=auth), timeout=10
+        ).close()

@@ -1,0 +1,500 @@
+"""Prometheus metrics of one bus process: a hop sink that counts, and gauges sampled at scrape.
+
+Every metric is listed with its meaning in ``docs/metrics.md`` (a test keeps the two equal).
+Label values are bounded whatever the input: ``type`` is a known message type or
+``unknown``, ``target`` a target of routes.yaml or ``unknown``, ``reason`` a dead-letter
+reason, a short slug the dispatcher reports (first :data:`MAX_EXTRA_REASONS` distinct ones)
+or ``other``. Never a dossier number, message id or person.
+
+For the components still being built (circuit breaker, store), three calls:
+
+* :meth:`Metrics.set_circuit_state` — ``closed`` / ``open`` / ``half_open`` per target;
+* :meth:`Metrics.register_age_source` — a callable returning ``{target: seconds}``, the age
+  of the oldest undelivered message per target (the store's answer replaces the estimate);
+* :func:`active` — the process's :class:`Metrics` (a no-op stand-in before wiring), so a
+  component can report without being handed the object.
+
+Per-hop cost is a dict lookup and one to three ``inc()`` on label children bound once per
+(type, target, reason) combination; nothing is formatted on the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from bus.hops import Event, Hop
+from bus.observability.backlog import OldestWaitingEstimate
+from bus.rejections import Reason
+
+__all__ = [
+    "CIRCUIT_STATES",
+    "DURATION_BUCKETS",
+    "Metrics",
+    "MetricsSink",
+    "active",
+    "multiprocess_dir",
+]
+
+# Agencies answer from ~50 ms to 30 s (some take over 15 s); 60 s catches the adapter deadline.
+DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0)
+CIRCUIT_STATES = {"closed": 0, "open": 1, "half_open": 2}
+UNKNOWN = "unknown"
+OTHER = "other"
+MAX_EXTRA_REASONS = 32
+VALIDATION_REASONS = frozenset(
+    {Reason.MALFORMED, Reason.TOO_LARGE, Reason.INVALID, Reason.UNKNOWN_TYPE}
+)
+_SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_HTTP_STATUS = re.compile(r"^HTTP ([1-5][0-9][0-9])\b")
+_KEPT_STATUSES = frozenset(
+    {"400", "401", "403", "404", "408", "409", "410", "413", "422", "425", "429"}
+    | {"500", "501", "502", "503", "504"}
+)
+
+disable_created_metrics()  # one series per counter, not two
+
+
+def multiprocess_dir() -> str | None:
+    """The prometheus-client multiprocess directory when several processes share a port."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class LabelBounds:
+    """Turns what a hop says into label values from a bounded set."""
+
+    def __init__(self, types: Iterable[str], targets: Iterable[str]) -> None:
+        self.types = {t: t for t in types}
+        self.targets = {t: t for t in targets}
+        self.reasons: dict[str, str] = {r.value: r.value for r in Reason}
+        self._extra: set[str] = set()
+
+    def type_of(self, value: str | None) -> str:
+        return self.types.get(value, UNKNOWN) if value else UNKNOWN
+
+    def target_of(self, value: str | None) -> str:
+        return self.targets.get(value, UNKNOWN) if value else ""
+
+    def reason_of(self, value: str | None) -> str:
+        if not value:
+            return ""
+        found = self.reasons.get(value)
+        if found is None:
+            found = self._classify(value)
+            if len(self.reasons) < 4096:  # memo of raw strings, bounded like the labels
+                self.reasons[value] = found
+        return found
+
+    def _classify(self, value: str) -> str:
+        text = value.strip()
+        status = _HTTP_STATUS.match(text)
+        if status:
+            code = status.group(1)
+            return f"http_{code}" if code in _KEPT_STATUSES else f"http_{code[0]}xx"
+        lowered = text.lower()
+        if lowered.startswith(("timeout", "no outcome within")) or "timed out" in lowered:
+            return "timeout"
+        if lowered.startswith("connection"):
+            return "connection_failed"
+        if _SLUG.match(text):
+            if text in self._extra:
+                return text
+            if len(self._extra) < MAX_EXTRA_REASONS:
+                self._extra.add(text)
+                return text
+        return OTHER
+
+
+class Metrics:
+    """The metric objects of one process, and the sampling of gauges at scrape time."""
+
+    def __init__(
+        self,
+        *,
+        types: Iterable[str],
+        targets: Iterable[str],
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        if registry is None:
+            registry = CollectorRegistry(auto_describe=True)
+            ProcessCollector(registry=registry)  # process_*: CPU, memory, start time
+            PlatformCollector(registry=registry)  # python_info
+            GCCollector(registry=registry)  # python_gc_*
+        self.registry = registry
+        self.bounds = LabelBounds(types, targets)
+        self.targets = tuple(sorted(self.bounds.targets))
+        r = self.registry
+        self.consumed = Counter(
+            "dvcbus_messages_consumed",
+            "Ingress messages the router took and decided (routed or dead-lettered).",
+            ["type"],
+            registry=r,
+        )
+        self.routed = Counter(
+            "dvcbus_messages_routed",
+            "Copies the router published toward a target (a fan-out counts once per target).",
+            ["type", "target"],
+            registry=r,
+        )
+        self.delivered = Counter(
+            "dvcbus_messages_delivered",
+            "Messages a target's system accepted.",
+            ["type", "target"],
+            registry=r,
+        )
+        self.retried = Counter(
+            "dvcbus_messages_retried",
+            "Deliveries that failed transiently and were scheduled again.",
+            ["type", "target", "reason"],
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "dvcbus_messages_dead_lettered",
+            "Messages parked on the dead-letter queue, by the stage that parked them and why.",
+            ["stage", "type", "target", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "dvcbus_messages_duplicates_suppressed",
+            "Deliveries not made because the target already had the message.",
+            ["type", "target"],
+            registry=r,
+        )
+        self.superseded = Counter(
+            "dvcbus_messages_superseded",
+            "Status updates not delivered because a newer one already reached the target.",
+            ["type", "target"],
+            registry=r,
+        )
+        self.deferred = Counter(
+            "dvcbus_messages_deferred",
+            "Deliveries not attempted because the target's circuit was open.",
+            ["type", "target"],
+            registry=r,
+        )
+        self.replayed = Counter(
+            "dvcbus_messages_replayed",
+            "Dead letters an operator sent back for delivery.",
+            ["type", "target"],
+            registry=r,
+        )
+        self.validation_failures = Counter(
+            "dvcbus_validation_failures",
+            "Ingress messages refused as malformed, too large, invalid or of an unknown type.",
+            ["type", "reason"],
+            registry=r,
+        )
+        self.delivery_duration = Histogram(
+            "dvcbus_delivery_duration_seconds",
+            "Time from taking a message to the target's answer (or the failure), per outcome.",
+            ["target", "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "dvcbus_adapter_in_flight",
+            "Deliveries in progress to a target right now.",
+            ["target"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.concurrency = Gauge(
+            "dvcbus_adapter_concurrency",
+            "Deliveries a target may have in flight per dispatcher process (routes.yaml).",
+            ["target"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.circuit_state = Gauge(
+            "dvcbus_circuit_state",
+            "Circuit breaker of a target: 0 closed, 1 open, 2 half-open.",
+            ["target"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.oldest_age = Gauge(
+            "dvcbus_oldest_undelivered_age_seconds",
+            "Age of the oldest message waiting for a target (0 when none is waiting).",
+            ["target"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.queue_messages = Gauge(
+            "dvcbus_queue_messages",
+            "Messages ready in a bus queue (ingress, a target's delivery queue, dead letters).",
+            ["queue", "target"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.queue_consumers = Gauge(
+            "dvcbus_queue_consumers",
+            "Consumers attached to a bus queue.",
+            ["queue", "target"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.queue_polled = Gauge(
+            "dvcbus_queue_poll_timestamp_seconds",
+            "When the queue depths were last read from the broker (Unix time).",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.queue_poll_failures = Counter(
+            "dvcbus_queue_poll_failures",
+            "Queue-depth polls that failed (broker unreachable, queue missing).",
+            registry=r,
+        )
+        self.routes_info = Gauge(
+            "dvcbus_routes_info",
+            "The routes.yaml in use: always 1, labelled with the sha256 of the file.",
+            ["digest"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.routes_loaded = Gauge(
+            "dvcbus_routes_loaded_timestamp_seconds",
+            "When the routes in use were loaded (Unix time).",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.ready = Gauge(
+            "dvcbus_ready",
+            "1 when the component is connected, its topology declared and consuming.",
+            ["component"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.estimate = OldestWaitingEstimate()
+        self._age_source: Callable[[], Mapping[str, float]] | None = None
+        self._samplers: list[Callable[[], None]] = []
+
+    # --------------------------------------------------------------- component API
+
+    def set_circuit_state(self, target: str, state: str) -> None:
+        """Report a target's circuit breaker state: ``closed``, ``open`` or ``half_open``."""
+        value = CIRCUIT_STATES.get(state)
+        if value is None:
+            raise ValueError(f"circuit state {state!r} is not one of {sorted(CIRCUIT_STATES)}")
+        self.circuit_state.labels(self.bounds.target_of(target)).set(value)
+
+    def register_age_source(self, source: Callable[[], Mapping[str, float]] | None) -> None:
+        """Use ``source()`` (``{target: seconds}``) for the oldest-undelivered age per target.
+
+        Called at each scrape; it must be quick (an indexed query, or a cached value). Until
+        a source is registered the age is estimated from the hops this process sees (see
+        :class:`bus.observability.backlog.OldestWaitingEstimate`).
+        """
+        self._age_source = source
+
+    def set_routes(self, digest: str, loaded_at: float | None = None) -> None:
+        """Record which routes.yaml is live (sha256 of the file) and when it was loaded."""
+        self.routes_info.clear()
+        self.routes_info.labels(digest or UNKNOWN).set(1)
+        self.routes_loaded.set(loaded_at if loaded_at is not None else time.time())
+
+    def add_sampler(self, sampler: Callable[[], None]) -> None:
+        """A function that sets gauges from live state; run before every scrape."""
+        self._samplers.append(sampler)
+
+    def watch_lanes(self, lanes: Mapping[str, Any]) -> None:
+        """Sample in-flight deliveries from the dispatcher's lanes (``.in_flight``)."""
+        for name, lane in lanes.items():
+            target = self.bounds.target_of(name)
+            self.concurrency.labels(target).set(lane.concurrency)
+            if not _has(self.circuit_state, target):
+                self.circuit_state.labels(target).set(CIRCUIT_STATES["closed"])
+
+        def sample() -> None:
+            estimate = self.estimate
+            for name, lane in lanes.items():
+                in_flight = lane.in_flight
+                target = self.bounds.target_of(name)
+                self.in_flight.labels(target).set(in_flight)
+                started = getattr(lane, "started", None)  # delivery tag -> routed-at
+                times = list(started.values()) if isinstance(started, dict) else []
+                estimate.sample_in_flight(
+                    target, in_flight, min(times, default=None), max(times, default=None)
+                )
+
+        self.add_sampler(sample)
+        self.estimate.watch(self.bounds.target_of(name) for name in lanes)
+
+    def refresh(self, now: float | None = None) -> None:
+        """Bring the sampled gauges up to date (before a scrape, or periodically)."""
+        for sampler in self._samplers:
+            sampler()
+        now = time.time() if now is None else now
+        if self._age_source is not None:
+            ages: Mapping[str, float] = self._age_source()
+        else:
+            ages = self.estimate.ages(now)
+        for target, seconds in ages.items():
+            label = self.bounds.target_of(target)
+            if seconds is not None:
+                self.oldest_age.labels(label).set(max(0.0, float(seconds)))
+            elif _has(self.oldest_age, label):
+                self.oldest_age.remove(label)  # unknown now: no series rather than a stale one
+
+
+def _has(gauge: Gauge, *labels: str) -> bool:
+    # prometheus-client has no public "has this child"; _metrics is its label -> child dict
+    return tuple(labels) in gauge._metrics
+
+
+# Hops of a message the dispatcher took from the target's queue (for the age estimate); the
+# counted-with-duration ones (delivered, retried, dead-lettered) go through _settled.
+_TAKEN = frozenset({Event.DUPLICATE_SUPPRESSED, Event.SUPERSEDED, Event.DEFERRED})
+
+
+class MetricsSink:
+    """The hop sink: counts every hop into :class:`Metrics`, with label children cached."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.bounds = metrics.bounds
+        self._routed: dict[tuple[str, tuple[str, ...]], tuple[Any, ...]] = {}
+        self._children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._handlers = {
+            Event.ROUTED: self._on_routed,
+            Event.DEAD_LETTERED: self._on_dead_lettered,
+            Event.DELIVERED: self._on_delivered,
+            Event.RETRIED: self._on_retried,
+            Event.DUPLICATE_SUPPRESSED: self._simple(metrics.duplicates),
+            Event.SUPERSEDED: self._simple(metrics.superseded),
+            Event.DEFERRED: self._simple(metrics.deferred),
+            Event.REPLAYED: self._simple(metrics.replayed),
+        }
+        missing = set(Event) - set(self._handlers)
+        if missing:  # a new Event must be counted somewhere: fail at start, not in traffic
+            raise RuntimeError(f"MetricsSink has no handler for {sorted(missing)}")
+
+    def record(self, hop: Hop) -> None:
+        self._handlers[hop.event](hop)
+
+    # One cache lookup per hop; the key is made of bounded labels only.
+    def _on_routed(self, hop: Hop) -> None:
+        type_ = self.bounds.type_of(hop.message_type)
+        key = (type_, hop.targets)
+        children = self._routed.get(key)
+        if children is None:
+            if len(self._routed) > 10_000:  # only bounded labels reach here; belt and braces
+                self._routed.clear()
+            m = self.metrics
+            routed = [m.routed.labels(type_, self.bounds.target_of(t)) for t in hop.targets]
+            children = (m.consumed.labels(type_), *routed)
+            self._routed[key] = children
+        for child in children:
+            child.inc()
+
+    def _on_dead_lettered(self, hop: Hop) -> None:
+        key = (
+            Event.DEAD_LETTERED,
+            hop.stage,
+            self.bounds.type_of(hop.message_type),
+            self.bounds.target_of(hop.target),
+            self.bounds.reason_of(hop.reason),
+        )
+        children = self._children.get(key)
+        if children is None:
+            _, stage, type_, target, reason = key
+            m = self.metrics
+            stage = stage if stage in ("router", "dispatcher", "operator") else OTHER
+            found = [m.dead_lettered.labels(stage, type_, target, reason)]
+            if stage == "router":
+                found.append(m.consumed.labels(type_))
+                if reason in VALIDATION_REASONS:
+                    found.append(m.validation_failures.labels(type_, reason))
+            children = self._children[key] = tuple(found)
+        for child in children:
+            child.inc()
+        if hop.target:
+            self._settled(hop, "dead_lettered")
+
+    def _on_delivered(self, hop: Hop) -> None:
+        bounds = self.bounds
+        key = (Event.DELIVERED, bounds.type_of(hop.message_type), bounds.target_of(hop.target))
+        children = self._children.get(key)
+        if children is None:
+            _, type_, target = key
+            children = self._children[key] = (self.metrics.delivered.labels(type_, target),)
+        children[0].inc()
+        self._settled(hop, "delivered")
+
+    def _on_retried(self, hop: Hop) -> None:
+        key = (
+            Event.RETRIED,
+            self.bounds.type_of(hop.message_type),
+            self.bounds.target_of(hop.target),
+            self.bounds.reason_of(hop.reason),
+        )
+        children = self._children.get(key)
+        if children is None:
+            _, type_, target, reason = key
+            children = self._children[key] = (self.metrics.retried.labels(type_, target, reason),)
+        children[0].inc()
+        self._settled(hop, "retried")
+
+    def _simple(self, counter: Counter) -> Callable[[Hop], None]:
+        def count(hop: Hop) -> None:
+            bounds = self.bounds
+            key = (counter, bounds.type_of(hop.message_type), bounds.target_of(hop.target))
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (counter.labels(key[1], key[2]),)
+            children[0].inc()
+            if hop.event in _TAKEN and hop.target:
+                self.metrics.estimate.settled(key[2], hop.message_id, hop.at)
+
+        return count
+
+    def _settled(self, hop: Hop, outcome: str) -> None:
+        """A delivery attempt ended: its duration, and the estimate of what still waits."""
+        target = self.bounds.target_of(hop.target)
+        if hop.duration is not None:
+            key = ("duration", target, outcome)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (
+                    self.metrics.delivery_duration.labels(target, outcome),
+                )
+            children[0].observe(hop.duration)
+        self.metrics.estimate.settled(target, hop.message_id, hop.at)
+
+
+class _NullMetrics:
+    """What :func:`active` returns before a process wired its metrics: accepts and ignores."""
+
+    def set_circuit_state(self, target: str, state: str) -> None:
+        if state not in CIRCUIT_STATES:
+            raise ValueError(f"circuit state {state!r} is not one of {sorted(CIRCUIT_STATES)}")
+
+    def register_age_source(self, source: Callable[[], Mapping[str, float]] | None) -> None:
+        return None
+
+
+_active: Metrics | _NullMetrics = _NullMetrics()
+
+
+def active() -> Metrics | _NullMetrics:
+    """The metrics of this process (set by the process wiring), or a no-op before that."""
+    return _active
+
+
+def set_active(metrics: Metrics | None) -> None:
+    """Make ``metrics`` the process's metrics (``None`` restores the no-op)."""
+    global _active
+    _active = metrics if metrics is not None else _NullMetrics()

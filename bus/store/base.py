@@ -1,0 +1,257 @@
+"""The store: what RabbitMQ cannot answer, behind one interface (SQLite, or PostgreSQL by URL).
+
+It keeps which (message, target) pairs reached a final outcome (idempotency), the newest
+status delivered per dossier and target (ordering), dead letters with everything needed to
+replay them and every action taken on them, and each dispatcher's view of its targets.
+
+Writes on the delivery path are batched: :meth:`Store.record` returns once the batch that
+holds it is committed, so a caller can ack a message knowing its record survives a crash,
+while many deliveries share one commit. Reads are single-row lookups by primary key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("bus.store")
+
+DELIVERED = "delivered"
+SUPERSEDED = "superseded"
+DEAD_LETTERED = "dead_lettered"
+
+PARKED = "parked"
+REPLAYED = "replayed"
+PURGED = "purged"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPosition:
+    """Where a dossier's status stands at a target: compared by (occurred_at, sequence)."""
+
+    occurred_at: float
+    sequence: int
+    status: int | None = None
+    message_id: str = ""
+
+    def key(self) -> tuple[float, int]:
+        return (self.occurred_at, self.sequence)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A final outcome for one message at one target, to be recorded."""
+
+    message_id: str
+    target: str
+    outcome: str  # DELIVERED | SUPERSEDED | DEAD_LETTERED
+    at: float
+    attempts: int = 1
+    reference: str | None = None
+    dossier_no: str | None = None
+    position: StatusPosition | None = None  # advance the dossier's status when delivered
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A parked message with everything needed to understand and replay it."""
+
+    message_id: str | None
+    message_type: str | None
+    target: str | None
+    reason: str
+    detail: str
+    stage: str
+    attempts: int
+    history: list[dict[str, Any]]
+    headers: dict[str, Any]
+    body: bytes
+    dead_at: float
+    dossier_no: str | None = None
+    id: int | None = None
+    state: str = PARKED
+    recorded_at: float = 0.0
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadFilter:
+    """Which dead letters an operator means."""
+
+    ids: tuple[int, ...] = ()
+    target: str | None = None
+    message_type: str | None = None
+    reason: str | None = None
+    since: float | None = None
+    state: str | None = PARKED
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """One dispatcher process's view of one target, saved every few seconds."""
+
+    target: str
+    process: str
+    state: str  # closed | open | half_open | disabled
+    in_flight: int
+    last_error: str | None
+    last_error_at: float | None
+    oldest_in_flight_at: float | None
+    updated_at: float
+
+
+class Store(ABC):
+    """The store interface; see the module docstring."""
+
+    dialect = ""
+
+    def __init__(self, *, batch_size: int = 500, batch_delay: float = 0.005) -> None:
+        self._batch_size = batch_size
+        self._batch_delay = batch_delay
+        self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @abstractmethod
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations; return the versions applied."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Flush what is pending, then close."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self._flush_now()
+        self.close()
+
+    # --- delivery path -------------------------------------------------------------------
+
+    @abstractmethod
+    def delivered_already(self, message_id: str, target: str) -> bool:
+        """True when this message was delivered to this target before."""
+
+    @abstractmethod
+    def status_position(self, dossier_no: str, target: str) -> StatusPosition | None:
+        """The newest status delivered for this dossier to this target."""
+
+    async def record(self, outcome: Outcome) -> None:
+        """Record a final outcome; returns once it is committed (batched with others)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._pending.append((outcome, fut))
+        if self._flusher is None or self._flusher.done():
+            self._wake = asyncio.Event()
+            self._flusher = asyncio.ensure_future(self._flush_loop())
+        if len(self._pending) >= self._batch_size and self._wake is not None:
+            self._wake.set()
+        await fut
+
+    async def _flush_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._batch_delay)
+            self._wake.clear()
+            if not self._pending:
+                continue
+            await self._flush_now()
+
+    async def _flush_now(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await asyncio.to_thread(self.write_outcomes, [o for o, _ in batch])
+        except Exception as exc:
+            log.error("store.write_failed", error=str(exc), rows=len(batch))
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+    @abstractmethod
+    def write_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Write a batch of outcomes (and status advances) in one transaction."""
+
+    @abstractmethod
+    def outcomes(self, message_ids: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
+        """(message_id, target, outcome) rows, for accounting and tests."""
+
+    # --- dead letters --------------------------------------------------------------------
+
+    @abstractmethod
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> list[int]:
+        """Store dead letters (and their dead_lettered outcomes); return their ids."""
+
+    @abstractmethod
+    def dead_letters(self, flt: DeadFilter, *, with_body: bool = False) -> list[DeadLetter]:
+        """Dead letters matching a filter, oldest first."""
+
+    @abstractmethod
+    def dead_letter(self, dead_id: int) -> DeadLetter | None:
+        """One dead letter with its body and the actions taken on it."""
+
+    @abstractmethod
+    def mark(
+        self, dead_id: int, state: str, action: str, actor: str, detail: str, *, was: str = PARKED
+    ) -> bool:
+        """Move a dead letter from state ``was`` to ``state`` and record the action.
+
+        False (and nothing recorded) when it was not in state ``was``: two operators
+        replaying the same dead letter cannot both succeed.
+        """
+
+    # --- audit trail ---------------------------------------------------------------------
+
+    @abstractmethod
+    def append_audit(self, records: Sequence[Any]) -> None:
+        """Chain and append audit records atomically after the current head."""
+
+    @abstractmethod
+    def audit_head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest audit record (0 and the genesis hash when empty)."""
+
+    @abstractmethod
+    def audit_anchor(self) -> tuple[int, str]:
+        """Where verification starts: after the last purge, or the beginning."""
+
+    @abstractmethod
+    def audit_records(
+        self, *, dossier_no: str | None = None, message_ids: Sequence[str] = (), after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[Any]:  # fmt: skip
+        """Audit records in chain order, by dossier, by messages, or all after a sequence."""
+
+    @abstractmethod
+    def purge_audit(self, before: float, actor: str) -> int:
+        """Delete records older than ``before`` from the start of the chain; leave an anchor."""
+
+    # --- targets -------------------------------------------------------------------------
+
+    @abstractmethod
+    def save_target_states(self, states: Sequence[TargetState]) -> None: ...
+
+    @abstractmethod
+    def target_states(self) -> list[TargetState]: ...
+
+
+def now() -> float:
+    return time.time()

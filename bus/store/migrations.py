@@ -1,0 +1,120 @@
+"""Schema migrations, in order, for both dialects. Never edit an applied one: add the next.
+
+DDL differs between SQLite and PostgreSQL only in a few type names, filled in per dialect.
+"""
+
+from __future__ import annotations
+
+TYPES = {
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "blob": "BLOB"},
+    "postgres": {"id": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION", "blob": "BYTEA"},
+}
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "deliveries, status positions, dead letters and their actions, target states",
+        [
+            """CREATE TABLE deliveries (
+                message_id TEXT NOT NULL,
+                target TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                at {real} NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 1,
+                reference TEXT,
+                PRIMARY KEY (message_id, target))""",
+            """CREATE TABLE status_positions (
+                dossier_no TEXT NOT NULL,
+                target TEXT NOT NULL,
+                occurred_at {real} NOT NULL,
+                sequence BIGINT NOT NULL,
+                status INTEGER,
+                message_id TEXT NOT NULL,
+                at {real} NOT NULL,
+                PRIMARY KEY (dossier_no, target))""",
+            """CREATE TABLE dead_letters (
+                id {id},
+                message_id TEXT,
+                message_type TEXT,
+                target TEXT,
+                reason TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                stage TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                history TEXT NOT NULL,
+                headers TEXT NOT NULL,
+                body {blob},
+                dead_at {real} NOT NULL,
+                recorded_at {real} NOT NULL,
+                dossier_no TEXT,
+                state TEXT NOT NULL)""",
+            "CREATE INDEX dead_letters_state_reason ON dead_letters (state, reason)",
+            "CREATE INDEX dead_letters_target ON dead_letters (target, dead_at)",
+            "CREATE INDEX dead_letters_message ON dead_letters (message_id)",
+            """CREATE TABLE dead_letter_actions (
+                id {id},
+                dead_letter_id BIGINT NOT NULL,
+                action TEXT NOT NULL,
+                at {real} NOT NULL,
+                actor TEXT NOT NULL,
+                detail TEXT NOT NULL)""",
+            "CREATE INDEX dead_letter_actions_letter ON dead_letter_actions (dead_letter_id)",
+            """CREATE TABLE target_states (
+                target TEXT NOT NULL,
+                process TEXT NOT NULL,
+                state TEXT NOT NULL,
+                in_flight INTEGER NOT NULL,
+                last_error TEXT,
+                last_error_at {real},
+                oldest_in_flight_at {real},
+                updated_at {real} NOT NULL,
+                PRIMARY KEY (target, process))""",
+        ],
+    ),
+    (
+        2,
+        "audit trail: a hash chain of every hop, its head, and anchors left by purges",
+        [
+            """CREATE TABLE audit_log (
+                seq BIGINT PRIMARY KEY,
+                at {real} NOT NULL,
+                process TEXT NOT NULL,
+                stage TEXT NOT NULL,
+                event TEXT NOT NULL,
+                message_id TEXT,
+                message_type TEXT,
+                dossier_no TEXT,
+                target TEXT,
+                reason TEXT,
+                detail TEXT,
+                attempt INTEGER NOT NULL,
+                duration {real},
+                body_sha256 TEXT,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL)""",
+            "CREATE INDEX audit_log_dossier ON audit_log (dossier_no)",
+            "CREATE INDEX audit_log_message ON audit_log (message_id)",
+            "CREATE INDEX audit_log_at ON audit_log (at)",
+            """CREATE TABLE audit_head (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                seq BIGINT NOT NULL,
+                hash TEXT NOT NULL)""",
+            f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{'0' * 64}')",
+            """CREATE TABLE audit_anchors (
+                id {id},
+                through_seq BIGINT NOT NULL,
+                hash TEXT NOT NULL,
+                purged INTEGER NOT NULL,
+                at {real} NOT NULL,
+                actor TEXT NOT NULL)""",
+        ],
+    ),
+]
+
+
+def statements(dialect: str, version: int) -> list[str]:
+    """The SQL of one migration for one dialect."""
+    for number, _title, sql in MIGRATIONS:
+        if number == version:
+            return [s.format(**TYPES[dialect]) for s in sql]
+    raise KeyError(version)

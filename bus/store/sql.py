@@ -1,0 +1,458 @@
+"""The store in SQL, shared by SQLite and PostgreSQL (they differ in connecting and DDL types).
+
+Two connections: one for reads on the caller's thread (point lookups by primary key), one
+for writes guarded by a lock (batched commits, possibly from a worker thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from bus.audit import GENESIS, AuditRecord, chain
+from bus.store import migrations
+from bus.store.base import (
+    DEAD_LETTERED,
+    DELIVERED,
+    PARKED,
+    DeadFilter,
+    DeadLetter,
+    Outcome,
+    StatusPosition,
+    Store,
+    TargetState,
+    now,
+)
+
+
+class SqlStore(Store):
+    """Store on a DB-API connection; subclasses provide :meth:`connect` and the dialect."""
+
+    placeholder = "?"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._reader = self.connect()
+        self._writer = self.connect()
+        self._lock = threading.Lock()
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = False) -> Iterator[Any]:
+        """A write transaction on the writer connection.
+
+        ``immediate`` takes SQLite's write lock at the start (for read-then-write, like
+        extending the audit chain); PostgreSQL uses row locks instead.
+        """
+        with self._lock:
+            cur = self._writer.cursor()
+            try:
+                if immediate and self.dialect == "sqlite":
+                    cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                self._writer.commit()
+            except BaseException:
+                self._writer.rollback()
+                raise
+            finally:
+                cur.close()
+
+    def _read(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self._reader.cursor()
+        try:
+            cur.execute(self.sql(text), params)
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        self._end_read()
+        return rows
+
+    def _end_read(self) -> None:
+        """Let the reader see later commits (PostgreSQL keeps a transaction open)."""
+
+    def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            conn.close()
+
+    # --- migrations ----------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in one transaction; concurrent starters wait for each other."""
+        real = migrations.TYPES[self.dialect]["real"]
+        applied = []
+        with self.transaction(immediate=True) as cur:
+            if self.dialect == "postgres":
+                cur.execute("SELECT pg_advisory_xact_lock(727201)")  # one migrator at a time
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                f"title TEXT NOT NULL, applied_at {real} NOT NULL)"
+            )
+            cur.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in cur.fetchall()}
+            for version, title, _ in migrations.MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in migrations.statements(self.dialect, version):
+                    cur.execute(statement)
+                cur.execute(
+                    self.sql("INSERT INTO schema_migrations VALUES (?, ?, ?)"),
+                    (version, title, now()),
+                )
+                applied.append(version)
+        return applied
+
+    # --- delivery path -------------------------------------------------------------------
+
+    def delivered_already(self, message_id: str, target: str) -> bool:
+        rows = self._read(
+            "SELECT 1 FROM deliveries WHERE message_id = ? AND target = ? AND outcome = ?",
+            (message_id, target, DELIVERED),
+        )
+        return bool(rows)
+
+    def status_position(self, dossier_no: str, target: str) -> StatusPosition | None:
+        rows = self._read(
+            "SELECT occurred_at, sequence, status, message_id FROM status_positions "
+            "WHERE dossier_no = ? AND target = ?",
+            (dossier_no, target),
+        )
+        if not rows:
+            return None
+        occurred_at, sequence, status, message_id = rows[0]
+        return StatusPosition(float(occurred_at), int(sequence), status, message_id)
+
+    def write_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        with self.transaction() as cur:
+            cur.executemany(
+                self.sql(
+                    "INSERT INTO deliveries (message_id, target, outcome, at, attempts, reference) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, target) DO UPDATE SET "
+                    "outcome = excluded.outcome, at = excluded.at, attempts = excluded.attempts, "
+                    "reference = excluded.reference WHERE deliveries.outcome <> ?"
+                ),
+                [
+                    (o.message_id, o.target, o.outcome, o.at, o.attempts, o.reference, DELIVERED)
+                    for o in outcomes
+                ],
+            )
+            advances = [
+                (o.dossier_no, o.target, p.occurred_at, p.sequence, p.status, o.message_id, o.at)
+                for o in outcomes
+                if o.outcome == DELIVERED and o.dossier_no and (p := o.position) is not None
+            ]
+            if advances:
+                cur.executemany(
+                    self.sql(
+                        "INSERT INTO status_positions "
+                        "(dossier_no, target, occurred_at, sequence, status, message_id, at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dossier_no, target) DO UPDATE "
+                        "SET occurred_at = excluded.occurred_at, sequence = excluded.sequence, "
+                        "status = excluded.status, message_id = excluded.message_id, "
+                        "at = excluded.at "
+                        "WHERE excluded.occurred_at > status_positions.occurred_at "
+                        "OR (excluded.occurred_at = status_positions.occurred_at "
+                        "AND excluded.sequence > status_positions.sequence)"
+                    ),
+                    advances,
+                )
+
+    def outcomes(self, message_ids: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
+        rows = self._read("SELECT message_id, target, outcome FROM deliveries")
+        if message_ids is None:
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+        wanted = set(message_ids)
+        return [tuple(r) for r in rows if r[0] in wanted]  # type: ignore[misc]
+
+    # --- dead letters --------------------------------------------------------------------
+
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> list[int]:
+        ids = []
+        recorded = now()
+        with self.transaction() as cur:
+            for dl in letters:
+                # At-least-once upstream: the same dead letter may come twice (a crash between
+                # parking it and acking the original). One parked record per message and target.
+                cur.execute(
+                    self.sql(
+                        "SELECT id FROM dead_letters WHERE message_id = ? AND "
+                        "COALESCE(target, '') = ? AND reason = ? AND state = ?"
+                    ),
+                    (dl.message_id, dl.target or "", dl.reason, PARKED),
+                )
+                existing = cur.fetchone()
+                if existing is not None and dl.message_id:
+                    ids.append(int(existing[0]))
+                    continue
+                cur.execute(
+                    self.sql(
+                        "INSERT INTO dead_letters (message_id, message_type, target, reason, "
+                        "detail, stage, attempts, history, headers, body, dead_at, recorded_at, "
+                        "dossier_no, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "RETURNING id"
+                    ),
+                    (
+                        dl.message_id,
+                        dl.message_type,
+                        dl.target,
+                        dl.reason,
+                        dl.detail,
+                        dl.stage,
+                        dl.attempts,
+                        orjson.dumps(dl.history).decode(),
+                        orjson.dumps(dl.headers, default=str).decode(),
+                        dl.body,
+                        dl.dead_at,
+                        recorded,
+                        dl.dossier_no,
+                        PARKED,
+                    ),
+                )
+                ids.append(int(cur.fetchone()[0]))
+                if dl.message_id and dl.target:
+                    cur.execute(
+                        self.sql(
+                            "INSERT INTO deliveries (message_id, target, outcome, at, attempts) "
+                            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (message_id, target) DO NOTHING"
+                        ),
+                        (dl.message_id, dl.target, DEAD_LETTERED, dl.dead_at, dl.attempts),
+                    )
+        return ids
+
+    _COLUMNS = (
+        "id, message_id, message_type, target, reason, detail, stage, attempts, history, "
+        "headers, dead_at, recorded_at, dossier_no, state"
+    )
+
+    def dead_letters(self, flt: DeadFilter, *, with_body: bool = False) -> list[DeadLetter]:
+        where, params = [], []
+        for column, value in (
+            ("target", flt.target),
+            ("message_type", flt.message_type),
+            ("reason", flt.reason),
+            ("state", flt.state),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if flt.since is not None:
+            where.append("dead_at >= ?")
+            params.append(flt.since)
+        if flt.ids:
+            where.append(f"id IN ({', '.join('?' for _ in flt.ids)})")
+            params.extend(flt.ids)
+        columns = self._COLUMNS + (", body" if with_body else "")
+        text = f"SELECT {columns} FROM dead_letters"
+        if where:
+            text += " WHERE " + " AND ".join(where)
+        text += " ORDER BY id"
+        if flt.limit:
+            text += f" LIMIT {int(flt.limit)}"
+        return [self._letter(row, with_body) for row in self._read(text, params)]
+
+    def dead_letter(self, dead_id: int) -> DeadLetter | None:
+        rows = self._read(
+            f"SELECT {self._COLUMNS}, body FROM dead_letters WHERE id = ?", (dead_id,)
+        )
+        if not rows:
+            return None
+        letter = self._letter(rows[0], True)
+        letter.actions = [
+            {"action": a, "at": at, "actor": actor, "detail": detail}
+            for a, at, actor, detail in self._read(
+                "SELECT action, at, actor, detail FROM dead_letter_actions "
+                "WHERE dead_letter_id = ? ORDER BY id",
+                (dead_id,),
+            )
+        ]
+        return letter
+
+    @staticmethod
+    def _letter(row: Sequence[Any], with_body: bool) -> DeadLetter:
+        (id_, mid, mtype, target, reason, detail, stage, attempts, history, headers, dead_at,
+         recorded_at, dossier_no, state) = row[:14]  # fmt: skip
+        return DeadLetter(
+            id=int(id_),
+            message_id=mid,
+            message_type=mtype,
+            target=target,
+            reason=reason,
+            detail=detail,
+            stage=stage,
+            attempts=int(attempts),
+            history=orjson.loads(history),
+            headers=orjson.loads(headers),
+            body=bytes(row[14]) if with_body and row[14] is not None else b"",
+            dead_at=float(dead_at),
+            recorded_at=float(recorded_at),
+            dossier_no=dossier_no,
+            state=state,
+        )
+
+    def mark(
+        self, dead_id: int, state: str, action: str, actor: str, detail: str, *, was: str = PARKED
+    ) -> bool:
+        with self.transaction() as cur:
+            body_clause = ", body = NULL" if state == "purged" else ""
+            cur.execute(
+                self.sql(
+                    f"UPDATE dead_letters SET state = ?{body_clause} WHERE id = ? AND state = ?"
+                ),
+                (state, dead_id, was),
+            )
+            if cur.rowcount != 1:
+                return False
+            cur.execute(
+                self.sql(
+                    "INSERT INTO dead_letter_actions (dead_letter_id, action, at, actor, detail) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                (dead_id, action, now(), actor, detail),
+            )
+        return True
+
+    # --- audit trail ---------------------------------------------------------------------
+
+    _AUDIT = (
+        "seq, at, process, stage, event, message_id, message_type, dossier_no, target, "
+        "reason, detail, attempt, duration, body_sha256, prev_hash, hash"
+    )
+
+    def _lock_head(self, cur: Any) -> tuple[int, str]:
+        """Read the chain's head inside the write transaction, keeping other writers out."""
+        if self.dialect == "sqlite":
+            cur.execute("SELECT seq, hash FROM audit_head WHERE id = 1")
+        else:
+            cur.execute("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+        seq, head = cur.fetchone()  # the row is created by the migration
+        return int(seq), head
+
+    def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        with self.transaction(immediate=True) as cur:
+            seq, head = chain(list(records), *self._lock_head(cur))
+            cur.executemany(
+                self.sql(f"INSERT INTO audit_log ({self._AUDIT}) VALUES ({', '.join('?' * 16)})"),
+                [(*r.fields().values(), r.prev_hash, r.hash) for r in records],
+            )
+            cur.execute(
+                self.sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (seq, head)
+            )
+
+    def audit_head(self) -> tuple[int, str]:
+        rows = self._read("SELECT seq, hash FROM audit_head WHERE id = 1")
+        return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
+
+    def audit_anchor(self) -> tuple[int, str]:
+        rows = self._read("SELECT through_seq, hash FROM audit_anchors ORDER BY id DESC LIMIT 1")
+        return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
+
+    def audit_records(
+        self,
+        *,
+        dossier_no: str | None = None,
+        message_ids: Sequence[str] = (),
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        where, params = ["seq > ?"], [after_seq]
+        if dossier_no is not None or message_ids:
+            ors = []
+            if dossier_no is not None:
+                ors.append("dossier_no = ?")
+                params.append(dossier_no)
+            if message_ids:
+                ors.append(f"message_id IN ({', '.join('?' for _ in message_ids)})")
+                params.extend(message_ids)
+            where.append("(" + " OR ".join(ors) + ")")
+        text = f"SELECT {self._AUDIT} FROM audit_log WHERE {' AND '.join(where)} ORDER BY seq"
+        if limit:
+            text += f" LIMIT {int(limit)}"
+        return [_audit_record(row) for row in self._read(text, params)]
+
+    def purge_audit(self, before: float, actor: str) -> int:
+        with self.transaction(immediate=True) as cur:
+            cur.execute(self.sql("SELECT MAX(seq) FROM audit_log WHERE at < ?"), (before,))
+            row = cur.fetchone()
+            through = row[0] if row else None
+            if through is None:
+                return 0
+            cur.execute(self.sql("SELECT hash FROM audit_log WHERE seq = ?"), (through,))
+            last_hash = cur.fetchone()[0]
+            cur.execute(self.sql("DELETE FROM audit_log WHERE seq <= ?"), (through,))
+            purged = cur.rowcount
+            cur.execute(
+                self.sql(
+                    "INSERT INTO audit_anchors (through_seq, hash, purged, at, actor) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                (through, last_hash, purged, now(), actor),
+            )
+        return int(purged)
+
+    # --- targets -------------------------------------------------------------------------
+
+    def save_target_states(self, states: Sequence[TargetState]) -> None:
+        with self.transaction() as cur:
+            cur.executemany(
+                self.sql(
+                    "INSERT INTO target_states (target, process, state, in_flight, last_error, "
+                    "last_error_at, oldest_in_flight_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (target, process) DO UPDATE SET state = excluded.state, "
+                    "in_flight = excluded.in_flight, last_error = excluded.last_error, "
+                    "last_error_at = excluded.last_error_at, "
+                    "oldest_in_flight_at = excluded.oldest_in_flight_at, "
+                    "updated_at = excluded.updated_at"
+                ),
+                [
+                    (
+                        s.target,
+                        s.process,
+                        s.state,
+                        s.in_flight,
+                        s.last_error,
+                        s.last_error_at,
+                        s.oldest_in_flight_at,
+                        s.updated_at,
+                    )
+                    for s in states
+                ],
+            )
+
+    def target_states(self) -> list[TargetState]:
+        rows = self._read(
+            "SELECT target, process, state, in_flight, last_error, last_error_at, "
+            "oldest_in_flight_at, updated_at FROM target_states ORDER BY target, process"
+        )
+        return [TargetState(*row) for row in rows]
+
+
+def _audit_record(row: Sequence[Any]) -> AuditRecord:
+    (seq, at, process, stage, event, mid, mtype, dossier_no, target, reason, detail, attempt,
+     duration, body_sha256, prev_hash, hash_) = row  # fmt: skip
+    return AuditRecord(
+        at=float(at),
+        process=process,
+        stage=stage,
+        event=event,
+        message_id=mid,
+        message_type=mtype,
+        dossier_no=dossier_no,
+        target=target,
+        reason=reason,
+        detail=detail,
+        attempt=int(attempt),
+        duration=None if duration is None else float(duration),
+        body_sha256=body_sha256,
+        seq=int(seq),
+        prev_hash=prev_hash,
+        hash=hash_,
+    )

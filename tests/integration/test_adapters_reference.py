@@ -1,0 +1,306 @@
+"""The three reference adapters against their stand-ins on loopback (no broker needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from adapters.base import Adapter, Delivered, PermanentFailure, TargetSpec, TransientFailure
+from adapters.onestop import OneStopSoapAdapter
+from adapters.payment import PaymentConfirmationAdapter, payment_checksum
+from adapters.portal_sync import PortalSyncAdapter
+from adapters.wsse import WSSE, check_username_token
+from bus.envelope import Message
+from bus.standin import Behaviour, Endpoint, StandinThread
+from tests.integration.harness import ROOT, free_port
+
+EXAMPLES = ROOT / "schemas" / "examples"
+SECRET = "partner-secret-hn"
+
+
+def example(name: str, **payload: object) -> Message:
+    doc = orjson.loads((EXAMPLES / name).read_bytes())
+    doc["payload"].update(payload)
+    return Message.from_doc(doc, orjson.dumps(doc))
+
+
+def variant(message: Message, n: int, **payload: object) -> Message:
+    """The same message with a new id and the payload changes (a distinct delivery)."""
+    doc = orjson.loads(message.body)
+    doc["id"] = doc["id"][:-4] + f"{n:04x}"
+    doc["payload"].update(payload)
+    return Message.from_doc(doc, orjson.dumps(doc))
+
+
+def spec(kind: str, path: str, port: int, **credentials: str) -> TargetSpec:
+    return TargetSpec(
+        name=kind,
+        agency="000.00.00.G22",
+        adapter=kind,
+        endpoint=f"http://127.0.0.1:{port}{path}",
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        concurrency=16,
+        credentials=credentials,
+    )
+
+
+@pytest.fixture
+def stand_ins() -> Iterator[tuple[dict[str, TargetSpec], StandinThread]]:
+    port = free_port()
+    specs = {
+        "portal-sync": spec("portal-sync", "/api/dongbo", port, username="u", password="p"),
+        "onestop-soap": spec(
+            "onestop-soap",
+            "/motcua/services/LienThong",
+            port,
+            username="motcua-dn",
+            password="pw-dn",
+        ),
+        "payment-confirmation": spec(
+            "payment-confirmation", "/motcua/api/thanhtoan", port, secret=SECRET
+        ),
+    }
+    classes: dict[str, type[Adapter]] = {
+        "portal-sync": PortalSyncAdapter,
+        "onestop-soap": OneStopSoapAdapter,
+        "payment-confirmation": PaymentConfirmationAdapter,
+    }
+    eps = [Endpoint(k, s.endpoint, classes[k].standin_profile(s)) for k, s in specs.items()]
+    with StandinThread(eps) as standin:
+        yield specs, standin
+
+
+def deliver(adapter_cls: type[Adapter], target: TargetSpec, *batches: list[Message]) -> list:
+    """Deliver each batch concurrently (batches one after the other) with one adapter."""
+
+    async def go() -> list:
+        adapter = adapter_cls(target)
+        await adapter.start()
+        outcomes: list = []
+        try:
+            for batch in batches:
+                outcomes += await asyncio.gather(*(adapter.deliver(m) for m in batch))
+        finally:
+            await adapter.close()
+        return outcomes
+
+    return asyncio.run(go())
+
+
+# --- portal-sync ---------------------------------------------------------------------------
+
+RECEIVED = example("dossier.status_changed.v1/valid/received.json")  # status 2
+SUPPLEMENT = example("dossier.status_changed.v1/valid/supplement-requested.json")  # status 5
+RETURNED = example("dossier.status_changed.v1/valid/result-returned-utc.json")  # status 10
+
+
+def test_portal_sync_inserts_then_updates_a_dossier_that_already_exists(stand_ins) -> None:
+    specs, standin = stand_ins
+    first, again = deliver(PortalSyncAdapter, specs["portal-sync"], [RECEIVED], [RECEIVED])
+    assert isinstance(first, Delivered) and isinstance(again, Delivered)
+    paths = [r.path for r in standin.received("portal-sync")]
+    assert paths == [
+        "/api/dongbo/hoso/them-moi",
+        "/api/dongbo/hoso/them-moi",  # "Hồ sơ ... đã tồn tại" (error_code -2)
+        "/api/dongbo/hoso/cap-nhat",
+    ]
+    insert = orjson.loads(standin.received("portal-sync")[0].body)
+    assert insert["MaHoSo"] == "000.04.01.H26-261125-0031"
+    assert insert["TrangThaiHoSo"] == 2
+    assert insert["ThoiDiemXuLy"] == "20261125093204"  # yyyyMMddHHmmss, Vietnam time
+    assert insert["MaDongBo"] == RECEIVED.id
+    assert standin.auth_calls("portal-sync") == 1  # one session login for all calls
+    assert all(r.headers["Authorization"].startswith("Bearer ") for r in standin.received())
+
+
+def test_portal_sync_closes_a_record_with_an_update(stand_ins) -> None:
+    specs, standin = stand_ins
+    (outcome,) = deliver(PortalSyncAdapter, specs["portal-sync"], [RETURNED])
+    assert isinstance(outcome, Delivered)
+    (call,) = standin.received("portal-sync")
+    assert call.path == "/api/dongbo/hoso/cap-nhat"
+    body = orjson.loads(call.body)
+    assert body["TrangThaiHoSo"] == 10
+    assert body["NgayKetThucXuLy"] == "20261127100459"  # 03:04:59Z is 10:04:59 in Vietnam
+
+
+def test_portal_sync_sends_progress_in_batches_with_an_outcome_per_entry(stand_ins) -> None:
+    specs, standin = stand_ins
+    batch = [variant(SUPPLEMENT, n) for n in range(12)]
+    outcomes = deliver(PortalSyncAdapter, specs["portal-sync"], batch)
+    assert all(isinstance(o, Delivered) for o in outcomes)
+    received = standin.received("portal-sync")
+    assert len(received) == 12  # one record per entry...
+    assert len({r.seq for r in received}) == 12
+    assert {r.body for r in received} == {received[0].body}  # ...of one call
+    assert {r.idempotency_key for r in received} == {m.id for m in batch}
+    entries = orjson.loads(received[0].body)
+    assert [e["MaDongBo"] for e in entries] == [m.id for m in batch]
+    assert received[0].headers["X-Batch-Size"] == "12"
+    assert received[0].headers["Idempotency-Key"].startswith("batch-")
+
+
+def test_portal_sync_batches_respect_the_size_the_api_wants(stand_ins) -> None:
+    specs, standin = stand_ins
+    target = specs["portal-sync"]
+    small = dataclasses.replace(target, options={"batch": {"size": 5, "wait": 0.2}})
+    outcomes = deliver(PortalSyncAdapter, small, [variant(SUPPLEMENT, n) for n in range(12)])
+    assert all(isinstance(o, Delivered) for o in outcomes)
+    calls = {r.body for r in standin.received()}  # one body per call, one record per entry
+    assert sorted(len(orjson.loads(body)) for body in calls) == [2, 5, 5]
+
+
+def test_a_refused_entry_fails_alone_and_a_failed_call_fails_every_entry(stand_ins) -> None:
+    specs, standin = stand_ins
+    batch = [variant(SUPPLEMENT, n) for n in range(3)]
+    standin.program(
+        "portal-sync",
+        Behaviour(
+            body={
+                "error_code": "0",
+                "ket_qua": [
+                    {"MaDongBo": batch[1].id, "error_code": "-1", "message": "Sai trạng thái"}
+                ],
+            },
+            times=1,
+        ),
+    )
+    standin.program("portal-sync", Behaviour(status=503, times=1))
+    first = deliver(PortalSyncAdapter, specs["portal-sync"], batch)
+    assert [type(o) for o in first] == [Delivered, PermanentFailure, Delivered]
+    assert first[1].reason == "portal error_code -1 for this entry: 'Sai trạng thái'"
+    second = deliver(PortalSyncAdapter, specs["portal-sync"], batch)
+    assert all(isinstance(o, TransientFailure) and o.reason.startswith("HTTP 503") for o in second)
+
+
+def test_portal_sync_busy_answer_is_transient(stand_ins) -> None:
+    specs, standin = stand_ins
+    standin.program("portal-sync", Behaviour(body={"error_code": "-9", "message": "Hệ thống bận"}))
+    (outcome,) = deliver(PortalSyncAdapter, specs["portal-sync"], [RECEIVED])
+    assert isinstance(outcome, TransientFailure)
+    assert outcome.reason == "agency error_code -9: 'Hệ thống bận'"
+
+
+# --- onestop-soap --------------------------------------------------------------------------
+
+
+def test_onestop_receives_a_dossier_and_a_payment_report_over_soap(stand_ins) -> None:
+    specs, standin = stand_ins
+    dossier = example("dossier.submitted.v1/valid/organisation-hcmc-direct.json")
+    pay = example("payment.confirmed.v1/valid/success-bidv-above-2-31.json")
+    outcomes = deliver(OneStopSoapAdapter, specs["onestop-soap"], [dossier, pay])
+    assert [type(o) for o in outcomes] == [Delivered, Delivered]
+    assert outcomes[0].reference.startswith("BN-onestop-soap-")
+    dossier_call, payment_call = standin.received("onestop-soap")
+    assert dossier_call.headers["SOAPAction"].endswith('/TiepNhanHoSo"')
+    assert payment_call.headers["SOAPAction"].endswith('/BaoCaoThanhToan"')
+    from adapters import safexml
+
+    envelope = safexml.parse(payment_call.body)
+    assert safexml.text_of(envelope, "SoTien") == "12000000000"  # beyond 2^31, xs:long
+    assert safexml.text_of(envelope, "IdempotencyKey") == pay.id
+    security = safexml.find_local(envelope, "Security")
+    assert security is not None and security.tag == f"{{{WSSE}}}Security"
+    assert check_username_token(security, "motcua-dn", "pw-dn")
+
+
+# --- payment-confirmation ------------------------------------------------------------------
+
+
+def signed(message: Message, secret: str = SECRET, n: int = 0, **change: object) -> Message:
+    doc = orjson.loads(message.body)
+    p = doc["payload"]
+    p["checksum"] = payment_checksum(
+        [p["reference"], p["transaction_id"], p["amount"], p["paid_at"]], secret
+    )
+    p.update(change)
+    if n:
+        doc["id"] = doc["id"][:-4] + f"{n:04x}"
+    return Message.from_doc(doc, orjson.dumps(doc))
+
+
+PAYMENT = example("payment.confirmed.v1/valid/success-vcb.json")
+
+
+def test_a_payment_is_verified_then_delivered_with_the_platforms_checksum(stand_ins) -> None:
+    specs, standin = stand_ins
+    good = signed(PAYMENT)
+    first, repeat = deliver(
+        PaymentConfirmationAdapter, specs["payment-confirmation"], [good], [good]
+    )
+    assert isinstance(first, Delivered) and first.reference.startswith("PT-")
+    assert isinstance(repeat, Delivered)  # errorCode 02: already recorded
+    body = orjson.loads(standin.received("payment-confirmation")[0].body)
+    assert body["checksum"] == good.payload["checksum"]
+    assert body["transactionTime"] == good.payload["paid_at"]  # checksummed values verbatim
+    assert body["transactionTimeVN"] == "20261125092017"
+    assert (body["referenceId"], body["amount"], body["result"]) == (
+        "DVCQG-20261125-000431",
+        8000,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        {"amount": 80000},  # altered after signing
+        {"transaction_id": "FT00000000000000"},
+        {"checksum": "0" * 64},
+    ],
+)
+def test_an_altered_payment_is_never_delivered(stand_ins, tampered: dict) -> None:
+    specs, standin = stand_ins
+    (outcome,) = deliver(
+        PaymentConfirmationAdapter, specs["payment-confirmation"], [signed(PAYMENT, **tampered)]
+    )
+    assert isinstance(outcome, PermanentFailure)
+    assert outcome.reason.startswith("checksum does not match")
+    assert SECRET not in outcome.reason
+    assert standin.received("payment-confirmation") == []
+
+
+def test_a_payment_signed_with_another_partners_secret_is_refused(stand_ins) -> None:
+    specs, standin = stand_ins
+    (outcome,) = deliver(
+        PaymentConfirmationAdapter, specs["payment-confirmation"], [signed(PAYMENT, "other")]
+    )
+    assert isinstance(outcome, PermanentFailure)
+    assert standin.received() == []
+
+
+@pytest.mark.parametrize(("reply_secret", "kind"), [(SECRET, Delivered), ("x", PermanentFailure)])
+def test_the_agencys_signed_answer_is_verified(stand_ins, reply_secret: str, kind: type) -> None:
+    specs, standin = stand_ins
+    reference = PAYMENT.payload["reference"]
+    checksum = payment_checksum(["00", reference], reply_secret)
+    standin.program(
+        "payment-confirmation",
+        Behaviour(body={"errorCode": "00", "referenceId": reference, "checksum": checksum}),
+    )
+    (outcome,) = deliver(
+        PaymentConfirmationAdapter, specs["payment-confirmation"], [signed(PAYMENT)]
+    )
+    assert isinstance(outcome, kind)
+
+
+@pytest.mark.parametrize(("code", "kind"), [("99", TransientFailure), ("01", PermanentFailure)])
+def test_the_agencys_error_codes_are_classified(stand_ins, code: str, kind: type) -> None:
+    specs, standin = stand_ins
+    standin.program("payment-confirmation", Behaviour(body={"errorCode": code, "message": "x"}))
+    (outcome,) = deliver(
+        PaymentConfirmationAdapter, specs["payment-confirmation"], [signed(PAYMENT)]
+    )
+    assert isinstance(outcome, kind)
+    assert outcome.reason == f"agency errorCode {code}: 'x'"
+
+
+def test_the_payment_kind_takes_payments_only(stand_ins) -> None:
+    specs, _ = stand_ins
+    (outcome,) = deliver(PaymentConfirmationAdapter, specs["payment-confirmation"], [RECEIVED])
+    assert isinstance(outcome, PermanentFailure)

@@ -1,0 +1,75 @@
+"""Bulkheads: one agency answering in 15 s and another failing everything do not slow the others."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from bus.ids import uuid7
+from bus.standin import Behaviour
+from tests.integration.harness import ROOT, send, wait_until
+from tests.integration.test_recoverability import fast_retries
+
+EXAMPLES = ROOT / "schemas" / "examples"
+HEALTHY = 3000  # messages for the healthy targets per phase
+TROUBLED = 200  # messages for the slow and the failing target per phase
+
+
+def _copies(name: str, count: int) -> list[dict[str, Any]]:
+    """``count`` copies of an example, each a message of its own about a dossier of its own."""
+    base = orjson.loads((EXAMPLES / name).read_bytes())
+    docs = []
+    for n in range(count):
+        doc = orjson.loads(orjson.dumps(base))
+        doc["id"] = uuid7()
+        dossier_no = f"000.00.12.H26-261125-{n:06d}"
+        doc["correlation_id"] = doc["payload"]["dossier_no"] = dossier_no
+        docs.append(doc)
+    return docs
+
+
+def _phase(bus) -> float:
+    """Healthy-target deliveries per second while troubled-target traffic runs alongside."""
+    healthy = _copies("dossier.status_changed.v1/valid/received.json", HEALTHY // 2) + _copies(
+        "dossier.submitted.v1/valid/pre-reform-unit-codes.json", HEALTHY // 2
+    )  # → portal, and → shared-igate
+    troubled = _copies("dossier.submitted.v1/valid/citizen-hanoi-online.json", TROUBLED // 2)
+    troubled += _copies("dossier.submitted.v1/valid/organisation-hcmc-direct.json", TROUBLED // 2)
+    ids = {d["id"] for d in healthy}
+    mixed = [orjson.dumps(d) for pair in zip(healthy, troubled * 20, strict=False) for d in pair]
+    mixed += [orjson.dumps(d) for d in healthy[len(troubled) * 20 :]]
+    started = time.time()
+    send(bus.names, mixed)
+
+    def arrived() -> list[float]:
+        return [
+            r.received_at
+            for r in bus.standins.received()
+            if r.target in ("portal", "shared-igate") and r.headers.get("Idempotency-Key") in ids
+        ]
+
+    assert wait_until(lambda: len(arrived()) >= len(ids), 90, 0.2)
+    return len(ids) / (max(arrived()) - started)
+
+
+def test_a_slow_and_a_failing_agency_leave_the_others_at_full_speed(make_bus) -> None:
+    def tweak(doc: dict[str, Any]) -> None:
+        fast_retries(doc)
+        doc["targets"]["hanoi"]["timeouts"] = {"connect": "2s", "read": "20s"}
+
+    bus = make_bus(tweak)
+    bus.start_router()
+    bus.start_dispatcher()
+    _phase(bus)  # warm-up: connections, caches
+    healthy = _phase(bus)
+    bus.standins.program("hanoi", Behaviour(delay=15.0))  # answers, after 15 s
+    bus.standins.program("hcmc", Behaviour(status=503))  # fails everything
+    troubled = _phase(bus)
+    ratio = troubled / healthy
+    print(
+        f"isolation: healthy {healthy:,.0f}/s, with a slow and a failing agency "
+        f"{troubled:,.0f}/s, ratio {ratio:.3f}"
+    )
+    assert ratio >= 0.95

@@ -1,0 +1,181 @@
+"""The store on real SQLite and PostgreSQL: migrations, idempotency, ordering, dead letters."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from bus.store import (
+    DEAD_LETTERED,
+    DELIVERED,
+    PARKED,
+    PURGED,
+    REPLAYED,
+    SUPERSEDED,
+    DeadFilter,
+    DeadLetter,
+    Outcome,
+    StatusPosition,
+    TargetState,
+    open_store,
+)
+from tests.integration.store_fixtures import postgres_schema_url, sqlite_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path: Path):
+    if request.param == "sqlite":
+        s = open_store(sqlite_url(tmp_path))
+        yield s
+        s.close()
+    else:
+        with postgres_schema_url() as url:
+            s = open_store(url)
+            yield s
+            s.close()
+
+
+def record(store, *outcomes: Outcome) -> None:
+    async def go() -> None:
+        await asyncio.gather(*(store.record(o) for o in outcomes))  # each returns once committed
+
+    asyncio.run(go())
+
+
+def test_migrations_apply_once(store) -> None:
+    assert store.migrate() == []  # already applied by open_store
+
+
+def test_a_recorded_delivery_is_remembered(store) -> None:
+    assert not store.delivered_already("m1", "hanoi")
+    record(store, Outcome("m1", "hanoi", DELIVERED, time.time(), reference="HN-1"))
+    assert store.delivered_already("m1", "hanoi")
+    assert not store.delivered_already("m1", "portal")
+
+
+def test_many_concurrent_records_share_commits_and_all_land(store) -> None:
+    outcomes = [Outcome(f"m{i}", "portal", DELIVERED, time.time()) for i in range(2000)]
+    record(store, *outcomes)
+    assert len(store.outcomes()) == 2000
+
+
+def test_status_position_only_moves_forward(store) -> None:
+    newer = StatusPosition(2000.0, 3, 9, "m-new")
+    older = StatusPosition(1000.0, 5, 4, "m-old")
+    same_time_later_seq = StatusPosition(2000.0, 4, 10, "m-last")
+    record(store, Outcome("m-new", "portal", DELIVERED, 1.0, dossier_no="D1", position=newer))
+    record(store, Outcome("m-old", "portal", DELIVERED, 2.0, dossier_no="D1", position=older))
+    assert store.status_position("D1", "portal") == newer
+    record(
+        store,
+        Outcome("m-last", "portal", DELIVERED, 3.0, dossier_no="D1", position=same_time_later_seq),
+    )
+    assert store.status_position("D1", "portal") == same_time_later_seq
+    assert store.status_position("D1", "hanoi") is None
+
+
+def test_superseded_and_dead_letter_outcomes_do_not_count_as_delivered(store) -> None:
+    record(store, Outcome("m2", "portal", SUPERSEDED, 1.0))
+    assert not store.delivered_already("m2", "portal")
+    record(store, Outcome("m2", "portal", DELIVERED, 2.0))  # replayed later, delivered
+    assert store.delivered_already("m2", "portal")
+    record(store, Outcome("m2", "portal", DEAD_LETTERED, 3.0))  # never overwrites delivered
+    assert store.outcomes(["m2"]) == [("m2", "portal", DELIVERED)]
+
+
+def letter(i: int, **kw) -> DeadLetter:
+    base = dict(
+        message_id=f"id{i}",
+        message_type="dossier.submitted",
+        target="hanoi",
+        reason="rejected",
+        detail="HTTP 400",
+        stage="dispatcher",
+        attempts=1,
+        history=[{"at": 1.0, "reason": "HTTP 400"}],
+        headers={"x-dvcbus-target": "hanoi"},
+        body=b'{"id": "x"}',
+        dead_at=1000.0 + i,
+        dossier_no="D9",
+    )
+    base.update(kw)
+    return DeadLetter(**base)
+
+
+def test_dead_letters_are_listed_by_filter_and_shown_whole(store) -> None:
+    ids = store.add_dead_letters(
+        [letter(1), letter(2, reason="invalid", target=None, stage="router"), letter(3)]
+    )
+    assert len(ids) == 3
+    assert [d.id for d in store.dead_letters(DeadFilter(reason="rejected"))] == [ids[0], ids[2]]
+    assert [d.id for d in store.dead_letters(DeadFilter(since=1002.0))] == [ids[1], ids[2]]
+    shown = store.dead_letter(ids[0])
+    assert (
+        shown is not None
+        and shown.body == b'{"id": "x"}'
+        and shown.history[0]["reason"] == "HTTP 400"
+    )
+    # a dispatcher dead letter is also the final outcome of that (message, target)
+    assert ("id1", "hanoi", DEAD_LETTERED) in store.outcomes()
+
+
+def test_nothing_leaves_the_dead_letter_store_without_a_record(store) -> None:
+    (dead_id,) = store.add_dead_letters([letter(5)])
+    assert store.mark(dead_id, REPLAYED, "replay", "ops@hanoi", "to hanoi")
+    assert not store.mark(dead_id, REPLAYED, "replay", "ops@hanoi", "again")  # idempotent
+    (purge_id,) = store.add_dead_letters([letter(6)])
+    assert store.mark(purge_id, PURGED, "purge", "ops", "test data")
+    purged = store.dead_letter(purge_id)
+    assert purged is not None and purged.state == PURGED and purged.body == b""
+    assert [a["action"] for a in purged.actions] == ["purge"]
+    replayed = store.dead_letter(dead_id)
+    assert replayed is not None and replayed.state == REPLAYED
+    assert [(a["action"], a["actor"]) for a in replayed.actions] == [("replay", "ops@hanoi")]
+    assert store.dead_letters(DeadFilter(state=PARKED)) == []
+
+
+def test_target_states_are_upserted_per_process(store) -> None:
+    state = TargetState("hanoi", "host:1", "open", 3, "HTTP 503", 5.0, 4.0, 6.0)
+    store.save_target_states([state])
+    store.save_target_states([TargetState("hanoi", "host:1", "closed", 0, None, None, None, 7.0)])
+    (saved,) = store.target_states()
+    assert (saved.state, saved.in_flight, saved.updated_at) == ("closed", 0, 7.0)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_processes_starting_together_migrate_once(dialect, tmp_path: Path) -> None:
+    import contextlib
+    import threading
+
+    with contextlib.ExitStack() as stack:
+        url = (
+            sqlite_url(tmp_path)
+            if dialect == "sqlite"
+            else stack.enter_context(postgres_schema_url())
+        )
+        errors: list[BaseException] = []
+        stores: list = []
+
+        def start() -> None:
+            try:
+                stores.append(open_store(url))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert stores[0].migrate() == []
+        for s in stores:
+            s.close()
+
+
+def test_the_same_dead_letter_arriving_twice_is_kept_once(store) -> None:
+    first = store.add_dead_letters([letter(1)])
+    again = store.add_dead_letters([letter(1)])  # redelivered after a crash before the ack
+    assert first == again
+    assert len(store.dead_letters(DeadFilter(state=None))) == 1
