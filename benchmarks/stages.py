@@ -70,6 +70,8 @@ class Context:
         settings = self.settings.model_copy(update=update)
         loaded = app.load(settings)
         self.namespaces.append(loaded)
+        if "store_url" in update:
+            _create_store(update["store_url"])
         return loaded
 
     def procs(self, loaded: Loaded, phase: str) -> Procs:
@@ -99,6 +101,16 @@ class Context:
     def cleanup(self) -> None:
         for loaded in list(self.namespaces):
             self.drop(loaded)
+
+
+def _create_store(url: str) -> None:
+    """Create and migrate the phase's store before any bus process starts: processes that
+    create the same new SQLite file at the same moment can fail with "database is locked"."""
+    try:
+        from bus.store import open_store
+    except ImportError:
+        return
+    open_store(url).close()
 
 
 def publish(ctx: Context, names: Names, bodies: list[bytes], rate: float | None = None):
@@ -460,7 +472,15 @@ def start_bus(ctx: Context, tag: str, with_bus: bool = True) -> RunningBus:
         router = dispatcher = None
         missing: list[str] = []
         if with_bus:
+            # One after the other: both open the phase's new store file at start, and two
+            # processes creating the same SQLite file at once can fail ("database is locked").
             router = procs.bus("router", "run", "router")
+            wait_until(
+                lambda: router.check() or watch.consumers(names.ingress_queue) > 0,
+                30,
+                0.1,
+                what="the router consuming",
+            )
             dispatcher = procs.bus("dispatcher", "run", "dispatcher")
             queues = [names.ingress_queue] + [
                 names.delivery_queue(t) for t in loaded.routes.targets

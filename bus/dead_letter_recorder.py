@@ -96,9 +96,12 @@ class DeadLetterRecorder:
         self.store = store
         self.recorded = 0
         self.supervisor = Supervisor(
-            amqp_url, "dvcbus-dead-letters", self._setup, self._teardown,
+            amqp_url,
+            "dvcbus-dead-letters",
+            self._setup,
+            self._teardown,
             max_delay=reconnect_delay_max,
-        )  # fmt: skip
+        )
         self._batch: list[tuple[int, DeadLetter]] = []
         self._ops: ChannelOps | None = None
         self._flusher: asyncio.Task[None] | None = None

@@ -80,9 +80,18 @@ class TargetLane:
     last_error: str | None = None
     last_error_at: float | None = None
     started: dict[int, float] = field(default_factory=dict)  # delivery tag -> routed-at
+    # In a delay tier: id -> (routed-at, when it is due back). Another dispatcher process may
+    # take it when it comes back, so an entry long past due is forgotten.
+    waiting: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def oldest_in_flight(self) -> float | None:
         return min(self.started.values(), default=None)
+
+    def oldest_waiting(self, now: float) -> float | None:
+        """Routed-at of the oldest message this process sent to a delay tier (not yet back)."""
+        for message_id in [m for m, (_, due) in self.waiting.items() if now > due + 300]:
+            del self.waiting[message_id]
+        return min((routed for routed, _ in self.waiting.values()), default=None)
 
 
 class Dispatcher:
@@ -224,10 +233,18 @@ class Dispatcher:
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 # The router validated it: reaching here means someone published around it.
                 await self._dead_letter(
-                    lane, ch, tag, props, body, None, Reason.REJECTED,
-                    f"not a canonical message: {exc}", AttemptRecord(1, time.time(), []),
-                )  # fmt: skip
+                    lane,
+                    ch,
+                    tag,
+                    props,
+                    body,
+                    None,
+                    Reason.REJECTED,
+                    f"not a canonical message: {exc}",
+                    AttemptRecord(1, time.time(), []),
+                )
                 return
+            lane.waiting.pop(message.id, None)  # back from a delay tier, if it was in one
             position = ordering.position(message)
             key = (lane.name, message.correlation_id if position else message.id)
             async with self._locks.hold(key):
@@ -271,7 +288,8 @@ class Dispatcher:
             await lane.bucket.acquire()
         started = time.perf_counter()
         try:
-            outcome: Outcome = await asyncio.wait_for(lane.adapter.deliver(message), lane.deadline)
+            async with asyncio.timeout(lane.deadline):  # no extra task, unlike wait_for
+                outcome: Outcome = await lane.adapter.deliver(message)
         except TimeoutError:
             outcome = TransientFailure(f"no outcome within {lane.deadline:.0f}s (adapter deadline)")
         except Exception as exc:
@@ -305,9 +323,17 @@ class Dispatcher:
         if isinstance(outcome, PermanentFailure):
             lane.breaker.success()  # it answered: the agency is up, the message is wrong
             await self._dead_letter(
-                lane, ch, tag, props, message.body, message, Reason.REJECTED, outcome.reason,
-                record.failed(time.time(), outcome.reason, lane.name), duration=elapsed,
-            )  # fmt: skip
+                lane,
+                ch,
+                tag,
+                props,
+                message.body,
+                message,
+                Reason.REJECTED,
+                outcome.reason,
+                record.failed(time.time(), outcome.reason, lane.name),
+                duration=elapsed,
+            )
             return
         lane.breaker.failure()
         await self._retry_or_give_up(lane, ch, tag, props, message, record, outcome, elapsed)
@@ -335,9 +361,17 @@ class Dispatcher:
         )
         if isinstance(step, GiveUp):
             await self._dead_letter(
-                lane, ch, tag, props, message.body, message, Reason.RETRIES_EXHAUSTED,
-                f"{outcome.reason}; gave up: {step.why}", after, duration=elapsed,
-            )  # fmt: skip
+                lane,
+                ch,
+                tag,
+                props,
+                message.body,
+                message,
+                Reason.RETRIES_EXHAUSTED,
+                f"{outcome.reason}; gave up: {step.why}",
+                after,
+                duration=elapsed,
+            )
             return
         ok = await self._publish(
             self.names.retry_tier(step.seconds),
@@ -348,6 +382,7 @@ class Dispatcher:
         )
         if ok:
             self._ack(ch, tag)
+            lane.waiting[message.id] = (float(props.timestamp or now), now + step.seconds)
             self.hops.emit(
                 self._hop_maker(lane, message, record.attempt)(
                     Event.RETRIED,
@@ -379,6 +414,8 @@ class Dispatcher:
         )
         if ok:
             self._ack(ch, tag)
+            now = time.time()
+            lane.waiting[message.id] = (float(props.timestamp or now), now + wait)
             self.hops.emit(
                 self._hop_maker(lane, message, record.attempt)(
                     Event.DEFERRED, reason="circuit_open", detail=f"back in {wait:g}s"
@@ -552,6 +589,15 @@ class Dispatcher:
         """Close an adapter once the calls it may still be making are over."""
         await asyncio.sleep(after)
         await adapter.close()
+
+    def waiting_ages(self, now: float) -> dict[str, float]:
+        """Per target, how long the oldest message parked in a delay tier has been waiting."""
+        ages = {}
+        for name, lane in self.lanes.items():
+            oldest = lane.oldest_waiting(now)
+            if oldest is not None:
+                ages[name] = now - oldest
+        return ages
 
     # --- target states and shutdown ------------------------------------------------------
 

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta, timezone
 
 import click
-from rich.table import Table
 
-from bus.cli.common import Ctx, console, err_console, load_or_exit
-
-VN = timezone(timedelta(hours=7))
-
-
-def _open(obj: Ctx):  # type: ignore[no-untyped-def]
-    from bus import app
-
-    loaded = load_or_exit(obj.settings())
-    return loaded, app.open_store(loaded)
-
-
-def _vn(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).astimezone(VN).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+from bus.cli.common import Ctx, console, err_console, load_with_store
+from bus.trace import journey_table
 
 
 @click.command()
@@ -29,7 +15,7 @@ def _vn(ts: float) -> str:
 @click.pass_obj
 def trace(obj: Ctx, what: str) -> None:
     """The journey of a dossier (by dossier number) or of a message's dossier (by message id)."""
-    _, store = _open(obj)
+    _, store = load_with_store(obj)
     try:
         records = store.audit_records(dossier_no=what, message_ids=[what])
         dossiers = {r.dossier_no for r in records if r.dossier_no}
@@ -40,35 +26,7 @@ def trace(obj: Ctx, what: str) -> None:
     if not records:
         err_console.print(f"nothing in the audit trail for {what}")
         raise SystemExit(1)
-    messages = {r.message_id for r in records}
-    dossier = next((r.dossier_no for r in records if r.dossier_no), "-")
-    table = Table(title=f"dossier {dossier}: {len(messages)} message(s), {len(records)} hop(s)")
-    for col in (
-        "time (UTC+7)",
-        "message",
-        "type",
-        "stage",
-        "event",
-        "target",
-        "attempt",
-        "ms",
-        "detail",
-    ):
-        table.add_column(col, overflow="fold")
-    for r in records:
-        outcome = r.event + (f" ({r.reason})" if r.reason else "")
-        table.add_row(
-            _vn(r.at),
-            (r.message_id or "-")[-12:],
-            r.message_type or "-",
-            r.stage,
-            outcome,
-            r.target or "-",
-            str(r.attempt),
-            f"{r.duration * 1000:.0f}" if r.duration is not None else "-",
-            (r.detail or "")[:120],
-        )
-    console.print(table)
+    console.print(journey_table(records))
 
 
 @click.group()
@@ -82,7 +40,7 @@ def audit_verify(obj: Ctx) -> None:
     """Walk the hash chain; exit 1 at the first altered, missing or reordered record."""
     from bus.audit import verify
 
-    _, store = _open(obj)
+    _, store = load_with_store(obj)
     try:
         anchor = store.audit_anchor()
         head = store.audit_head()
@@ -105,7 +63,7 @@ def audit_purge(obj: Ctx, months: int | None, yes: bool) -> None:
     """Delete records past retention from the start of the chain, leaving a verifiable anchor."""
     from bus.replay import actor
 
-    loaded, store = _open(obj)
+    loaded, store = load_with_store(obj)
     try:
         months = months or loaded.settings.audit_retention_months
         before = time.time() - months * 30.44 * 86400

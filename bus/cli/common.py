@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,9 +14,13 @@ from bus.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from bus.app import Loaded
+    from bus.store import Store
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output (CI logs, files) is read on wide screens: 120 columns rather than rich's 80,
+# unless COLUMNS says otherwise.
+_PIPED = None if "COLUMNS" in os.environ else 120
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else _PIPED)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _PIPED)
 
 routes_option = click.option(
     "--routes", "routes_file", type=click.Path(path_type=Path), help="routes.yaml to use."
@@ -32,6 +38,14 @@ class Ctx:
             return Settings.load(self.config, **overrides)
         except SettingsError as exc:
             raise click.ClickException(f"settings: {exc}") from None
+
+
+def load_with_store(ctx: Ctx) -> tuple[Loaded, Store]:
+    """Settings, routes and the store, for the commands that read or change the store."""
+    from bus import app
+
+    loaded = load_or_exit(ctx.settings())
+    return loaded, app.open_store(loaded)
 
 
 def load_or_exit(settings: Settings) -> Loaded:

@@ -10,8 +10,8 @@ import click
 import orjson
 from rich.table import Table
 
-from bus.cli.common import Ctx, console, err_console, load_or_exit
-from bus.store import PARKED, PURGED, DeadFilter, Store
+from bus.cli.common import Ctx, console, err_console, load_with_store
+from bus.store import PARKED, PURGED, DeadFilter
 
 
 def _since(value: str | None) -> float | None:
@@ -69,13 +69,6 @@ def _filter(
     )
 
 
-def _open(obj: Ctx) -> tuple[Any, Store]:
-    from bus import app
-
-    loaded = load_or_exit(obj.settings())
-    return loaded, app.open_store(loaded)
-
-
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
@@ -103,7 +96,7 @@ def dead_list(
     """List dead letters (personal data masked)."""
     from bus.observability.masking import mask_text
 
-    _, store = _open(obj)
+    _, store = load_with_store(obj)
     try:
         flt = _filter(
             ids, target, message_type, reason, since, None if all_states else PARKED, limit
@@ -146,7 +139,7 @@ def dead_show(obj: Ctx, dead_id: int) -> None:
     """One dead letter: the message (masked), reason, attempts, errors, actions taken."""
     from bus.observability.masking import LogMasker, mask_text
 
-    loaded, store = _open(obj)
+    loaded, store = load_with_store(obj)
     try:
         letter = store.dead_letter(dead_id)
     finally:
@@ -213,7 +206,7 @@ def dead_replay(
         raise click.UsageError(
             "say which dead letters: --id, --target, --type, --reason or --since"
         )
-    loaded, store = _open(obj)
+    loaded, store = load_with_store(obj)
     done = skipped = 0
     try:
         flt = _filter(ids, target, message_type, reason, since)
@@ -256,7 +249,7 @@ def dead_purge(
         raise click.UsageError(
             "say which dead letters: --id, --target, --type, --reason or --since"
         )
-    _, store = _open(obj)
+    _, store = load_with_store(obj)
     try:
         letters = store.dead_letters(_filter(ids, target, message_type, reason, since))
         if not letters:

@@ -58,6 +58,7 @@ def run(
         dispatcher = app.build_dispatcher(loaded, hops, store, only)
         components.append(dispatcher)
         watch.watch_dispatcher(dispatcher)
+        watch.metrics.add_age_floor(dispatcher.waiting_ages)
         serves = set(only) if only else None
         appliers.append(
             lambda new: dispatcher.apply(new.routes.targets, new.topology, app.build_lane, serves)

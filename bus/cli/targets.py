@@ -8,7 +8,7 @@ import click
 import pika
 from rich.table import Table
 
-from bus.cli.common import Ctx, console, load_or_exit
+from bus.cli.common import Ctx, console, load_with_store
 
 STALE = 15.0  # seconds without a report from a dispatcher: its view is out of date
 
@@ -46,11 +46,9 @@ def _queued(url: str, queues: list[str]) -> dict[str, int | None]:
 @click.pass_obj
 def targets(obj: Ctx) -> None:
     """Show each target: circuit state, in flight, queued, oldest in flight, last error."""
-    from bus import app
     from bus.observability.masking import mask_text
 
-    loaded = load_or_exit(obj.settings())
-    store = app.open_store(loaded)
+    loaded, store = load_with_store(obj)
     try:
         states = store.target_states()
     finally:

@@ -27,11 +27,14 @@ from rich.table import Table
 from bus import app, topology
 from bus.demo import traffic
 from bus.demo.agencies import endpoints
+from bus.demo.journeys import journey
+from bus.demo.traffic import TrafficGenerator
 from bus.pipeline import Forward, RouterPipeline
 from bus.sending import send_bodies
 from bus.settings import Settings
 from bus.store import DeadFilter, Store
 from bus.topology import Names
+from bus.trace import journey_table
 
 WAIT_LIMIT = 90.0
 # Credentials routes.yaml refers to (env:NAME), for the stand-ins; the payment secret is the
@@ -87,6 +90,10 @@ def run_demo(
     )
 
     generated = traffic.generate(messages, seed=seed, loaded=loaded)
+    # A few whole dossier journeys (submitted → statuses → payment → result) among the rest.
+    walker = TrafficGenerator(seed + 1, loaded)
+    journeys = [journey(walker, province) for province in ("01", "79", "40")]
+    generated += [g for j in journeys for g in j]
     pipeline = RouterPipeline(loaded.schemas, loaded.table, settings.max_message_bytes)
 
     env = dict(os.environ)
@@ -141,11 +148,16 @@ def run_demo(
         store = app.open_store(loaded)
         try:
             done_at = _collect(store, control_url, expected, tally, procs)
+            time.sleep(0.5)  # the processes write their audit trail every 100 ms
+            dossier_no = orjson.loads(journeys[0][0].body)["payload"]["dossier_no"]
+            trail = store.audit_records(dossier_no=dossier_no)
         finally:
             store.close()
         _print_summary(
             console, generated, expected, tally, published_at, started, publish_seconds, done_at
         )
+        console.print(f"[bold]The journey of one dossier[/] (dvcbus trace {dossier_no}):")
+        console.print(journey_table(trail))
         missing = _missing(expected, tally)
         if missing:
             console.print(

@@ -19,8 +19,8 @@ routed it (the AMQP ``timestamp``, kept across retries).
 * **Queue empty and nothing in flight**: 0.
 
 When it cannot be told (nothing sampled or settled yet, ids without time, queue depth not
-polled) the series is left out rather than guessed. Not seen: messages waiting in a retry
-delay tier between two attempts (they count again when they come back).
+polled) the series is left out rather than guessed. Messages waiting in a retry delay tier
+between two attempts are added by the dispatcher (``Metrics.add_age_floor``).
 """
 
 from __future__ import annotations

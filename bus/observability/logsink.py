@@ -20,6 +20,7 @@ Personal data is masked by the processor in the log chain (:mod:`bus.observabili
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import structlog
@@ -31,14 +32,24 @@ WARNING_EVENTS = frozenset({Event.DEAD_LETTERED})
 
 
 class LogSink:
-    """Writes each hop as one structlog event named ``<stage>.<event>``."""
+    """Writes each hop as one log event named ``<stage>.<event>``.
+
+    With JSON logs it writes through :class:`bus.log.JsonLines` (the hot path); otherwise,
+    or when given a logger, through structlog.
+    """
 
     def __init__(self, logger: Any = None) -> None:
+        from bus import log as log_config
+
         self.log = logger if logger is not None else structlog.get_logger("bus.hops")
+        self.lines = log_config.hop_lines if logger is None else None
         self._names: dict[tuple[str, Event], str] = {}
 
     def record(self, hop: Hop) -> None:
         event = hop.event
+        if self.lines is not None:
+            self._fast(hop)
+            return
         emit = self.log.warning if event in WARNING_EVENTS else self.log.info
         key = (hop.stage, event)
         name = self._names.get(key)
@@ -64,3 +75,36 @@ class LogSink:
         if hop.reference:
             fields["reference"] = hop.reference
         emit(name, **fields)
+
+    def _fast(self, hop: Hop) -> None:
+        event = hop.event
+        key = (hop.stage, event)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = f"{hop.stage}.{event.value}"
+        mask = LOG_MASKER.text
+        refused = hop.stage == "router" and event is Event.DEAD_LETTERED
+        # A message the router refused was never validated: its id, type and dossier number
+        # are whatever the sender wrote, so they are masked like free text.
+        fields: dict[str, Any] = {
+            "outcome": event.value,
+            "message_id": mask(hop.message_id) if refused and hop.message_id else hop.message_id,
+            "type": mask(hop.message_type) if refused and hop.message_type else hop.message_type,
+            "dossier_no": mask(hop.dossier_no) if refused and hop.dossier_no else hop.dossier_no,
+            "attempt": hop.attempt,
+        }
+        if hop.target:
+            fields["target"] = hop.target
+        if hop.targets:
+            fields["targets"] = hop.targets
+        if hop.duration is not None:
+            fields["duration_ms"] = round(hop.duration * 1000, 2)
+        if hop.reason:
+            fields["reason"] = mask(hop.reason)
+        if hop.detail:
+            fields["detail"] = mask(hop.detail)
+        if hop.reference:
+            fields["reference"] = mask(hop.reference)
+        fields["event"] = name
+        assert self.lines is not None
+        self.lines.write(logging.WARNING if event in WARNING_EVENTS else logging.INFO, fields)

@@ -280,6 +280,7 @@ class Metrics:
         )
         self.estimate = OldestWaitingEstimate()
         self._age_source: Callable[[], Mapping[str, float]] | None = None
+        self._extra_ages: list[Callable[[float], Mapping[str, float]]] = []
         self._samplers: list[Callable[[], None]] = []
 
     # --------------------------------------------------------------- component API
@@ -290,6 +291,10 @@ class Metrics:
         if value is None:
             raise ValueError(f"circuit state {state!r} is not one of {sorted(CIRCUIT_STATES)}")
         self.circuit_state.labels(self.bounds.target_of(target)).set(value)
+
+    def add_age_floor(self, source: Callable[[float], Mapping[str, float]]) -> None:
+        """Another view of waiting messages (``now -> {target: seconds}``); the oldest wins."""
+        self._extra_ages.append(source)
 
     def register_age_source(self, source: Callable[[], Mapping[str, float]] | None) -> None:
         """Use ``source()`` (``{target: seconds}``) for the oldest-undelivered age per target.
@@ -339,9 +344,13 @@ class Metrics:
             sampler()
         now = time.time() if now is None else now
         if self._age_source is not None:
-            ages: Mapping[str, float] = self._age_source()
+            ages: dict[str, float | None] = dict(self._age_source())
         else:
-            ages = self.estimate.ages(now)
+            ages = dict(self.estimate.ages(now))
+        for extra in self._extra_ages:  # e.g. messages waiting in a retry delay tier
+            for target, seconds in extra(now).items():
+                known = ages.get(target)
+                ages[target] = seconds if known is None else max(known, seconds)
         for target, seconds in ages.items():
             label = self.bounds.target_of(target)
             if seconds is not None:

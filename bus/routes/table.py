@@ -101,7 +101,13 @@ class RoutingTable:
             t: (patterns, compile_values(patterns) if patterns else None)
             for t, patterns in config.sources.items()
         }
-        self._resolve = lru_cache(maxsize=cache_size)(self._decide)
+        # Which attributes the routes of each type look at: the cache key holds only those, so
+        # messages that differ in an attribute no route reads (a commune, say) share an entry.
+        self._used: dict[str | None, frozenset[int]] = {
+            t: frozenset(c.slot for route in routes for c in route.conditions)
+            for t, routes in [*self._by_type.items(), (None, self._untyped)]
+        }
+        self._match = lru_cache(maxsize=cache_size)(self._first_match)
         self._authorise = lru_cache(maxsize=4096)(self._may_send)
 
     @property
@@ -137,33 +143,27 @@ class RoutingTable:
         Does not authorise: call :meth:`authorise` first (the router's steps are separate).
         """
         get = attrs.get
-        outcome = self._resolve(
-            type_, source, get("agency"), get("procedure"), get("province"), get("commune")
-        )
-        if outcome.__class__ is Resolution:
-            return outcome  # type: ignore[return-value]
-        raise Rejection(*outcome)
-
-    def _decide(
-        self,
-        type_: str,
-        source: str,
-        agency: str | None,
-        procedure: str | None,
-        province: str | None,
-        commune: str | None,
-    ) -> Resolution | tuple[Reason, str]:
-        # Rejections are cached as (reason, detail) and raised fresh by the caller, so a
-        # stream of unroutable messages costs no more than routable ones.
+        province, commune = get("province"), get("commune")
         translation = None
-        written = (province, commune)
         if (province or commune) and self.units is not None:
-            translation = self.units.translate(province, commune)
+            translation = self.units.translate(province, commune)  # memoised by the table
             if translation.ambiguous:
-                return (Reason.AMBIGUOUS_UNIT, translation.ambiguous)
+                raise Rejection(Reason.AMBIGUOUS_UNIT, translation.ambiguous)
             province = translation.province or province
             commune = translation.commune or commune
-        values = (source, agency, procedure, province, commune)
+        values = (source, get("agency"), get("procedure"), province, commune)
+        used = self._used.get(type_, self._used[None])
+        key = tuple(v if i in used else None for i, v in enumerate(values))
+        matched = self._match(type_, key)
+        if matched is None:
+            written = (get("province"), get("commune"))
+            raise Rejection(Reason.UNROUTABLE, _no_route(type_, source, values, written))
+        return Resolution(matched[0], matched[1], translation)
+
+    def _first_match(
+        self, type_: str, values: tuple[str | None, ...]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(targets, routes) for these attribute values, or None when no route takes them."""
         targets: list[str] = []
         matched: list[str] = []
         for route in self._by_type.get(type_, self._untyped):
@@ -172,13 +172,11 @@ class RoutingTable:
                 targets.extend(t for t in route.to if t not in targets)
                 if not route.continue_:
                     break
-        if not matched:
-            return (Reason.UNROUTABLE, _no_route(type_, source, values, written))
-        return Resolution(tuple(targets), tuple(matched), translation)
+        return (tuple(targets), tuple(matched)) if matched else None
 
     def cache_info(self) -> Any:
         """Hits, misses and size of the resolve cache (for metrics and tuning)."""
-        return self._resolve.cache_info()
+        return self._match.cache_info()
 
     # --- explain -----------------------------------------------------------------------------
 

@@ -235,9 +235,13 @@ class Store(ABC):
 
     @abstractmethod
     def audit_records(
-        self, *, dossier_no: str | None = None, message_ids: Sequence[str] = (), after_seq: int = 0,
+        self,
+        *,
+        dossier_no: str | None = None,
+        message_ids: Sequence[str] = (),
+        after_seq: int = 0,
         limit: int | None = None,
-    ) -> list[Any]:  # fmt: skip
+    ) -> list[Any]:
         """Audit records in chain order, by dossier, by messages, or all after a sequence."""
 
     @abstractmethod

@@ -87,10 +87,13 @@ def test_targets_trace_and_audit_verify_tell_the_story(make_bus) -> None:
     assert wait_until(lambda: bus.standins.received("hanoi"), 20)
     assert wait_until(lambda: len(bus.standins.received("hcmc")) >= 3, 20)
 
-    targets = dvcbus(bus, "targets")
-    assert targets.returncode == 0, targets.stderr
-    line = next(ln for ln in targets.stdout.splitlines() if ln.strip("│ ").startswith("hcmc"))
-    assert "open" in line or "HTTP 503" in line
+    def hcmc_line() -> str:
+        shown = dvcbus(bus, "targets")
+        assert shown.returncode == 0, shown.stderr
+        return next(ln for ln in shown.stdout.splitlines() if ln.strip("│ ").startswith("hcmc"))
+
+    assert wait_until(lambda: "open" in hcmc_line(), 15)  # states are saved every 2 s
+    assert "HTTP 503" in hcmc_line()
 
     def traced() -> subprocess.CompletedProcess[str]:
         return dvcbus(bus, "trace", dossier["payload"]["dossier_no"])

@@ -253,16 +253,21 @@ def test_a_type_without_sources_accepts_no_source(table: RoutingTable) -> None:
 # --- cache --------------------------------------------------------------------------------------
 
 
-def test_cached_answers_equal_fresh_ones_and_skip_the_unit_table(
-    table: RoutingTable, units: FakeUnits
-) -> None:
+def test_cached_answers_equal_fresh_ones(table: RoutingTable) -> None:
     attrs = {"agency": "000.00.12.H40", "province": "02", "procedure": "1.000001"}
     first = table.resolve("dossier.submitted", PORTAL, attrs)
-    calls = units.calls
     again = table.resolve("dossier.submitted", PORTAL, dict(attrs))
     assert again == first
-    assert units.calls == calls
     assert table.cache_info().hits == 1
+
+
+def test_attributes_no_route_reads_do_not_split_the_cache(table: RoutingTable) -> None:
+    # No route of payment.confirmed looks at the procedure: one entry serves them all.
+    for n in range(20):
+        table.resolve(
+            "payment.confirmed", PAYMENT, {"agency": "000.00.00.H26", "procedure": f"1.{n:06d}"}
+        )
+    assert table.cache_info().currsize == 1
 
 
 def test_cached_rejections_are_raised_fresh_each_time(table: RoutingTable) -> None:
