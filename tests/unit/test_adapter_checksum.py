@@ -23,9 +23,12 @@ def test_checksum_is_lowercase_hex_sha256_of_the_pipe_joined_fields_then_the_sec
 
 def test_amounts_beyond_2_31_are_written_in_full() -> None:
     fields = [*FIELDS[:2], 12_000_000_000, FIELDS[3]]
-    assert payment_checksum(fields, "k") == hashlib.sha256(
-        b"DVCQG-20261125-000431|FT26329812345678|12000000000|2026-11-25T09:20:17+07:00|k"
-    ).hexdigest()
+    assert (
+        payment_checksum(fields, "k")
+        == hashlib.sha256(
+            b"DVCQG-20261125-000431|FT26329812345678|12000000000|2026-11-25T09:20:17+07:00|k"
+        ).hexdigest()
+    )
 
 
 def test_verification_accepts_the_right_checksum_and_refuses_any_change() -> None:
