@@ -9,12 +9,14 @@ with the same bodies the router gets), publishes each unchanged (persistent, wit
 header set like the router's) to ``EXCHANGE`` with confirms pipelined, and acks the source
 with ``multiple=True`` up to the longest confirmed prefix. No parsing, no validation, no
 routing, no logging: what one Python process on pika can move through this broker.
-Prints one JSON line with its own timing and CPU when done.
+Prints one JSON line with its own timing and CPU when done, then waits for SIGTERM (so the
+benchmark can still read its CPU and peak RSS from /proc).
 """
 
 from __future__ import annotations
 
 import resource
+import signal
 import sys
 import time
 from typing import Any
@@ -115,11 +117,12 @@ def main(argv: list[str]) -> int:
                 "rate": round(loop.acked_upto / seconds, 1),
                 "nacked": loop.nacked,
                 "cpu_s_total": round(usage.ru_utime + usage.ru_stime, 3),
-                "max_rss_kb": usage.ru_maxrss,
             }
         ).decode(),
         flush=True,
     )
+    # Stay until the benchmark has read this process's /proc figures (it sends SIGTERM).
+    signal.pause()
     return 0
 
 

@@ -154,10 +154,16 @@ def ceiling_round(ctx: Context, batch: Batch) -> dict[str, Any]:
         )
         out_queue = names.delivery_queue("out")
         result = _drain(ctx, watch, proc, names.ingress_queue, [out_queue], n, n, {})
-        proc.popen.wait(30)
-        own = proc.log_path.read_text().strip().splitlines()
-        with contextlib.suppress(Exception):
-            result["self_reported"] = orjson.loads(own[-1])
+
+        def reported() -> bool:
+            lines = proc.log_path.read_text().strip().splitlines()
+            if lines and lines[-1].startswith("{"):
+                result["self_reported"] = orjson.loads(lines[-1])
+                return True
+            return False
+
+        with contextlib.suppress(TimeoutError):
+            wait_until(reported, 30, 0.05, what="the ceiling's own figures")
         return result
     finally:
         procs.stop_all()

@@ -1,6 +1,7 @@
 """The dispatcher process: delivery queues → checks → adapter → ack, retry or dead letter.
 
-Each target is a lane with its own channel (prefetch = the target's concurrency), circuit
+Each target is a lane with its own channel (prefetch twice the target's concurrency: the
+calls in flight, plus as many messages waiting for their record or their turn), circuit
 breaker and rate limit, so a slow or failing agency holds only its own messages and never
 slows the others. One message at one target goes through named steps:
 
@@ -72,6 +73,7 @@ class TargetLane:
     breaker: CircuitBreaker
     bucket: TokenBucket | None = None
     config: Any = None  # the routes.yaml target it was built from (to see what a reload changes)
+    slots: asyncio.Semaphore = field(init=False)  # at most `concurrency` calls at once
     ops: ChannelOps | None = None
     consumer_tag: str | None = None
     in_flight: int = 0
@@ -83,6 +85,18 @@ class TargetLane:
     # In a delay tier: id -> (routed-at, when it is due back). Another dispatcher process may
     # take it when it comes back, so an entry long past due is forgotten.
     waiting: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.concurrency)
+
+    @property
+    def prefetch(self) -> int:
+        """Messages taken from the queue at once: the calls in flight and as many waiting.
+
+        A delivery holds its message until the store has recorded it; with prefetch equal to
+        concurrency, those milliseconds would keep the agency's slots idle.
+        """
+        return 2 * self.concurrency
 
     def oldest_in_flight(self) -> float | None:
         return min(self.started.values(), default=None)
@@ -152,7 +166,7 @@ class Dispatcher:
         for lane in self.lanes.values():
             lane.ops = await ChannelOps.open(conn)
             if lane.breaker.state == CLOSED:
-                await self._consume(lane, lane.concurrency)
+                await self._consume(lane, lane.prefetch)
             elif lane.breaker.state == OPEN:
                 self._schedule_probe(lane)
             else:
@@ -207,7 +221,7 @@ class Dispatcher:
                 self._cancel(lane)
                 self._schedule_probe(lane)
             elif new == CLOSED:
-                self._spawn(self._consume(lane, lane.concurrency))
+                self._spawn(self._consume(lane, lane.prefetch))
 
         return changed
 
@@ -284,12 +298,14 @@ class Dispatcher:
         if not lane.breaker.allow():
             await self._defer(lane, ch, tag, props, message, record)
             return
-        if lane.bucket is not None:
-            await lane.bucket.acquire()
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(lane.deadline):  # no extra task, unlike wait_for
-                outcome: Outcome = await lane.adapter.deliver(message)
+            async with lane.slots:  # at most `concurrency` calls to the agency at once
+                if lane.bucket is not None:
+                    await lane.bucket.acquire()
+                started = time.perf_counter()
+                async with asyncio.timeout(lane.deadline):  # no extra task, unlike wait_for
+                    outcome: Outcome = await lane.adapter.deliver(message)
         except TimeoutError:
             outcome = TransientFailure(f"no outcome within {lane.deadline:.0f}s (adapter deadline)")
         except Exception as exc:
@@ -564,7 +580,7 @@ class Dispatcher:
                 self.lanes[name] = new
                 if conn is not None and conn.is_open:
                     new.ops = await ChannelOps.open(conn)
-                    await self._consume(new, new.concurrency)
+                    await self._consume(new, new.prefetch)
                 log.info("dispatcher.target_added", target=name)
                 continue
             retired, old.adapter = old.adapter, new.adapter
@@ -578,9 +594,9 @@ class Dispatcher:
                 new.breaker.threshold,
                 new.breaker.cooldown,
             )
-            old.concurrency = new.concurrency
+            old.concurrency, old.slots = new.concurrency, new.slots
             if old.consumer_tag is not None and old.breaker.state == CLOSED:
-                await self._consume(old, old.concurrency)  # new prefetch
+                await self._consume(old, old.prefetch)  # new prefetch
             self._spawn(self._retire(retired, old.deadline))
             log.info("dispatcher.target_changed", target=name)
 

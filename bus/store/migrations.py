@@ -10,7 +10,9 @@ TYPES = {
     "postgres": {"id": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION", "blob": "BYTEA"},
 }
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+Migration = tuple[int, str, list[str]]  # (version, title, statements)
+
+MIGRATIONS: list[Migration] = [
     (
         1,
         "deliveries, status positions, dead letters and their actions, target states",
@@ -71,8 +73,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 PRIMARY KEY (target, process))""",
         ],
     ),
+]
+
+# The audit trail is its own part: a second SQLite file, or the same PostgreSQL database.
+AUDIT_MIGRATIONS: list[Migration] = [
     (
-        2,
+        1,
         "audit trail: a hash chain of every hop, its head, and anchors left by purges",
         [
             """CREATE TABLE audit_log (
@@ -112,9 +118,6 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 ]
 
 
-def statements(dialect: str, version: int) -> list[str]:
-    """The SQL of one migration for one dialect."""
-    for number, _title, sql in MIGRATIONS:
-        if number == version:
-            return [s.format(**TYPES[dialect]) for s in sql]
-    raise KeyError(version)
+def render(dialect: str, sql: list[str]) -> list[str]:
+    """The statements of one migration for one dialect."""
+    return [statement.format(**TYPES[dialect]) for statement in sql]

@@ -10,7 +10,7 @@ from bus.store.sql import SqlStore
 
 
 class PostgresStore(SqlStore):
-    """PostgreSQL through psycopg 3; the reader runs in autocommit so it sees every commit."""
+    """PostgreSQL through psycopg 3; both parts (deliveries, audit) in one database."""
 
     dialect = "postgres"
     placeholder = "%s"
@@ -19,9 +19,5 @@ class PostgresStore(SqlStore):
         self.url = url
         super().__init__(**kwargs)
 
-    def connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self.url)
-        return conn
-
-    def _end_read(self) -> None:
-        self._reader.rollback()  # end the read's implicit transaction: no idle-in-transaction
+    def connect(self, part: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url)  # both parts in the one database

@@ -29,83 +29,113 @@ from bus.store.base import (
 )
 
 
+class _Db:
+    """One database as the store uses it: a reader, and a writer guarded by a lock."""
+
+    def __init__(self, store: SqlStore, part: str) -> None:
+        self.store = store
+        self.reader = store.connect(part)
+        self.writer = store.connect(part)
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = False) -> Iterator[Any]:
+        with self.lock:
+            cur = self.writer.cursor()
+            try:
+                if immediate and self.store.dialect == "sqlite":
+                    cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                self.writer.commit()
+            except BaseException:
+                self.writer.rollback()
+                raise
+            finally:
+                cur.close()
+
+    def read(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self.reader.cursor()
+        try:
+            cur.execute(self.store.sql(text), params)
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        if self.store.dialect == "postgres":
+            self.reader.rollback()  # end the read's implicit transaction: no idle-in-transaction
+        return rows
+
+    def close(self) -> None:
+        for conn in (self.reader, self.writer):
+            conn.close()
+
+
 class SqlStore(Store):
-    """Store on a DB-API connection; subclasses provide :meth:`connect` and the dialect."""
+    """Store on DB-API connections; subclasses provide :meth:`connect` and the dialect.
+
+    Two parts: ``main`` (deliveries, status positions, dead letters, target states) and
+    ``audit`` (the hash chain). A dialect may keep them in one database (PostgreSQL) or in
+    two files (SQLite, so that the audit trail's large batches never hold the lock that a
+    delivery's record waits for).
+    """
 
     placeholder = "?"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._reader = self.connect()
-        self._writer = self.connect()
-        self._lock = threading.Lock()
+        self._main = _Db(self, "main")
+        self._audit = _Db(self, "audit")
 
-    def connect(self) -> Any:
+    def connect(self, part: str) -> Any:
         raise NotImplementedError
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     @contextmanager
-    def transaction(self, *, immediate: bool = False) -> Iterator[Any]:
-        """A write transaction on the writer connection.
+    def transaction(self, *, immediate: bool = False, part: str = "main") -> Iterator[Any]:
+        """A write transaction on a part's writer connection.
 
         ``immediate`` takes SQLite's write lock at the start (for read-then-write, like
         extending the audit chain); PostgreSQL uses row locks instead.
         """
-        with self._lock:
-            cur = self._writer.cursor()
-            try:
-                if immediate and self.dialect == "sqlite":
-                    cur.execute("BEGIN IMMEDIATE")
-                yield cur
-                self._writer.commit()
-            except BaseException:
-                self._writer.rollback()
-                raise
-            finally:
-                cur.close()
+        db = self._audit if part == "audit" else self._main
+        with db.transaction(immediate=immediate) as cur:
+            yield cur
 
     def _read(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._reader.cursor()
-        try:
-            cur.execute(self.sql(text), params)
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-        self._end_read()
-        return rows
-
-    def _end_read(self) -> None:
-        """Let the reader see later commits (PostgreSQL keeps a transaction open)."""
+        return self._main.read(text, params)
 
     def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            conn.close()
+        self._main.close()
+        self._audit.close()
 
     # --- migrations ----------------------------------------------------------------------
 
     def migrate(self) -> list[int]:
-        """Apply pending migrations in one transaction; concurrent starters wait for each other."""
+        """Apply pending migrations of both parts; concurrent starters wait for each other."""
+        applied = self._migrate(self._main, "schema_migrations", migrations.MIGRATIONS)
+        self._migrate(self._audit, "audit_schema_migrations", migrations.AUDIT_MIGRATIONS)
+        return applied
+
+    def _migrate(self, db: _Db, table: str, steps: list[migrations.Migration]) -> list[int]:
         real = migrations.TYPES[self.dialect]["real"]
         applied = []
-        with self.transaction(immediate=True) as cur:
+        with db.transaction(immediate=True) as cur:
             if self.dialect == "postgres":
                 cur.execute("SELECT pg_advisory_xact_lock(727201)")  # one migrator at a time
             cur.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, "
                 f"title TEXT NOT NULL, applied_at {real} NOT NULL)"
             )
-            cur.execute("SELECT version FROM schema_migrations")
+            cur.execute(f"SELECT version FROM {table}")
             done = {row[0] for row in cur.fetchall()}
-            for version, title, _ in migrations.MIGRATIONS:
+            for version, title, sql in steps:
                 if version in done:
                     continue
-                for statement in migrations.statements(self.dialect, version):
+                for statement in migrations.render(self.dialect, sql):
                     cur.execute(statement)
                 cur.execute(
-                    self.sql("INSERT INTO schema_migrations VALUES (?, ?, ?)"),
-                    (version, title, now()),
+                    self.sql(f"INSERT INTO {table} VALUES (?, ?, ?)"), (version, title, now())
                 )
                 applied.append(version)
         return applied
@@ -336,7 +366,7 @@ class SqlStore(Store):
         return int(seq), head
 
     def append_audit(self, records: Sequence[AuditRecord]) -> None:
-        with self.transaction(immediate=True) as cur:
+        with self.transaction(immediate=True, part="audit") as cur:
             seq, head = chain(list(records), *self._lock_head(cur))
             cur.executemany(
                 self.sql(f"INSERT INTO audit_log ({self._AUDIT}) VALUES ({', '.join('?' * 16)})"),
@@ -347,11 +377,13 @@ class SqlStore(Store):
             )
 
     def audit_head(self) -> tuple[int, str]:
-        rows = self._read("SELECT seq, hash FROM audit_head WHERE id = 1")
+        rows = self._audit.read("SELECT seq, hash FROM audit_head WHERE id = 1")
         return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
 
     def audit_anchor(self) -> tuple[int, str]:
-        rows = self._read("SELECT through_seq, hash FROM audit_anchors ORDER BY id DESC LIMIT 1")
+        rows = self._audit.read(
+            "SELECT through_seq, hash FROM audit_anchors ORDER BY id DESC LIMIT 1"
+        )
         return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
 
     def audit_records(
@@ -375,10 +407,10 @@ class SqlStore(Store):
         text = f"SELECT {self._AUDIT} FROM audit_log WHERE {' AND '.join(where)} ORDER BY seq"
         if limit:
             text += f" LIMIT {int(limit)}"
-        return [_audit_record(row) for row in self._read(text, params)]
+        return [_audit_record(row) for row in self._audit.read(text, params)]
 
     def purge_audit(self, before: float, actor: str) -> int:
-        with self.transaction(immediate=True) as cur:
+        with self.transaction(immediate=True, part="audit") as cur:
             cur.execute(self.sql("SELECT MAX(seq) FROM audit_log WHERE at < ?"), (before,))
             row = cur.fetchone()
             through = row[0] if row else None

@@ -46,7 +46,7 @@ def check(store) -> object:
 
 
 def tamper(store, sql: str) -> None:
-    with store.transaction() as cur:
+    with store.transaction(part="audit") as cur:
         cur.execute(sql)
 
 

@@ -106,7 +106,7 @@ def test_targets_trace_and_audit_verify_tell_the_story(make_bus) -> None:
 
     ok = dvcbus(bus, "audit", "verify")
     assert ok.returncode == 0 and "audit trail OK" in ok.stdout, ok.stdout + ok.stderr
-    with bus.store.transaction() as cur:
+    with bus.store.transaction(part="audit") as cur:
         cur.execute("UPDATE audit_log SET target = 'elsewhere' WHERE seq = 1")
     broken = dvcbus(bus, "audit", "verify")
     assert broken.returncode == 1
