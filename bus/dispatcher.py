@@ -46,7 +46,7 @@ from bus.publisher import ConfirmingPublisher
 from bus.ratelimit import TokenBucket
 from bus.rejections import Reason
 from bus.retry import AttemptRecord, GiveUp, next_step
-from bus.store import DELIVERED, SUPERSEDED, Store, TargetState
+from bus.store import DELIVERED, SUPERSEDED, StatusPosition, Store, TargetState
 from bus.store import Outcome as StoreOutcome
 from bus.topology import Names, Topology, declare
 
@@ -101,11 +101,53 @@ class TargetLane:
     def oldest_in_flight(self) -> float | None:
         return min(self.started.values(), default=None)
 
+    def note_error(self, error: str) -> None:
+        """The last error, for ``dvcbus targets`` (reasons are masked by the adapters)."""
+        self.last_error = error[:500]
+        self.last_error_at = time.time()
+
     def oldest_waiting(self, now: float) -> float | None:
         """Routed-at of the oldest message this process sent to a delay tier (not yet back)."""
         for message_id in [m for m, (_, due) in self.waiting.items() if now > due + 300]:
             del self.waiting[message_id]
         return min((routed for routed, _ in self.waiting.values()), default=None)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message taken from one target's queue, until it is acked or handed back."""
+
+    lane: TargetLane
+    channel: Any
+    tag: int
+    props: BasicProperties
+    body: bytes
+    record: AttemptRecord  # attempts so far; counts this one once it has failed
+    message: Message | None = None
+
+    def ack(self) -> None:
+        if self.channel.is_open:
+            self.channel.basic_ack(self.tag)
+
+    def nack(self) -> None:
+        """Back to the queue (the broker counts it toward the delivery limit)."""
+        if self.channel.is_open:
+            self.channel.basic_nack(self.tag, requeue=True)
+
+    def hop(self, event: Event, **fields: Any) -> Hop:
+        message = self.message
+        assert message is not None
+        fields.setdefault("attempt", self.record.attempt)
+        return Hop(
+            event,
+            "dispatcher",
+            message.id,
+            message.type,
+            message.correlation_id,
+            target=self.lane.name,
+            body=message.body,
+            **fields,
+        )
 
 
 class Dispatcher:
@@ -239,64 +281,49 @@ class Dispatcher:
     async def _handle(
         self, lane: TargetLane, ch: Any, tag: int, props: BasicProperties, body: bytes
     ) -> None:
+        d = Delivery(
+            lane, ch, tag, props, body, AttemptRecord.from_headers(props.headers, time.time())
+        )
         lane.in_flight += 1
         lane.started[tag] = float(props.timestamp or time.time())
         try:
             try:
-                message = Message.from_doc(orjson.loads(body), body)
+                d.message = Message.from_doc(orjson.loads(body), body)
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 # The router validated it: reaching here means someone published around it.
-                await self._dead_letter(
-                    lane,
-                    ch,
-                    tag,
-                    props,
-                    body,
-                    None,
-                    Reason.REJECTED,
-                    f"not a canonical message: {exc}",
-                    AttemptRecord(1, time.time(), []),
-                )
+                await self._dead_letter(d, Reason.REJECTED, f"not a canonical message: {exc}")
                 return
+            message = d.message
             lane.waiting.pop(message.id, None)  # back from a delay tier, if it was in one
             position = ordering.position(message)
             key = (lane.name, message.correlation_id if position else message.id)
             async with self._locks.hold(key):
-                await self._steps(lane, ch, tag, props, message, position)
+                await self._steps(d, message, position)
         except Exception:
             # A bug of ours, not the agency's: back to the queue; the delivery limit ends loops.
             log.exception("dispatcher.step_failed", target=lane.name, message_id=props.message_id)
-            self._nack(ch, tag)
+            d.nack()
         finally:
             lane.in_flight -= 1
             lane.started.pop(tag, None)
 
-    async def _steps(
-        self,
-        lane: TargetLane,
-        ch: Any,
-        tag: int,
-        props: BasicProperties,
-        message: Message,
-        position: Any,
-    ) -> None:
-        record = AttemptRecord.from_headers(props.headers, time.time())
-        hop = self._hop_maker(lane, message, record.attempt)
+    async def _steps(self, d: Delivery, message: Message, position: StatusPosition | None) -> None:
+        lane = d.lane
         if self.store.delivered_already(message.id, lane.name):
-            self._ack(ch, tag)
-            self.hops.emit(hop(Event.DUPLICATE_SUPPRESSED))
+            d.ack()
+            self.hops.emit(d.hop(Event.DUPLICATE_SUPPRESSED))
             return
         if position is not None and message.correlation_id:
             current = self.store.status_position(message.correlation_id, lane.name)
             if ordering.is_older(position, current):
                 await self.store.record(
-                    StoreOutcome(message.id, lane.name, SUPERSEDED, time.time(), record.attempt)
+                    StoreOutcome(message.id, lane.name, SUPERSEDED, time.time(), d.record.attempt)
                 )
-                self._ack(ch, tag)
-                self.hops.emit(hop(Event.SUPERSEDED, detail=f"newer status {current}"))
+                d.ack()
+                self.hops.emit(d.hop(Event.SUPERSEDED, detail=f"newer status {current}"))
                 return
         if not lane.breaker.allow():
-            await self._defer(lane, ch, tag, props, message, record)
+            await self._defer(d)
             return
         started = time.perf_counter()
         try:
@@ -310,234 +337,129 @@ class Dispatcher:
             outcome = TransientFailure(f"no outcome within {lane.deadline:.0f}s (adapter deadline)")
         except Exception as exc:
             lane.breaker.release()
-            self._note_error(lane, f"adapter crashed: {type(exc).__name__}")
+            lane.note_error(f"adapter crashed: {type(exc).__name__}")
             log.exception("dispatcher.adapter_crashed", target=lane.name, message_id=message.id)
-            if ch.is_open:
-                ch.basic_nack(tag, requeue=True)  # the broker's delivery limit ends a loop
+            d.nack()  # the broker's delivery limit ends a loop
             return
         elapsed = time.perf_counter() - started
         if isinstance(outcome, Delivered):
             lane.breaker.success()
             await self.store.record(
                 StoreOutcome(
-                    message.id,
-                    lane.name,
-                    DELIVERED,
-                    time.time(),
-                    record.attempt,
-                    outcome.reference,
-                    message.correlation_id,
-                    position,
+                    message.id, lane.name, DELIVERED, time.time(), d.record.attempt,
+                    outcome.reference, message.correlation_id, position,
                 )
-            )
+            )  # fmt: skip
             lane.delivered += 1
-            self._ack(ch, tag)
-            self.hops.emit(hop(Event.DELIVERED, duration=elapsed, reference=outcome.reference))
+            d.ack()
+            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=outcome.reference))
             return
         lane.failed += 1
-        self._note_error(lane, outcome.reason)
+        lane.note_error(outcome.reason)
+        tried, d.record = d.record, d.record.failed(time.time(), outcome.reason, lane.name)
         if isinstance(outcome, PermanentFailure):
             lane.breaker.success()  # it answered: the agency is up, the message is wrong
-            await self._dead_letter(
-                lane,
-                ch,
-                tag,
-                props,
-                message.body,
-                message,
-                Reason.REJECTED,
-                outcome.reason,
-                record.failed(time.time(), outcome.reason, lane.name),
-                duration=elapsed,
-            )
+            await self._dead_letter(d, Reason.REJECTED, outcome.reason, elapsed)
             return
         lane.breaker.failure()
-        await self._retry_or_give_up(lane, ch, tag, props, message, record, outcome, elapsed)
+        await self._retry_or_give_up(d, tried, outcome, elapsed)
 
     async def _retry_or_give_up(
-        self,
-        lane: TargetLane,
-        ch: Any,
-        tag: int,
-        props: BasicProperties,
-        message: Message,
-        record: AttemptRecord,
-        outcome: TransientFailure,
-        elapsed: float,
+        self, d: Delivery, tried: AttemptRecord, outcome: TransientFailure, elapsed: float
     ) -> None:
-        now = time.time()
-        after = record.failed(now, outcome.reason, lane.name)
-        plan = lane.retry
+        """Attempt ``tried`` failed transiently (``d.record`` already counts it)."""
+        plan, now = d.lane.retry, time.time()
         step = next_step(
-            record,
+            tried,
             schedule=plan.schedule,
             max_attempts=plan.max_attempts,
             max_age=plan.max_age,
             now=now,
         )
         if isinstance(step, GiveUp):
-            await self._dead_letter(
-                lane,
-                ch,
-                tag,
-                props,
-                message.body,
-                message,
-                Reason.RETRIES_EXHAUSTED,
-                f"{outcome.reason}; gave up: {step.why}",
-                after,
+            detail = f"{outcome.reason}; gave up: {step.why}"
+            await self._dead_letter(d, Reason.RETRIES_EXHAUSTED, detail, elapsed)
+            return
+        if not await self._park_for(d, step.seconds):
+            return
+        self.hops.emit(
+            d.hop(
+                Event.RETRIED,
+                attempt=tried.attempt,
+                reason=outcome.reason,
+                detail=f"attempt {d.record.attempt} in {step.seconds:g}s",
                 duration=elapsed,
             )
-            return
-        ok = await self._publish(
-            self.names.retry_tier(step.seconds),
-            lane.name,
-            message.body,
-            props,
-            after.headers(props.headers),
         )
-        if ok:
-            self._ack(ch, tag)
-            lane.waiting[message.id] = (float(props.timestamp or now), now + step.seconds)
-            self.hops.emit(
-                self._hop_maker(lane, message, record.attempt)(
-                    Event.RETRIED,
-                    reason=outcome.reason,
-                    detail=f"attempt {after.attempt} in {step.seconds:g}s",
-                    duration=elapsed,
-                )
-            )
-        else:
-            self._nack(ch, tag)
 
-    async def _defer(
-        self,
-        lane: TargetLane,
-        ch: Any,
-        tag: int,
-        props: BasicProperties,
-        message: Message,
-        record: AttemptRecord,
-    ) -> None:
+    async def _defer(self, d: Delivery) -> None:
         """Circuit open: park the message in the shortest delay tier without using an attempt."""
         wait = self._shortest_tier
-        ok = await self._publish(
-            self.names.retry_tier(wait),
-            lane.name,
-            message.body,
-            props,
-            record.headers(props.headers),
-        )
-        if ok:
-            self._ack(ch, tag)
-            now = time.time()
-            lane.waiting[message.id] = (float(props.timestamp or now), now + wait)
+        if await self._park_for(d, wait):
             self.hops.emit(
-                self._hop_maker(lane, message, record.attempt)(
-                    Event.DEFERRED, reason="circuit_open", detail=f"back in {wait:g}s"
-                )
+                d.hop(Event.DEFERRED, reason="circuit_open", detail=f"back in {wait:g}s")
             )
-        else:
-            self._nack(ch, tag)
+
+    async def _park_for(self, d: Delivery, seconds: float) -> bool:
+        """Send the message to the delay tier of ``seconds`` and ack it; False if refused."""
+        props = d.props
+        copy = BasicProperties(
+            content_type=props.content_type,
+            delivery_mode=2,
+            message_id=props.message_id,
+            type=props.type,
+            timestamp=props.timestamp,
+            headers=d.record.headers(props.headers),
+        )
+        if not await self._publish(self.names.retry_tier(seconds), d.lane.name, d.body, copy):
+            d.nack()
+            return False
+        d.ack()
+        now = time.time()
+        assert d.message is not None
+        d.lane.waiting[d.message.id] = (float(props.timestamp or now), now + seconds)
+        return True
 
     async def _dead_letter(
-        self,
-        lane: TargetLane,
-        ch: Any,
-        tag: int,
-        props: BasicProperties,
-        body: bytes,
-        message: Message | None,
-        reason: Reason,
-        detail: str,
-        record: AttemptRecord,
-        duration: float | None = None,
+        self, d: Delivery, reason: Reason, detail: str, duration: float | None = None
     ) -> None:
-        headers = record.headers(props.headers)
+        props = d.props
         original = BasicProperties(
             content_type=props.content_type,
             message_id=props.message_id,
             type=props.type,
             timestamp=props.timestamp,
-            headers=headers,
+            headers=d.record.headers(props.headers),
         )
         dl_props = dead_letters.properties(
-            reason, detail, stage="dispatcher", original=original, target=lane.name
+            reason, detail, stage="dispatcher", original=original, target=d.lane.name
         )
-        ok = await self._publish_props(self.names.dead_exchange, "", body, dl_props)
-        if not ok:
-            self._nack(ch, tag)
+        if not await self._publish(self.names.dead_exchange, "", d.body, dl_props):
+            d.nack()
             return
-        self._ack(ch, tag)
+        d.ack()
         self.hops.emit(
             Hop(
                 Event.DEAD_LETTERED,
                 "dispatcher",
                 props.message_id,
                 props.type,
-                message.correlation_id if message else None,
-                target=lane.name,
+                d.message.correlation_id if d.message else None,
+                target=d.lane.name,
                 reason=reason.value,
                 detail=detail,
-                attempt=max(record.attempt - 1, 1),
+                attempt=max(d.record.attempt - 1, 1),
                 duration=duration,
-                body=body,
+                body=d.body,
             )
         )
 
-    # --- helpers -------------------------------------------------------------------------
-
-    async def _publish(
-        self, exchange: str, key: str, body: bytes, props: BasicProperties, headers: dict[str, Any]
-    ) -> bool:
-        new = BasicProperties(
-            content_type=props.content_type,
-            delivery_mode=2,
-            message_id=props.message_id,
-            type=props.type,
-            timestamp=props.timestamp,
-            headers=headers,
-        )
-        return await self._publish_props(exchange, key, body, new)
-
-    async def _publish_props(
-        self, exchange: str, key: str, body: bytes, props: BasicProperties
-    ) -> bool:
+    async def _publish(self, exchange: str, key: str, body: bytes, props: BasicProperties) -> bool:
+        """Publish and wait for the broker's confirm; False when it refused or is gone."""
         publisher = self._publisher
         if publisher is None:
             return False
         return await publisher.publish_and_wait(exchange, key, body, props)
-
-    @staticmethod
-    def _ack(ch: Any, tag: int) -> None:
-        if ch.is_open:
-            ch.basic_ack(tag)
-
-    @staticmethod
-    def _nack(ch: Any, tag: int) -> None:
-        if ch.is_open:
-            ch.basic_nack(tag, requeue=True)
-
-    @staticmethod
-    def _note_error(lane: TargetLane, error: str) -> None:
-        lane.last_error = error[:500]
-        lane.last_error_at = time.time()
-
-    def _hop_maker(self, lane: TargetLane, message: Message, attempt: int) -> Callable[..., Hop]:
-        def make(event: Event, **fields: Any) -> Hop:
-            return Hop(
-                event,
-                "dispatcher",
-                message.id,
-                message.type,
-                message.correlation_id,
-                target=lane.name,
-                attempt=attempt,
-                body=message.body,
-                **fields,
-            )
-
-        return make
 
     # --- routes reload -------------------------------------------------------------------
 
