@@ -59,6 +59,7 @@ class Tally:
     )  # id -> targets
     received_at: dict[tuple[str, str], float] = field(default_factory=dict)
     duplicates: int = 0
+    calls: set[tuple[str, str, str, str]] = field(default_factory=set)
     dead: dict[str, str] = field(default_factory=dict)  # id -> reason
     dead_details: dict[str, str] = field(default_factory=dict)
     next_seq: int = 0
@@ -239,8 +240,10 @@ def _collect(store: Store, control_url: str, expected: dict, tally: Tally, procs
             doc = orjson.loads(resp.read())
         for item in doc["requests"]:
             mid, target = item["idempotency_key"], item["target"]
-            if target in tally.deliveries[mid]:
+            call = (mid, target, item["method"], item["path"].split("?")[0])
+            if call in tally.calls:  # the same call again (an insert then its update is not)
                 tally.duplicates += 1
+            tally.calls.add(call)
             tally.deliveries[mid].add(target)
             tally.received_at.setdefault((mid, target), item["received_at"])
             changed = True

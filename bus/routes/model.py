@@ -292,8 +292,8 @@ class CircuitPolicy(_Model):
     cooldown: Duration  # how long it stays open before one probe call
 
 
-# AMQP caps a consumer's prefetch (which `concurrency` sets) at 65535.
-Concurrency = Annotated[int, Field(gt=0, le=65535)]
+# AMQP caps a consumer's prefetch (twice `concurrency`) at 65535.
+Concurrency = Annotated[int, Field(gt=0, le=32767)]
 
 
 class Defaults(_Model):

@@ -62,7 +62,10 @@ class Stream:
             ]
 
         wait_until(lambda: not missing(), timeout, 0.5)
-        keys = [(r.headers["Idempotency-Key"], r.target) for r in self.bus.standins.received()]
+        keys = [
+            (r.idempotency_key, r.target, r.method, r.path.split("?")[0])
+            for r in self.bus.standins.received()
+        ]
         return missing(), len(keys) - len(set(keys))
 
 
