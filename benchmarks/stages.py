@@ -26,6 +26,7 @@ from benchmarks.common import (
     bus_env,
     cpu_per_1k,
     declare_topology,
+    helper_pids,
     memory_kb,
     new_namespace,
     percentile,
@@ -222,6 +223,7 @@ def _drain(
 
     wait_until(consuming, 60, 0.005, what=f"a consumer on {source}")
     pids = {p.name: p.pid for p in procs_list} | extra_pids
+    pids |= helper_pids(pids)
     broker = broker_pid()
     if broker:
         pids["broker (beam.smp)"] = broker
@@ -251,7 +253,9 @@ def _drain(
         "copies_per_s": round(copies / seconds, 1),
         "cpu": cpu_per_1k(before, after, messages),
         "peak_rss_mb": {
-            p.name: round(memory_kb(p.pid).get("VmHWM", 0) / 1024, 1) for p in procs_list
+            name: round(memory_kb(pid).get("VmHWM", 0) / 1024, 1)
+            for name, pid in pids.items()
+            if name != "broker (beam.smp)" and pid not in extra_pids.values()
         },
     }
     if profile is not None:
@@ -449,6 +453,7 @@ class RunningBus:
             "dispatcher": self.dispatcher.pid,
             "stand-ins": self.standin.pid,
         }
+        pids |= helper_pids(pids)
         broker = broker_pid()
         if broker:
             pids["broker (beam.smp)"] = broker

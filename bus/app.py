@@ -148,10 +148,13 @@ def build_dispatcher(
     )
 
 
-def build_audit(store: Store) -> AuditSink:
+def build_audit(loaded: Loaded, store: Store) -> AuditSink:
     """The audit trail writer of this process (a hop sink that is also a component)."""
+    from bus.audit_writer import AuditWriterProcess
     from bus.observability.masking import mask_text
 
+    if loaded.settings.audit_writer == "process":
+        return AuditSink(AuditWriterProcess(loaded.settings.store_url), mask=mask_text)
     return AuditSink(store, mask=mask_text)
 
 

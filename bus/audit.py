@@ -115,10 +115,14 @@ def verify(
 
 
 class AuditSink:
-    """A hop sink that batches audit records and commits them in the background."""
+    """A hop sink that batches audit records and commits them in the background.
 
-    def __init__(self, store: Any, *, interval: float = 0.1, mask: Any = None) -> None:
-        self.store = store
+    ``writer`` is anything with ``append_audit(records)``: the store itself (a thread of
+    this process writes) or ``bus.audit_writer.AuditWriterProcess`` (a child process does).
+    """
+
+    def __init__(self, writer: Any, *, interval: float = 0.1, mask: Any = None) -> None:
+        self.writer = writer
         self.interval = interval
         self.mask = mask or (lambda text: text)
         self.process = f"{socket.gethostname()}:{os.getpid()}"
@@ -146,6 +150,9 @@ class AuditSink:
 
     async def run(self) -> None:
         """Commit batches until stopped; then commit what is left."""
+        start = getattr(self.writer, "start", None)
+        if start is not None:
+            await asyncio.to_thread(start)
         try:
             while True:
                 await asyncio.sleep(self.interval)
@@ -158,7 +165,7 @@ class AuditSink:
         if not batch:
             return
         try:
-            await asyncio.to_thread(self.store.append_audit, batch)
+            await asyncio.to_thread(self.writer.append_audit, batch)
         except Exception as exc:
             log.error("audit.write_failed", error=str(exc), records=len(batch))
             self._batch[:0] = batch  # keep them for the next try
@@ -166,3 +173,6 @@ class AuditSink:
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             await self.flush()
+        close = getattr(self.writer, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)

@@ -44,7 +44,7 @@ def run(
     watch = observability.build(loaded, component, http_port)
     hops.add(watch.sink)
     store = app.open_store(loaded)
-    audit = app.build_audit(store)
+    audit = app.build_audit(loaded, store)
     hops.add(audit)
     components: list[app.Component] = []
     appliers: list = []
