@@ -21,7 +21,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from bus import dead_letters
 from bus.amqp import ChannelOps, Supervisor
-from bus.pipeline import dossier_no_of
+from bus.envelope import dossier_no_of
 from bus.retry import AttemptRecord
 from bus.store import DeadLetter, Store
 from bus.topology import Names, Topology, declare

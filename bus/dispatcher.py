@@ -143,7 +143,7 @@ class Delivery:
             "dispatcher",
             message.id,
             message.type,
-            message.correlation_id,
+            message.dossier_no,
             target=self.lane.name,
             body=message.body,
             **fields,
@@ -296,7 +296,7 @@ class Dispatcher:
             message = d.message
             lane.waiting.pop(message.id, None)  # back from a delay tier, if it was in one
             position = ordering.position(message)
-            key = (lane.name, message.correlation_id if position else message.id)
+            key = (lane.name, message.dossier_no if position else message.id)
             async with self._locks.hold(key):
                 await self._steps(d, message, position)
         except Exception:
@@ -313,8 +313,8 @@ class Dispatcher:
             d.ack()
             self.hops.emit(d.hop(Event.DUPLICATE_SUPPRESSED))
             return
-        if position is not None and message.correlation_id:
-            current = self.store.status_position(message.correlation_id, lane.name)
+        if position is not None and message.dossier_no:
+            current = self.store.status_position(message.dossier_no, lane.name)
             if ordering.is_older(position, current):
                 await self.store.record(
                     StoreOutcome(message.id, lane.name, SUPERSEDED, time.time(), d.record.attempt)
@@ -347,7 +347,7 @@ class Dispatcher:
             await self.store.record(
                 StoreOutcome(
                     message.id, lane.name, DELIVERED, time.time(), d.record.attempt,
-                    outcome.reference, message.correlation_id, position,
+                    outcome.reference, message.dossier_no, position,
                 )
             )  # fmt: skip
             lane.delivered += 1
@@ -444,7 +444,7 @@ class Dispatcher:
                 "dispatcher",
                 props.message_id,
                 props.type,
-                d.message.correlation_id if d.message else None,
+                d.message.dossier_no if d.message else None,
                 target=d.lane.name,
                 reason=reason.value,
                 detail=detail,

@@ -29,6 +29,7 @@ class Message:
     payload: dict[str, Any]
     doc: dict[str, Any]
     body: bytes
+    dossier_no: str | None = None  # what the message is about (see :func:`dossier_no_of`)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any], body: bytes) -> Message:
@@ -44,7 +45,26 @@ class Message:
             payload=doc["payload"],
             doc=doc,
             body=body,
+            dossier_no=dossier_no_of(doc),
         )
+
+
+def dossier_no_of(doc: dict[str, Any]) -> str | None:
+    """The dossier a message is about: the envelope's correlation id, else the payload's.
+
+    Status updates must carry ``payload.dossier_no`` but may omit ``correlation_id``; every
+    per-dossier rule (ordering, trace, audit) keys on this one answer.
+    """
+    value = doc.get("correlation_id")
+    if value is None:
+        payload = doc.get("payload")
+        value = payload.get("dossier_no") if isinstance(payload, dict) else None
+    return short_str(value)
+
+
+def short_str(value: Any) -> str | None:
+    """``value`` when it is a string short enough to be an identifier, else None."""
+    return value if isinstance(value, str) and len(value) <= 64 else None
 
 
 def parse(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from bus.envelope import parse
+from bus.envelope import dossier_no_of, parse, short_str
 from bus.rejections import Reason, Rejection
 from bus.routes import RoutingTable
 from bus.schemas import SchemaRegistry
@@ -84,20 +84,7 @@ def _identity(doc: dict[str, Any] | None) -> tuple[str | None, str | None, str |
     """Message id, type and dossier number of a refused message, when they are usable strings."""
     if not doc:
         return None, None, None
-    return _short_str(doc.get("id")), _short_str(doc.get("type")), dossier_no_of(doc)
-
-
-def dossier_no_of(doc: dict[str, Any]) -> str | None:
-    """The dossier a message is about: the envelope's correlation id, else the payload's."""
-    value = doc.get("correlation_id")
-    if value is None:
-        payload = doc.get("payload")
-        value = payload.get("dossier_no") if isinstance(payload, dict) else None
-    return _short_str(value)
-
-
-def _short_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and len(value) <= 64 else None
+    return short_str(doc.get("id")), short_str(doc.get("type")), dossier_no_of(doc)
 
 
 def _rewrite_units(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bus.envelope import parse
+from bus.envelope import Message, parse
 from bus.rejections import Reason, Rejection
 
 
@@ -38,3 +38,16 @@ def test_json_that_is_not_an_object_is_malformed(body: bytes) -> None:
         parse(body)
     assert caught.value.reason is Reason.MALFORMED
     assert "not an object" in caught.value.detail
+
+
+def test_a_status_update_without_correlation_id_is_about_its_payload_dossier() -> None:
+    doc = {
+        "id": "m1",
+        "type": "dossier.status_changed",
+        "version": 1,
+        "source": "x",
+        "occurred_at": "2026-11-25T09:00:00+07:00",
+        "payload": {"dossier_no": "D-1"},
+    }
+    assert Message.from_doc(doc, b"").dossier_no == "D-1"
+    assert Message.from_doc({**doc, "correlation_id": "D-2"}, b"").dossier_no == "D-2"
