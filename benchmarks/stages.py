@@ -426,7 +426,28 @@ def latency_figures(
             "p99": _r(percentile(lat, 99)),
             "max": _r(lat[-1] if lat else None),
         },
+        "per_target": per_target_figures(published, acc, first),
     }
+
+
+def per_target_figures(
+    published: dict[str, float], acc: Accounting, first: float
+) -> dict[str, dict[str, Any]]:
+    """Per target: copies, when its last copy arrived, latency: which lane finished last."""
+    by_target: dict[str, list[tuple[float, float]]] = {}
+    for (mid, target), received in acc.received_at.items():
+        if mid in published:
+            by_target.setdefault(target, []).append((received, received - published[mid]))
+    figures = {}
+    for target, pairs in sorted(by_target.items()):
+        lat = sorted(1000 * latency for _, latency in pairs)
+        figures[target] = {
+            "copies": len(pairs),
+            "last_at_s": round(max(received for received, _ in pairs) - first, 3),
+            "p50_ms": _r(percentile(lat, 50)),
+            "p99_ms": _r(percentile(lat, 99)),
+        }
+    return figures
 
 
 def _r(value: float | None) -> float | None:

@@ -25,12 +25,36 @@ if ! port_open "$AMQP_PORT"; then
   port_open "$AMQP_PORT" || { say "RabbitMQ did not start on port $AMQP_PORT"; exit 1; }
   rabbitmqctl await_startup >/dev/null 2>&1 || true
 fi
-# PostgreSQL (the second store the tests prove) is a local service here: start it if stopped.
-if ! port_open 5432 && command -v pg_ctlcluster >/dev/null 2>&1; then
-  say "starting PostgreSQL"
-  for version in $(ls /etc/postgresql 2>/dev/null); do
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
-  done
+# PostgreSQL (the second store the tests prove): installed from the Debian packages if
+# missing, started if stopped, and a database `test` that user postgres reaches over TCP
+# without a password (tests/integration/store_fixtures.py; DVCBUS_TEST_PG_URL overrides it).
+if [ -z "${DVCBUS_TEST_PG_URL:-}" ]; then
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! port_open 5432; then
+    say "installing postgresql from the Debian packages"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  fi
+  if ! port_open 5432 && command -v pg_ctlcluster >/dev/null 2>&1; then
+    say "starting PostgreSQL"
+    for version in $(ls /etc/postgresql 2>/dev/null); do
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
+    done
+    for _ in $(seq 1 30); do port_open 5432 && break; sleep 1; done
+  fi
+  if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
+    say "preparing PostgreSQL for the tests: database test, trusted local logins"
+    as_pg() { if [ "$(id -u)" -eq 0 ]; then su postgres -c "$*"; else sudo -u postgres sh -c "$*"; fi; }
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+      [ -f "$hba" ] || continue
+      grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba" || {
+        sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+        as_pg "psql -Atc 'select pg_reload_conf()'" >/dev/null
+      }
+    done
+    as_pg "psql -Atc \"select 1 from pg_database where datname='test'\"" | grep -q 1 \
+      || as_pg "createdb test"
+  fi
 fi
 # The management API: the bus reads broker policies through it before starting.
 if ! port_open 15672; then
