@@ -173,7 +173,9 @@ class _ExpiringToken(Auth):
             )
             raise AuthFailed(_prefixed(outcome, f"{self.what}: ")) from None
         if not answer.ok:
-            raise AuthFailed(classify.for_status(answer.status, f"{self.what} refused"))
+            raise AuthFailed(
+                classify.for_status(answer.status, f"{self.what} refused", location=answer.location)
+            )
         try:
             doc = orjson.loads(answer.body)
         except orjson.JSONDecodeError:

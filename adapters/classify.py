@@ -11,7 +11,8 @@ connect or read timeout                               transient    the agency is
 TLS handshake or certificate failure                  transient    fixed on a side, then retried
 HTTP 2xx that the kind understands                    delivered
 HTTP 408, 425, 429, 500, 502, 503, 504, other 5xx     transient    overloaded, or a gateway failed
-HTTP 400, 401, 403, 404, 422, other 4xx, 1xx, 3xx     permanent    the agency refuses this message
+HTTP 400, 401, 403, 404, 422, other 4xx, 1xx          permanent    the agency refuses this message
+HTTP 3xx (redirects are never followed)               permanent    the target's address is wrong
 SOAP fault Server / Receiver (any ``Server.*``)       transient    the agency's side failed
 SOAP fault Client / Sender, VersionMismatch, other    permanent    the request itself is refused
 an answer that cannot be understood                   permanent    quoted (first bytes, masked)
@@ -51,12 +52,33 @@ def is_transient_status(status: int) -> bool:
     return status in TRANSIENT_STATUSES or status >= 500
 
 
-def for_status(status: int, detail: str = "") -> TransientFailure | PermanentFailure:
-    """The failure an unsuccessful HTTP status means; ``detail`` is appended (already masked)."""
-    reason = f"HTTP {status}" + (f": {detail}" if detail else "")
+def for_status(
+    status: int, detail: str = "", *, location: str | None = None
+) -> TransientFailure | PermanentFailure:
+    """The failure an unsuccessful HTTP status means; ``detail`` is appended (already masked).
+
+    A 3xx is a redirect the HTTP client did not follow (following would resend a POST as a
+    GET to wherever the agency points, and call the answer to that GET a delivery): it is
+    permanent, and the reason says where it pointed (``location``, the Location header).
+    """
+    parts = [redirect_detail(location)] if 300 <= status < 400 else []
+    if detail:
+        parts.append(detail)
+    reason = f"HTTP {status}" + (f": {'; '.join(parts)}" if parts else "")
     if is_transient_status(status):
         return TransientFailure(reason)
     return PermanentFailure(reason)
+
+
+def redirect_detail(location: str | None) -> str:
+    """Where a redirect pointed, masked and without its query (which may carry tickets)."""
+    if not location or not location.strip():
+        return "redirect without a Location, not followed"
+    where = location.strip()
+    cut = min((i for i in (where.find("?"), where.find("#")) if i >= 0), default=-1)
+    if cut >= 0:
+        where = where[:cut] + "?…"
+    return f"redirect to {quote(where.encode())} not followed (check the target's endpoint)"
 
 
 def soap_fault(code: str, message: str) -> TransientFailure | PermanentFailure:

@@ -72,6 +72,11 @@ class Answer:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+    @property
+    def location(self) -> str | None:
+        """Where a 3xx answer points (never followed: see :meth:`HttpClient.request`)."""
+        return self.headers.get("Location")
+
 
 class HttpClient:
     """One target's connection pool with its timeouts, TLS and answer cap."""
@@ -126,8 +131,15 @@ class HttpClient:
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        """Send one request; raises aiohttp errors, TimeoutError or :class:`AnswerTooLarge`."""
-        async with self.session.request(method, url, data=data, headers=headers) as response:
+        """Send one request; raises aiohttp errors, TimeoutError or :class:`AnswerTooLarge`.
+
+        Redirects are never followed: aiohttp would resend a POST as a GET (301/302/303) to
+        wherever the agency points, and the answer to that GET would pass for a delivery.
+        A 3xx comes back as the answer, and the classification rules make it permanent.
+        """
+        async with self.session.request(
+            method, url, data=data, headers=headers, allow_redirects=False
+        ) as response:
             body = await read_capped(response, self.max_response_bytes)
             return Answer(response.status, response.headers, body)
 

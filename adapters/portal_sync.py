@@ -24,7 +24,8 @@ How a ``dossier.status_changed`` message travels:
 - a final status (3, 7, 8, 9, 10): **update** (closes the record, with the result link);
 - 4, 5, 6 (processing steps): a **progress** entry, sent in batches: entries arriving within
   ``batch.wait`` seconds travel in one call (up to ``batch.size``); each message gets its
-  own outcome from the per-entry results.
+  own outcome from the per-entry results (an entry the answer leaves out is not delivered:
+  a transient failure, retried with the same ``MaDongBo``).
 
 ``payment.confirmed`` updates the record's payment fields. Dates are ``yyyyMMddHHmmss``
 in Vietnam time. Every default below can be overridden in the target's ``options``.
@@ -225,27 +226,45 @@ class PortalSyncAdapter(RestAdapter):
         try:
             doc = orjson.loads(answer.body)
         except orjson.JSONDecodeError:
-            return [overall] * len(batch)
+            doc = None
+        field, key = self.sync_options.results_field, self.sync_options.entry_key
         results = self.results_of(doc) if isinstance(doc, dict) else None
         if not isinstance(results, list):
-            return [overall] * len(batch)
-        key = self.sync_options.entry_key
+            # The call was accepted, but whether each entry was is not said: not a delivery.
+            silent = TransientFailure(f"the portal did not answer per entry: no {field} list")
+            return [silent] * len(batch)
         by_key = {str(r.get(key)): r for r in results if isinstance(r, dict)}
+        return [self._entry_outcome(by_key.get(m.id), m, overall) for m in batch]
+
+    def _entry_outcome(
+        self, result: dict[str, Any] | None, message: Message, overall: Delivered
+    ) -> Outcome:
+        """One entry's outcome from its result; an entry the portal left out is not delivered.
+
+        Transient, not permanent: the portal did not refuse it, it said nothing about it (a
+        portal-side fault); the retry carries the same ``MaDongBo``, so a repeat of an entry
+        it did record is recognised.
+        """
         rule = self.error_code
         assert rule is not None
-        outcomes: list[Outcome] = []
-        for message in batch:
-            result = by_key.get(message.id)
-            code = str(result.get(rule.field)) if result and rule.field in result else None
-            if result is None or code is None or code in rule.success:
-                outcomes.append(Delivered(reference=overall.reference))
-                continue
-            detail = f"portal {rule.field} {code} for this entry" + (
-                f": {self._agency_says(result)}" if self._agency_says(result) else ""
+        field, key = self.sync_options.results_field, self.sync_options.entry_key
+        if result is None:
+            return TransientFailure(
+                f"the portal did not answer for this entry: no {key} {message.id} in {field}"
             )
-            failure = TransientFailure if code in rule.transient else PermanentFailure
-            outcomes.append(failure(detail))
-        return outcomes
+        code = result.get(rule.field)
+        if not isinstance(code, str | int) or isinstance(code, bool):
+            return TransientFailure(
+                f"the portal did not answer for this entry: its {field} result has no {rule.field}"
+            )
+        code = str(code)
+        if code in rule.success:
+            return Delivered(reference=overall.reference)
+        detail = f"portal {rule.field} {code} for this entry" + (
+            f": {self._agency_says(result)}" if self._agency_says(result) else ""
+        )
+        failure = TransientFailure if code in rule.transient else PermanentFailure
+        return failure(detail)
 
     @classmethod
     def standin_profile(cls, target: TargetSpec) -> Any:

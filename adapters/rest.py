@@ -299,7 +299,9 @@ class RestAdapter(Adapter):
         if can_retry_as_update and self._already_exists(answer.status, doc):
             return ALREADY_EXISTS
         if not answer.ok:
-            return classify.for_status(answer.status, self._agency_says(doc))
+            return classify.for_status(
+                answer.status, self._agency_says(doc), location=answer.location
+            )
         if self.code_of is None:
             return Delivered(reference=self._reference(doc))
         assert self.error_code is not None
@@ -319,17 +321,31 @@ class RestAdapter(Adapter):
         return PermanentFailure(detail)
 
     def _already_exists(self, status: int, doc: Any) -> bool:
+        """Whether the answer is the agency's "already exists" refusal of an insert.
+
+        Only a refusal qualifies: an accepted answer whose text happens to say "đã tồn tại"
+        ("recorded; it already existed") is a delivery, and a transient refusal ("busy")
+        must wait for a retry rather than become an update. The declared ``status`` and
+        ``values`` are taken as the agency declares them; ``message_contains`` is a looser
+        match, so it applies only to a permanent refusal.
+        """
         rule = self.already_exists
         if rule is None:
             return False
-        if status in rule.status:
+        code = self.code_of(doc) if self.code_of is not None and isinstance(doc, dict) else None
+        code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
+        accepted = 200 <= status < 300 and (
+            self.error_code is None or (code is not None and code in self.error_code.success)
+        )
+        if accepted:
+            return False
+        if status in rule.status or (code is not None and code in rule.values):
             return True
-        if rule.values and self.code_of is not None and isinstance(doc, dict):
-            code = self.code_of(doc)
-            if code is not None and str(code) in rule.values:
-                return True
-        if rule.message_contains and self.message_of is not None and isinstance(doc, dict):
-            text = str(self.message_of(doc) or "").lower()
+        transient = classify.is_transient_status(status) or (
+            self.error_code is not None and code in self.error_code.transient
+        )
+        if rule.message_contains and self.message_of is not None and not transient:
+            text = str(self.message_of(doc) or "").lower() if isinstance(doc, dict) else ""
             return any(fragment.lower() in text for fragment in rule.message_contains)
         return False
 

@@ -202,7 +202,7 @@ class __CLASS__(Adapter):
                 exc, connect_timeout=t.connect_timeout, read_timeout=t.read_timeout
             )
         if not answer.ok:
-            return classify.for_status(answer.status)
+            return classify.for_status(answer.status, location=answer.location)
         try:
             doc = orjson.loads(answer.body) if answer.body.strip() else {}
         except orjson.JSONDecodeError:

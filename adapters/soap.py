@@ -66,7 +66,10 @@ from bus.envelope import Message
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 BUS_HEADERS = "urn:dvcbus:soap:headers:1"
-WSDL_DIR = Path(__file__).resolve().parents[1] / "config" / "wsdl"
+# The project root: the checkout, or site-packages when installed from a wheel, which ships
+# config/wsdl/ as package data (pyproject.toml), so the same rule finds the shipped WSDLs.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+WSDL_DIR = PROJECT_ROOT / "config" / "wsdl"
 
 
 class SoapCallOptions(AdapterOptions):
@@ -133,12 +136,23 @@ class _LocalOnly(Transport):
 
 
 def find_wsdl(name: str) -> Path:
-    """The WSDL file ``name`` names: a path, or a file shipped in config/wsdl/."""
+    """The WSDL file ``name`` names: a path, or a file in config/wsdl/.
+
+    A relative name is looked for, in order: from the working directory, in its
+    ``config/wsdl/`` (a deployment's own WSDLs), from the project root, and in the project's
+    ``config/wsdl/`` (the shipped ones; the bus runs from a checkout, see docs/decisions.md).
+    """
     path = Path(name)
-    for candidate in (path, WSDL_DIR / name, Path.cwd() / "config" / "wsdl" / name):
+    candidates = [path]
+    if not path.is_absolute():
+        candidates += [Path.cwd() / "config" / "wsdl" / name, PROJECT_ROOT / name, WSDL_DIR / name]
+    for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()
-    raise AdapterConfigError(f"option 'wsdl': {name} is neither a file nor in {WSDL_DIR}")
+    raise AdapterConfigError(
+        f"option 'wsdl': {name} is neither a file nor in config/wsdl/ "
+        f"(looked in {Path.cwd()} and {PROJECT_ROOT})"
+    )
 
 
 @functools.lru_cache(maxsize=32)
@@ -302,18 +316,20 @@ class SoapAdapter(Adapter):
         body = answer.body
         if body.lstrip()[:1] != b"<":
             if not answer.ok:
-                return classify.for_status(answer.status)
+                return _for_status(answer)
             return classify.unreadable(f"HTTP {answer.status}, not XML", body)
         try:
             root = safexml.parse(body, max_bytes=self.options.max_response_bytes)
         except safexml.UnsafeXml as exc:
-            if exc.hostile or answer.ok:
+            if exc.hostile:  # never quoted: what it tries to do is the reason
                 return PermanentFailure(f"XML answer refused (HTTP {answer.status}): {exc}")
-            return classify.for_status(answer.status)  # e.g. an HTML error page of a proxy
+            if answer.ok:  # merely broken: quote its start (masked), as for any unreadable one
+                return classify.unreadable(f"HTTP {answer.status}, {exc}", body)
+            return _for_status(answer)  # e.g. an HTML error page of a proxy
         envelope_ns = _namespace(root)
         if safexml.local_name(root) != "Envelope" or envelope_ns not in (SOAP11, SOAP12):
             if not answer.ok:
-                return classify.for_status(answer.status)
+                return _for_status(answer)
             return classify.unreadable(f"HTTP {answer.status}, not a SOAP envelope", body)
         soap_body = root.find(f"{{{envelope_ns}}}Body")
         content = _first_element(soap_body) if soap_body is not None else None
@@ -321,7 +337,7 @@ class SoapAdapter(Adapter):
             code, text = _fault(content, envelope_ns)
             return classify.soap_fault(code, text)
         if not answer.ok:
-            return classify.for_status(answer.status)
+            return _for_status(answer)
         if content is None:
             return classify.unreadable(f"HTTP {answer.status}, empty SOAP body", body)
         reference = None
@@ -412,6 +428,11 @@ def _binding(client: zeep.Client, service: str | None, port: str | None) -> Soap
     if not isinstance(binding, SoapBinding):
         raise AdapterConfigError(f"option 'port': {port!r} is not a SOAP binding")
     return binding
+
+
+def _for_status(answer: Answer) -> TransientFailure | PermanentFailure:
+    """An unsuccessful status, saying where a redirect pointed (redirects are not followed)."""
+    return classify.for_status(answer.status, location=answer.location)
 
 
 def _header_of(envelope: etree._Element, ns: str) -> etree._Element:

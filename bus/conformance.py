@@ -10,31 +10,40 @@ against a stand-in of its endpoint on loopback, and checks one thing per row:
 - a slow endpoint is cut at the read timeout and classified transient; HTTP 503 is
   transient, 400 permanent; SOAP Server faults transient, Client faults permanent;
   a refused connection and a connection closed mid-answer are transient;
+- a redirect is a permanent failure and is not followed (following it would resend a POST
+  as a GET and call the answer to that GET a delivery);
 - garbage, a billion-laughs document, an external entity and a 100 MB answer are refused
   as permanent failures, with agency text quoted masked, memory bounded, and the adapter
   still delivering afterwards;
 - its log output (structlog and stdlib logging, every level the process would show, and
   anything printed) contains no personal data from the messages, and neither its logs nor
-  its reasons contain a secret.
+  its reasons contain a secret;
+- it calls nothing but the stand-in.
 
 The kit never uses real secrets: every credential the target names is replaced by a
-generated canary value, which is then looked for in logs and reasons.
+generated canary value, which is then looked for in logs and reasons. It never calls a
+real server either: every URL the target's options name (a token or login URL on another
+host too) is moved to the stand-in, and while the adapter runs any connection or name
+lookup off loopback is refused (and fails the last row).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
+import ipaddress
 import logging
 import re
 import resource
 import secrets
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -52,11 +61,15 @@ from bus import adapter_registry
 from bus.envelope import Message
 from bus.routes import RoutesConfig
 from bus.schemas import SchemaRegistry
-from bus.standin import Behaviour, Endpoint, Profile, StandinThread
+from bus.standin import REDIRECT_PATH, Behaviour, Endpoint, Profile, StandinThread
 
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 GARBAGE_PII = ("001190012345", "0987654321", "an.nguyen@example.com")
 MEMORY_BOUND_MB = 64
+# The scheme and authority of an absolute http(s) URL anywhere in an option's text.
+URL_ORIGIN = re.compile(r"(?i)\bhttps?://[^/?#\s\"'<>]*")
+ELSEWHERE = "_elsewhere"  # where, below the endpoint's path, URLs of other hosts are moved
+LOOPBACK_ROW = "calls only the stand-in (loopback)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +143,120 @@ class LogCapture:
             self.lines.extend(line for line in (out.getvalue() + err.getvalue()).splitlines())
 
 
+class UrlMover:
+    """Moves every URL in a target's options to the stand-in, and says which it moved.
+
+    Not only those on the endpoint's origin: a token or login URL on another host (a
+    single sign-on server) would otherwise be called for real. A URL on the endpoint's
+    origin keeps its path; one on another host goes below the endpoint's path
+    (``…/_elsewhere/<host>/<its path>``), where the stand-in answers for the target. A URL
+    whose host comes from the message (``https://{payload.x}/…``) cannot be moved: it is
+    listed in ``unmovable`` and the kit runs nothing.
+    """
+
+    def __init__(self, endpoint: str, standin_url: str) -> None:
+        old, new = urlsplit(endpoint), urlsplit(standin_url)
+        self.home = f"{old.scheme}://{old.netloc}".lower()
+        self.origin = f"{new.scheme}://{new.netloc}"
+        self.elsewhere = f"{self.origin}{new.path.rstrip('/')}/{ELSEWHERE}"
+        self.moved: list[tuple[str, str]] = []  # (option, URL text) moved off another host
+        self.unmovable: list[tuple[str, str]] = []
+
+    def rewrite(self, value: Any, where: str = "options") -> Any:
+        if isinstance(value, str):
+            return URL_ORIGIN.sub(lambda m: self._move(m.group(0), where, value), value)
+        if isinstance(value, dict):
+            return {k: self.rewrite(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.rewrite(v, f"{where}.{i}") for i, v in enumerate(value)]
+        return value
+
+    def _move(self, origin: str, where: str, text: str) -> str:
+        authority = origin.split("://", 1)[1].rpartition("@")[2]
+        if not authority or "{" in authority or "}" in authority:
+            self.unmovable.append((where, text))
+            return origin
+        if origin.lower() == self.home:
+            return self.origin
+        self.moved.append((where, text))
+        return f"{self.elsewhere}/{authority}"
+
+
+class LoopbackGuard:
+    """While active, refuses (and records) every connection or name lookup off loopback.
+
+    Moving the URLs of a target's options is not proof enough: a plug-in may carry an
+    address in its code. A process-wide audit hook (PEP 578) sees every socket connect and
+    ``getaddrinfo``, from any thread (aiohttp resolves names in a thread pool), before
+    anything leaves the machine. Audit hooks cannot be removed, so one hook is installed
+    once and does nothing while no guard is active.
+    """
+
+    _active: ClassVar[list[LoopbackGuard]] = []
+    _hooked: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[LoopbackGuard]:
+        if not LoopbackGuard._hooked:
+            sys.addaudithook(_audit)
+            LoopbackGuard._hooked = True
+        LoopbackGuard._active.append(self)
+        try:
+            yield self
+        finally:
+            LoopbackGuard._active.remove(self)
+
+    def check(self, host: Any, port: Any) -> str | None:
+        """``host:port`` when it is off loopback (recorded), else None."""
+        if _is_loopback(host):
+            return None
+        name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+        where = f"{name}:{port}" if port not in (None, 0, "") else name
+        if where not in self.refused:
+            self.refused.append(where)
+        return where
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """The audit hook: a no-op unless a guard is active (it runs for every audited event)."""
+    if not LoopbackGuard._active or not event.startswith("socket."):
+        return
+    try:
+        guard = LoopbackGuard._active[-1]
+    except IndexError:  # the guard ended meanwhile (another thread)
+        return
+    if event == "socket.getaddrinfo":
+        where = guard.check(args[0], args[1])
+        if where is not None:
+            raise socket.gaierror(socket.EAI_NONAME, f"conformance kit: {where} is not loopback")
+    elif event == "socket.connect":
+        address = args[1]
+        if isinstance(address, tuple) and len(address) >= 2:
+            where = guard.check(address[0], address[1])
+            if where is not None:
+                raise ConnectionRefusedError(
+                    errno.ECONNREFUSED, f"conformance kit: {where} is not loopback"
+                )
+
+
+def _is_loopback(host: Any) -> bool:
+    if host is None:
+        return True  # a passive lookup: the local wildcard
+    name = (host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)).strip()
+    name = name.strip("[]").lower()
+    if name in ("", "localhost") or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False  # a name: resolving it would already ask the network
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 @dataclass
 class _Example:
     message: Message
@@ -159,6 +286,8 @@ class ConformanceKit:
         self.canaries: dict[str, str] = {}
         self.reasons: list[str] = []
         self.capture = LogCapture()
+        self.mover: UrlMover | None = None
+        self.guard = LoopbackGuard()
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -172,17 +301,18 @@ class ConformanceKit:
         return sorted(found)
 
     def spec_for_standin(self, url: str) -> TargetSpec:
-        """The target's spec pointed at ``url``, canary credentials, timeouts for the kit."""
+        """The target's spec pointed at ``url``, canary credentials, timeouts for the kit.
+
+        Every URL of its options moves to the stand-in too (see :class:`UrlMover`; what
+        could not be moved is in ``self.mover.unmovable``).
+        """
         spec = self.target.spec(resolve_credentials=False)
         self.canaries = {key: f"canary-{key}-{secrets.token_hex(6)}" for key in spec.credentials}
-        old = urlsplit(spec.endpoint)
-        new = urlsplit(url)
-        origin_old = f"{old.scheme}://{old.netloc}"
-        origin_new = f"{new.scheme}://{new.netloc}"
+        self.mover = UrlMover(spec.endpoint, url)
         return replace(
             spec,
             endpoint=url,
-            options=_rewrite(spec.options, origin_old, origin_new),
+            options=self.mover.rewrite(spec.options),
             credentials=dict(self.canaries),
             connect_timeout=min(spec.connect_timeout, 1.0),
             read_timeout=min(spec.read_timeout, self.timeout_check),
@@ -217,14 +347,30 @@ class ConformanceKit:
         path = urlsplit(self.target.endpoint).path or "/"
         url = f"http://127.0.0.1:{_free_port()}{path}"
         spec = self.spec_for_standin(url)
+        assert self.mover is not None
+        if self.mover.unmovable:
+            where, text = self.mover.unmovable[0]
+            self._add(
+                LOOPBACK_ROW,
+                False,
+                f"{where} {text[:120]!r}: its host comes from the message, so the kit cannot "
+                "keep the call on the stand-in; nothing was run (the kit never calls a real "
+                "server)",
+            )
+            return self.report
         try:
             profile = cls.standin_profile(spec) or Profile()
         except Exception as exc:
             self._add("built from its options", False, _short(exc))
             return self.report
-        with self.capture.active(), StandinThread([Endpoint(spec.name, url, profile)]) as standin:
+        with (
+            self.capture.active(),
+            self.guard.active(),
+            StandinThread([Endpoint(spec.name, url, profile)]) as standin,
+        ):
             asyncio.run(self._checks(cls, spec, profile, types, standin))
         self._log_checks()
+        self._loopback_check()
         return self.report
 
     async def _checks(
@@ -333,20 +479,15 @@ class ConformanceKit:
             else f"{len(bad)} call(s) without a valid traceparent; trace lost for {len(lost)}",
         )
         if profile.soap:
-            missing_soap = [
-                e.message.id
-                for e in examples
-                if not any(
-                    b"IdempotencyKey" in r.body and e.message.id.encode() in r.body
-                    for r in received
-                )
-            ]
+            in_headers = {key for r in received if (key := soap_idempotency_key(r.body))}
+            missing_soap = [e.message.id for e in examples if e.message.id not in in_headers]
             self._add(
                 "sends the message id as a SOAP header",
                 not missing_soap,
                 "IdempotencyKey in every envelope's Header"
                 if not missing_soap
-                else f"missing for {len(missing_soap)} message(s)",
+                else f"no Header IdempotencyKey equal to the message id for "
+                f"{len(missing_soap)} message(s), e.g. {missing_soap[0]}",
             )
 
     async def _misbehaviours(
@@ -373,6 +514,15 @@ class ConformanceKit:
             detail = _describe(outcome) + (f" — {problem}" if problem else "")
             self._add(name, ok and problem is None, detail)
 
+        def masked(outcome: Outcome, _elapsed: float) -> str | None:
+            reason = getattr(outcome, "reason", "")
+            leaked = [v for v in GARBAGE_PII if v in reason]
+            if leaked:
+                return "the reason quotes personal data unmasked"
+            if not reason.strip():
+                return "the reason is empty"
+            return None
+
         def cut_in_time(_o: Outcome, elapsed: float) -> str | None:
             limit = read + spec.connect_timeout + 1.0
             if elapsed > limit:
@@ -387,6 +537,19 @@ class ConformanceKit:
         )
         await expect("HTTP 503 → transient", Behaviour(status=503, times=1), TransientFailure)
         await expect("HTTP 400 → permanent", Behaviour(status=400, times=1), PermanentFailure)
+        seen = len(standin.received(target))
+
+        def not_followed(outcome: Outcome, _elapsed: float) -> str | None:
+            if any(REDIRECT_PATH in r.path for r in standin.received(target)[seen:]):
+                return "it followed the redirect (the stand-in received the follow-up call)"
+            return masked(outcome, _elapsed)
+
+        await expect(
+            "redirect (HTTP 302) → permanent, not followed",
+            Behaviour(act="redirect", status=302, times=1),
+            PermanentFailure,
+            not_followed,
+        )
         if profile.soap:
             await expect(
                 "SOAP Server fault → transient",
@@ -403,15 +566,6 @@ class ConformanceKit:
             Behaviour(act="close", times=1),
             TransientFailure,
         )
-
-        def masked(outcome: Outcome, _elapsed: float) -> str | None:
-            reason = getattr(outcome, "reason", "")
-            leaked = [v for v in GARBAGE_PII if v in reason]
-            if leaked:
-                return "the reason quotes personal data unmasked"
-            if not reason.strip():
-                return "the reason is empty"
-            return None
 
         await expect(
             "garbage answer → permanent, quoted masked",
@@ -499,6 +653,25 @@ class ConformanceKit:
             else f"credential(s) {', '.join(leaked)} appeared in logs or reasons",
         )
 
+    def _loopback_check(self) -> None:
+        refused = self.guard.refused
+        moved = self.mover.moved if self.mover else []
+        if refused:
+            detail = (
+                f"tried to reach {', '.join(refused[:5])}: refused by the kit (it never calls "
+                "a real server)"
+            )
+        else:
+            detail = "every call went to the stand-in on 127.0.0.1" + (
+                "; moved there from other hosts: "
+                + ", ".join(
+                    f"{where.removeprefix('options.')} {text[:80]}" for where, text in moved[:3]
+                )
+                if moved
+                else ""
+            )
+        self._add(LOOPBACK_ROW, not refused, detail)
+
     def _add(self, name: str, passed: bool, detail: str) -> None:
         self.report.checks.append(Check(name, passed, detail))
 
@@ -525,7 +698,7 @@ def run_conformance(
 
 
 def _rewrite(value: Any, old: str, new: str) -> Any:
-    """Options with every URL on the target's origin moved to the stand-in's."""
+    """Options with one origin swapped for another (the stand-in's for a closed port)."""
     if isinstance(value, str):
         return value.replace(old, new)
     if isinstance(value, dict):
@@ -533,6 +706,28 @@ def _rewrite(value: Any, old: str, new: str) -> Any:
     if isinstance(value, list):
         return [_rewrite(v, old, new) for v in value]
     return value
+
+
+def soap_idempotency_key(body: bytes) -> str | None:
+    """The text of the bus's ``IdempotencyKey`` element in a SOAP envelope's Header, if any.
+
+    Parsed, not searched for: the key must be the Header's element, not text that happens
+    to appear somewhere in the body.
+    """
+    from adapters import safexml
+    from adapters.soap import BUS_HEADERS, SOAP11, SOAP12
+
+    try:
+        root = safexml.parse(body)
+    except safexml.UnsafeXml:
+        return None
+    for ns in (SOAP11, SOAP12):
+        if root.tag == f"{{{ns}}}Envelope":
+            key = root.find(f"{{{ns}}}Header/{{{BUS_HEADERS}}}IdempotencyKey")
+            if key is None:
+                return None
+            return (key.text or "").strip() or None
+    return None
 
 
 def _pii_values(doc: dict[str, Any], fields: dict[tuple[str, ...], str]) -> list[tuple[str, str]]:

@@ -8,8 +8,8 @@ kinds, a token or login endpoint when the kind authenticates); how it misbehaves
 programmable per target with a :class:`Behaviour`:
 
     answer normally · answer after N seconds · a given status · a SOAP fault (Client or
-    Server) · close the connection mid-answer · garbage · hostile XML (billion laughs,
-    external entity) · a 100 MB answer streamed without ever being built in memory
+    Server) · a redirect · close the connection mid-answer · garbage · hostile XML (billion
+    laughs, external entity) · a 100 MB answer streamed without ever being built in memory
 
 Control API, served on every port:
 
@@ -42,13 +42,20 @@ from aiohttp import web
 CONTROL = "/_standin"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-ACTS = frozenset({"answer", "close", "garbage", "fault", "billion_laughs", "xxe", "huge", "empty"})
+ACTS = frozenset(
+    {"answer", "close", "garbage", "fault", "billion_laughs", "xxe", "huge", "empty", "redirect"}
+)
 # Looks like a broken agency page, and quotes personal data an adapter must mask.
 GARBAGE = (
     b"\x00\x1f<<LOI HE THONG>> \xff\xfe Exception in thread: NullReference; "
     b"so dinh danh 001190012345, dien thoai 0987654321, email an.nguyen@example.com "
     b"\x8f\x90 ORA-00942 table or view does not exist"
 )
+# Where a redirect points by default: back onto the stand-in (so a client that follows it
+# gets a normal answer there, and a false success is visible in what was received), on a
+# path quoting a phone number (so a reason that names the place must mask it).
+REDIRECT_PATH = "chuyen-huong"
+REDIRECT_PII = "0987654321"
 
 
 @dataclass(slots=True)
@@ -56,7 +63,9 @@ class Behaviour:
     """How a stand-in answers: status, JSON body, delay; ``times`` limits it to N requests.
 
     ``act`` picks a misbehaviour (see ``ACTS``): ``fault`` answers a SOAP fault with code
-    ``fault`` (Client or Server); ``huge`` streams ``size_mb`` megabytes.
+    ``fault`` (Client or Server); ``huge`` streams ``size_mb`` megabytes; ``redirect``
+    answers ``status`` (302 unless a 3xx is given) pointing at ``location`` (default: a
+    path below the request's own, ``…/chuyen-huong/0987654321``, on the stand-in).
     """
 
     status: int = 200
@@ -66,6 +75,7 @@ class Behaviour:
     act: str = "answer"
     fault: str = "Server"
     size_mb: int = 100
+    location: str | None = None
 
     def __post_init__(self) -> None:
         if self.act not in ACTS:
@@ -293,6 +303,22 @@ async def _close_midway(request: web.Request, profile: Profile) -> web.StreamRes
     return resp
 
 
+def _redirect(request: web.Request, behaviour: Behaviour) -> web.Response:
+    """A 3xx pointing elsewhere, with the small HTML page servers usually send along."""
+    status = behaviour.status if 300 <= behaviour.status < 400 else 302
+    where = behaviour.location or str(
+        request.url.with_path(
+            f"{request.path.rstrip('/')}/{REDIRECT_PATH}/{REDIRECT_PII}"
+        ).with_query(None)
+    )
+    return web.Response(
+        status=status,
+        headers={"Location": where},
+        text=f"<html><body>Moved: <a href='{where}'>{where}</a></body></html>",
+        content_type="text/html",
+    )
+
+
 def _soap_answer(profile: Profile, target: str, seq: int, body: bytes) -> web.Response:
     from adapters import safexml  # the stand-in reads requests as carefully as adapters do
 
@@ -347,6 +373,8 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Any:
             return web.Response(status=behaviour.status, body=GARBAGE, content_type=ctype)
         if act == "empty":
             return web.Response(status=behaviour.status, body=b"")
+        if act == "redirect":
+            return _redirect(request, behaviour)
         if act in ("billion_laughs", "xxe"):
             hostile = BILLION_LAUGHS if act == "billion_laughs" else EXTERNAL_ENTITY
             return web.Response(status=behaviour.status, body=hostile, content_type="text/xml")

@@ -164,7 +164,9 @@ def test_a_refused_entry_fails_alone_and_a_failed_call_fails_every_entry(stand_i
             body={
                 "error_code": "0",
                 "ket_qua": [
-                    {"MaDongBo": batch[1].id, "error_code": "-1", "message": "Sai trạng thái"}
+                    {"MaDongBo": batch[0].id, "error_code": "0"},
+                    {"MaDongBo": batch[1].id, "error_code": "-1", "message": "Sai trạng thái"},
+                    {"MaDongBo": batch[2].id, "error_code": "0"},
                 ],
             },
             times=1,
@@ -176,6 +178,40 @@ def test_a_refused_entry_fails_alone_and_a_failed_call_fails_every_entry(stand_i
     assert first[1].reason == "portal error_code -1 for this entry: 'Sai trạng thái'"
     second = deliver(PortalSyncAdapter, specs["portal-sync"], batch)
     assert all(isinstance(o, TransientFailure) and o.reason.startswith("HTTP 503") for o in second)
+
+
+def test_an_entry_the_portal_left_out_of_its_results_is_not_delivered(stand_ins) -> None:
+    specs, standin = stand_ins
+    batch = [variant(SUPPLEMENT, n) for n in range(3)]
+    results = [
+        {"MaDongBo": batch[0].id, "error_code": "0"},
+        {"MaDongBo": batch[2].id, "error_code": "0"},
+    ]
+    standin.program("portal-sync", Behaviour(body={"error_code": "0", "ket_qua": results}, times=1))
+    outcomes = deliver(PortalSyncAdapter, specs["portal-sync"], batch)
+    assert [type(o) for o in outcomes] == [Delivered, TransientFailure, Delivered]
+    assert outcomes[1].reason == (
+        f"the portal did not answer for this entry: no MaDongBo {batch[1].id} in ket_qua"
+    )
+
+
+def test_a_progress_answer_without_per_entry_results_delivers_no_entry(stand_ins) -> None:
+    specs, standin = stand_ins
+    batch = [variant(SUPPLEMENT, n) for n in range(2)]
+    standin.program("portal-sync", Behaviour(body={"error_code": "0"}, times=1))
+    standin.program(
+        "portal-sync",
+        Behaviour(body={"error_code": "0", "ket_qua": [{"MaDongBo": batch[0].id}]}, times=1),
+    )
+    first = deliver(PortalSyncAdapter, specs["portal-sync"], batch)
+    assert [o.reason for o in first if isinstance(o, TransientFailure)] == [
+        "the portal did not answer per entry: no ket_qua list"
+    ] * 2
+    second = deliver(PortalSyncAdapter, specs["portal-sync"], batch)
+    assert [type(o) for o in second] == [TransientFailure, TransientFailure]
+    assert second[0].reason == (
+        "the portal did not answer for this entry: its ket_qua result has no error_code"
+    )
 
 
 def test_portal_sync_busy_answer_is_transient(stand_ins) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -10,7 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from lxml import etree
 
+from adapters.onestop import OneStopSoapAdapter
+from adapters.rest import RestAdapter
+from adapters.soap import BUS_HEADERS, SOAP11
 from bus.conformance import Report, run_conformance
 from bus.routes import RoutesConfig, load_routes
 from bus.schemas import SchemaRegistry
@@ -92,8 +97,10 @@ def test_the_kit_passes_on_every_reference_adapter_and_generic_target(
         "HTTP 400 → permanent",
         "garbage answer → permanent, quoted masked",
         "100 MB answer → permanent, memory bounded",
+        "redirect (HTTP 302) → permanent, not followed",
         "no personal data in its log output",
         "no secret in logs or reasons",
+        "calls only the stand-in (loopback)",
     ):
         assert expected in names
     if kind == "onestop-soap":
@@ -156,6 +163,8 @@ def test_the_kit_fails_a_broken_adapter_with_a_clear_row_per_fault(
         "HTTP 503 → transient",
         "no personal data in its log output",
         "no secret in logs or reasons",
+        # aiohttp's default: it follows the redirect (a POST resent as a GET)
+        "redirect (HTTP 302) → permanent, not followed",
         # it reads whatever comes: garbage and hostile answers count as delivered
         "garbage answer → permanent, quoted masked",
         "billion-laughs XML → permanent",
@@ -168,13 +177,125 @@ def test_the_kit_fails_a_broken_adapter_with_a_clear_row_per_fault(
     )
     assert "id_number" in rows["no personal data in its log output"].detail
     assert "001190012345" not in table(report)  # the table itself never repeats them
-    assert (
-        rows["no secret in logs or reasons"].detail
-        == "credential(s) appeared in logs or reasons"[:0]
-        + rows["no secret in logs or reasons"].detail
+    # It logs the target's whole credentials dict: both canaries are named (never shown).
+    assert rows["no secret in logs or reasons"].detail == (
+        "credential(s) password, username appeared in logs or reasons"
     )
+    assert "canary-" not in table(report)
+    # It followed the redirect: the answer to the GET it turned the POST into passed for a
+    # delivery, the false success the row exists to catch.
+    assert rows["redirect (HTTP 302) → permanent, not followed"].detail == "delivered"
     assert rows["delivers dossier.submitted"].passed
     assert rows["connection refused → transient"].passed
+
+
+class KeyOutsideTheHeader(OneStopSoapAdapter):
+    """Writes the bus's IdempotencyKey element into the SOAP Body instead of the Header."""
+
+    def build(self, message: Any) -> Any:
+        call, body, headers = super().build(message)
+        root = etree.fromstring(body)
+        key = root.find(f"{{{SOAP11}}}Header/{{{BUS_HEADERS}}}IdempotencyKey")
+        root.find(f"{{{SOAP11}}}Header").remove(key)
+        root.find(f"{{{SOAP11}}}Body").append(key)
+        return call, etree.tostring(root, xml_declaration=True, encoding="utf-8"), headers
+
+
+def test_the_soap_header_check_wants_the_key_in_the_header_not_anywhere_in_the_body(
+    routes: RoutesConfig, schemas: SchemaRegistry
+) -> None:
+    report = run_conformance(
+        routes, "danang", schemas=schemas, adapter_cls=KeyOutsideTheHeader, timeout_check=0.5
+    )
+    assert {c.name for c in report.failed()} == {"sends the message id as a SOAP header"}, table(
+        report
+    )
+    row = next(c for c in report.checks if c.name == "sends the message id as a SOAP header")
+    assert row.detail.startswith(
+        "no Header IdempotencyKey equal to the message id for 8 message(s), e.g. "
+    )
+
+
+def _routes_with(tmp_path: Path, target: str, **changes: Any) -> RoutesConfig:
+    doc = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))
+    doc["targets"][target].update(changes)
+    path = tmp_path / "routes.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return load_routes(path)
+
+
+@pytest.mark.parametrize(
+    ("auth", "option"),
+    [
+        ({"kind": "oauth2", "token_url": "https://sso.dichvucong.gov.vn/oauth2/token"},
+         "auth.token_url https://sso.dichvucong.gov.vn/oauth2/token"),
+        ({"kind": "session", "login_url": "https://sso.dichvucong.gov.vn/dang-nhap"},
+         "auth.login_url https://sso.dichvucong.gov.vn/dang-nhap"),
+    ],
+)  # fmt: skip
+def test_token_and_login_urls_on_another_host_are_moved_to_the_stand_in(
+    tmp_path: Path, schemas: SchemaRegistry, auth: dict[str, str], option: str
+) -> None:
+    routes = _routes_with(
+        tmp_path,
+        "portal",
+        credentials={"client_id": "env:SSO_ID", "client_secret": "env:SSO_SECRET",
+                     "username": "env:SSO_USER", "password": "env:SSO_PASSWORD"},
+        options={"auth": auth},
+    )  # fmt: skip
+    report = run_conformance(routes, "portal", schemas=schemas, timeout_check=0.5)
+    # Every delivery needed a token or session from the moved URL: the stand-in refuses
+    # calls without one, and the kit refuses any connection off loopback.
+    assert report.passed, table(report)
+    row = report.checks[-1]
+    assert row.name == "calls only the stand-in (loopback)"
+    assert row.detail == (
+        f"every call went to the stand-in on 127.0.0.1; moved there from other hosts: {option}"
+    )
+
+
+def test_a_url_whose_host_comes_from_the_message_is_refused_before_anything_runs(
+    tmp_path: Path, schemas: SchemaRegistry
+) -> None:
+    routes = _routes_with(
+        tmp_path, "hanoi", options={"url": "https://{payload.receiving_agency}.gov.vn/hoso"}
+    )
+    report = run_conformance(routes, "hanoi", schemas=schemas, timeout_check=0.5)
+    assert not report.passed
+    assert [(c.name, c.passed) for c in report.checks] == [
+        ("adapter kind is installed", True),
+        ("calls only the stand-in (loopback)", False),
+    ]
+    assert report.checks[-1].detail == (
+        "options.url 'https://{payload.receiving_agency}.gov.vn/hoso': its host comes from the "
+        "message, so the kit cannot keep the call on the stand-in; nothing was run (the kit "
+        "never calls a real server)"
+    )
+
+
+class PhonesHome(RestAdapter):
+    """Calls addresses of its own, in code (not in options), before each delivery."""
+
+    async def deliver(self, message: Any) -> Any:
+        for url in ("http://192.0.2.10/thu-thap", "https://telemetry.invalid/v1"):
+            with contextlib.suppress(Exception):
+                await self.http.request("GET", url)
+        return await super().deliver(message)
+
+
+def test_an_adapter_calling_a_real_host_is_refused_and_fails_the_loopback_row(
+    routes: RoutesConfig, schemas: SchemaRegistry
+) -> None:
+    report = run_conformance(
+        routes, "portal", schemas=schemas, adapter_cls=PhonesHome, timeout_check=0.5
+    )
+    assert {c.name for c in report.failed()} == {"calls only the stand-in (loopback)"}, table(
+        report
+    )
+    assert report.checks[-1].detail == (
+        "tried to reach 192.0.2.10:80, telemetry.invalid:443: refused by the kit (it never "
+        "calls a real server)"
+    )
 
 
 def _plugin_dir(tmp_path: Path) -> Path:

@@ -97,6 +97,35 @@ def test_refusals_are_permanent(agency, status: int) -> None:
     assert str(status) in outcome.reason
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_permanent_not_followed_and_names_where_it_pointed(
+    agency, status: int
+) -> None:
+    url, standin = agency
+    standin.program("hanoi", Behaviour(act="redirect", status=status))
+    outcome = deliver(spec(url))
+    assert isinstance(outcome, PermanentFailure)
+    # The stand-in points back at itself, below a path quoting a phone number: masked.
+    assert outcome.reason == (
+        f"HTTP {status}: redirect to '{url}/chuyen-huong/09******21' not followed "
+        "(check the target's endpoint)"
+    )
+    (only,) = standin.received("hanoi")  # the POST; no GET to where it pointed
+    assert only.method == "POST"
+
+
+def test_a_redirect_reason_leaves_out_the_query_of_where_it_pointed(agency) -> None:
+    url, standin = agency
+    location = "https://sso.dichvucong.gov.vn/dang-nhap?ticket=ST-4711-secret&sdt=0987654321"
+    standin.program("hanoi", Behaviour(act="redirect", location=location))
+    outcome = deliver(spec(url))
+    assert isinstance(outcome, PermanentFailure)
+    assert outcome.reason == (
+        "HTTP 302: redirect to 'https://sso.dichvucong.gov.vn/dang-nhap?…' not followed "
+        "(check the target's endpoint)"
+    )
+
+
 def test_a_slow_agency_is_cut_at_the_read_timeout_as_transient(agency) -> None:
     url, standin = agency
     standin.program("hanoi", Behaviour(delay=3.0))
@@ -250,6 +279,53 @@ def test_an_update_answered_already_exists_is_not_retried_again(agency) -> None:
     (outcome,) = deliver_with(target, message())
     assert isinstance(outcome, PermanentFailure) and outcome.reason == "HTTP 409"
     assert len(standin.received("hanoi")) == 2
+
+
+ALREADY_EXISTS_RULES = {
+    "error_code": {"success": ["0"], "transient": ["-9"]},
+    "already_exists": {
+        "message_contains": ["đã tồn tại"],
+        "retry_as": {"method": "PUT", "url": "{endpoint}/cap-nhat/{payload.dossier_no}"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "kind"),
+    [
+        # accepted: the text says it existed, the code says it is recorded
+        (Behaviour(body={"error_code": "0", "message": "Hồ sơ đã tồn tại, đã ghi nhận"}),
+         Delivered),
+        # busy: retried later as the same insert, never turned into an update
+        (Behaviour(body={"error_code": "-9", "message": "Bận: hồ sơ đã tồn tại trong hàng đợi"}),
+         TransientFailure),
+        (Behaviour(status=503, body={"error_code": "1", "message": "Hồ sơ đã tồn tại"}),
+         TransientFailure),
+    ],
+    ids=["accepted", "busy-error-code", "http-503"],
+)  # fmt: skip
+def test_already_exists_text_in_a_success_or_a_transient_answer_does_not_turn_into_an_update(
+    agency, behaviour: Behaviour, kind: type
+) -> None:
+    url, standin = agency
+    behaviour.times = 1
+    standin.program("hanoi", behaviour)
+    target = options_spec(url, url="{endpoint}/them-moi", response=ALREADY_EXISTS_RULES)
+    (outcome,) = deliver_with(target, message())
+    assert isinstance(outcome, kind)
+    (insert,) = standin.received("hanoi")  # no update call
+    assert (insert.method, insert.path) == ("POST", "/motcua/api/hoso/them-moi")
+
+
+def test_already_exists_text_in_a_refusal_still_turns_into_the_update(agency) -> None:
+    url, standin = agency
+    standin.program(
+        "hanoi", Behaviour(body={"error_code": "-2", "message": "Hồ sơ đã tồn tại"}, times=1)
+    )
+    target = options_spec(url, url="{endpoint}/them-moi", response=ALREADY_EXISTS_RULES)
+    (outcome,) = deliver_with(target, message())
+    assert isinstance(outcome, Delivered)
+    assert [r.method for r in standin.received("hanoi")] == ["POST", "PUT"]
 
 
 @pytest.mark.parametrize(

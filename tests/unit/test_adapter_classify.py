@@ -18,11 +18,31 @@ def test_overload_gateway_and_server_statuses_are_transient(status: int) -> None
     assert outcome.reason == f"HTTP {status}"
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422, 301, 100])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422, 100])
 def test_refusals_and_surprises_are_permanent(status: int) -> None:
     outcome = classify.for_status(status)
     assert isinstance(outcome, PermanentFailure)
     assert outcome.reason == f"HTTP {status}"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_permanent_and_says_where_it_pointed_masked(status: int) -> None:
+    outcome = classify.for_status(
+        status, location="https://motcua.hanoi.gov.vn/v2/hoso/0987654321?ticket=ST-1#top"
+    )
+    assert isinstance(outcome, PermanentFailure)
+    assert outcome.reason == (
+        f"HTTP {status}: redirect to 'https://motcua.hanoi.gov.vn/v2/hoso/09******21?…' "
+        "not followed (check the target's endpoint)"
+    )
+
+
+def test_a_redirect_without_a_location_says_so_and_keeps_the_agencys_detail() -> None:
+    outcome = classify.for_status(302, "'Phiên đã hết hạn'")
+    assert isinstance(outcome, PermanentFailure)
+    assert outcome.reason == (
+        "HTTP 302: redirect without a Location, not followed; 'Phiên đã hết hạn'"
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from adapters.base import Delivered, PermanentFailure, TargetSpec, TransientFail
 from adapters.http import Answer
 from adapters.onestop import OneStopSoapAdapter
 from adapters.options import AdapterConfigError
-from adapters.soap import BUS_HEADERS, SOAP11, SOAP12, SoapAdapter
+from adapters.soap import BUS_HEADERS, SOAP11, SOAP12, SoapAdapter, find_wsdl
 from adapters.wsse import WSSE, WSU, check_username_token, password_digest, security_header
 from bus.envelope import Message
 from bus.standin import BILLION_LAUGHS, EXTERNAL_ENTITY, soap_fault
@@ -167,6 +167,41 @@ def test_answers_that_are_not_a_result_are_classified(
     assert fragment in outcome.reason
 
 
+def test_malformed_xml_is_permanent_quoting_its_first_bytes_masked() -> None:
+    body = "<KetQua><MaLoi>5</MaLoi><MoTaLoi>SĐT 0987654321, CCCD 001190012345</KetQua>"
+    outcome = OneStopSoapAdapter(spec()).interpret(answer(200, body.encode()), "TiepNhanHoSo")
+    assert isinstance(outcome, PermanentFailure)
+    assert outcome.reason.startswith("unreadable answer (HTTP 200, not well-formed XML: ")
+    assert outcome.reason.endswith(
+        f" {len(body.encode())} bytes): '<KetQua><MaLoi>5</MaLoi><MoTaLoi>SĐT 09******21, "
+        "CCCD 001*******345</KetQua>'"
+    )
+    assert "0987654321" not in outcome.reason and "001190012345" not in outcome.reason
+
+
+def test_a_hostile_document_is_refused_without_being_quoted() -> None:
+    outcome = OneStopSoapAdapter(spec()).interpret(answer(200, EXTERNAL_ENTITY), "TiepNhanHoSo")
+    assert isinstance(outcome, PermanentFailure)
+    assert outcome.reason == (
+        "XML answer refused (HTTP 200): XML answer declares a DTD or entities "
+        "(refused: never expanded)"
+    )
+
+
+def test_a_redirect_is_permanent_and_names_where_it_pointed() -> None:
+    moved = Answer(
+        302,
+        CIMultiDictProxy(CIMultiDict({"Location": "https://motcua.danang.gov.vn/LienThong2"})),
+        b"<html><body>Moved</body></html>",
+    )
+    outcome = OneStopSoapAdapter(spec()).interpret(moved, "TiepNhanHoSo")
+    assert isinstance(outcome, PermanentFailure)
+    assert outcome.reason == (
+        "HTTP 302: redirect to 'https://motcua.danang.gov.vn/LienThong2' not followed "
+        "(check the target's endpoint)"
+    )
+
+
 def test_a_message_that_does_not_fit_the_operation_is_permanent() -> None:
     doc = orjson.loads(DOSSIER.body)
     del doc["payload"]["procedure_code"]
@@ -224,6 +259,25 @@ def test_a_wsdl_importing_a_remote_schema_is_refused_without_touching_the_networ
     path.write_text(wsdl, encoding="utf-8")
     with pytest.raises(AdapterConfigError, match="remote documents are never fetched"):
         SoapAdapter(spec({"wsdl": str(path), "operations": {}}, adapter="soap"))
+
+
+@pytest.mark.parametrize("name", ["motcua-lienthong.wsdl", "config/wsdl/motcua-lienthong.wsdl"])
+def test_the_shipped_wsdl_is_found_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # as a service started elsewhere than the checkout
+    assert find_wsdl(name) == ROOT / "config" / "wsdl" / "motcua-lienthong.wsdl"
+    OneStopSoapAdapter(spec())  # the reference adapter builds from it
+
+
+def test_a_deployments_own_wsdl_comes_before_the_shipped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = tmp_path / "config" / "wsdl" / "motcua-lienthong.wsdl"
+    own.parent.mkdir(parents=True)
+    own.write_bytes((ROOT / "config/wsdl/motcua-lienthong.wsdl").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert find_wsdl("motcua-lienthong.wsdl") == own
 
 
 def test_the_generic_kind_needs_its_operations_declared() -> None:
