@@ -149,13 +149,17 @@ def build_dispatcher(
 
 
 def build_audit(loaded: Loaded, store: Store) -> AuditSink:
-    """The audit trail writer of this process (a hop sink that is also a component)."""
+    """The audit trail writer of this process (a hop sink that is also a component).
+
+    It masks with the log masker, which knows the schemas' x-pii marks and the credential
+    values this process resolved (``bus.observability.process.protect_logs``).
+    """
     from bus.audit_writer import AuditWriterProcess
-    from bus.observability.masking import mask_text
+    from bus.observability.masking import LOG_MASKER
 
     if loaded.settings.audit_writer == "process":
-        return AuditSink(AuditWriterProcess(loaded.settings.store_url), mask=mask_text)
-    return AuditSink(store, mask=mask_text)
+        return AuditSink(AuditWriterProcess(loaded.settings.store_url), mask=LOG_MASKER.text)
+    return AuditSink(store, mask=LOG_MASKER.text)
 
 
 def build_recorder(loaded: Loaded, store: Store) -> DeadLetterRecorder:

@@ -3,7 +3,10 @@
 The file is checked exactly as at start; a broken file is refused with every problem (file,
 line, reason) in the log and the process carries on with the routes it had. A good file is
 handed to the router (new routing table, new queues declared) and the dispatcher (targets
-added, changed or retired in place) without stopping either.
+added, changed or retired in place) without stopping either, and to the process's
+observability (``ProcessObservability.learn_routes`` before them, ``apply_routes`` after:
+metric labels, routes info, /readyz digest, polled queues, masked credentials).
+Appliers run in the order given (``bus/cli/run.py``).
 """
 
 from __future__ import annotations

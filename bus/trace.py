@@ -1,13 +1,22 @@
-"""A dossier's journey as a table: every hop of every message about it, in order."""
+"""A dossier's journey as a table: every hop of every message about it, in order.
+
+Times are Vietnam time with the offset written out (``2026-11-25 09:32:10.123 +07:00``):
+a journey runs over days (submitted on Monday, returned on Friday), so every row has its
+date. Status updates show their status code. Free text (reasons, details) and the fields of
+messages the router refused are masked again on the way out, with the same masker as the
+logs, so a trail written before masking covered them shows nothing personal either.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 from rich.table import Table
+from rich.text import Text
 
 from bus.audit import AuditRecord
+from bus.observability.masking import LOG_MASKER
 
 VN = timezone(timedelta(hours=7))
 
@@ -19,31 +28,48 @@ SHORT = {
 }
 
 
-def _vn(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).astimezone(VN).strftime("%H:%M:%S.%f")[:-3]
+def vn_time(ts: float) -> str:
+    """``2026-11-25 09:32:10.123 +07:00``: Vietnam time, the date and the offset shown."""
+    moment = datetime.fromtimestamp(ts, UTC).astimezone(VN)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " +07:00"
 
 
-def journey_table(records: Sequence[AuditRecord]) -> Table:
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).astimezone(VN).strftime("%Y-%m-%d")
+
+
+def journey_table(
+    records: Sequence[AuditRecord], mask: Callable[[str], str] | None = None
+) -> Table:
     """The audit records of a dossier (from ``Store.audit_records``) for people to read."""
+    mask = mask or LOG_MASKER.text
     messages = {r.message_id for r in records}
     dossier = next((r.dossier_no for r in records if r.dossier_no), "-")
-    day = datetime.fromtimestamp(records[0].at, UTC).astimezone(VN).date() if records else ""
+    if records:
+        first, last = _day(records[0].at), _day(records[-1].at)
+        days = first if first == last else f"{first} … {last}"
+    else:
+        days = "-"
     table = Table(
-        title=f"dossier {dossier}: {len(messages)} message(s), {len(records)} hop(s), {day}"
+        title=f"dossier {mask(dossier)}: {len(messages)} message(s), {len(records)} hop(s), "
+        f"{days} (Vietnam time, UTC+07:00)"
     )
-    for col in ("time +7", "message", "type", "stage", "event", "target", "try", "ms"):
+    for col in ("time", "message", "type", "status", "stage", "event", "target", "try", "ms"):
         table.add_column(col, no_wrap=True)
-    table.add_column("detail", overflow="fold", max_width=50)
+    table.add_column("detail", overflow="fold", max_width=60)
     for r in records:
-        table.add_row(
-            _vn(r.at),
-            "…" + (r.message_id or "-")[-6:],
-            SHORT.get(r.message_type or "", r.message_type or "-"),
+        reason = f" ({mask(r.reason)})" if r.reason else ""
+        cells = (
+            vn_time(r.at),
+            "…" + mask(r.message_id or "-")[-6:],
+            SHORT.get(r.message_type or "", mask(r.message_type or "-")),
+            str(r.status) if r.status is not None else "",
             r.stage,
-            r.event + (f" ({r.reason})" if r.reason else ""),
+            r.event + reason,
             r.target or "-",
             str(r.attempt),
             f"{r.duration * 1000:.1f}" if r.duration is not None else "-",
-            (r.detail or "")[:100],
+            mask(r.detail or "")[:120],
         )
+        table.add_row(*(Text(cell) for cell in cells))  # Text: brackets are not markup
     return table

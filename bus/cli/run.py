@@ -46,8 +46,11 @@ def run(
     store = app.open_store(loaded)
     audit = app.build_audit(loaded, store)
     hops.add(audit)
+    watch.watch_audit(audit)
     components: list[app.Component] = []
-    appliers: list = []
+    # A reload: new targets become metric labels first, then router and dispatcher take the
+    # routes, then the process says which routes it runs (routes info, /readyz, log masking).
+    appliers: list = [watch.learn_routes]
     if component in ("router", "all"):
         router = app.build_router(loaded, hops)
         components.append(router)
@@ -65,6 +68,7 @@ def run(
         )
         components.append(app.build_recorder(loaded, store))
         watch.watch_component("recorder", components[-1])
+    appliers.append(watch.apply_routes)
     components.append(RoutesReloader(loaded, appliers))
     components.extend(watch.components)
     components.append(audit)  # stopped last: it writes the hops of everything stopping before it

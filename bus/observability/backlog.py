@@ -66,6 +66,12 @@ class OldestWaitingEstimate:
         """Report ages for these targets (those this process delivers to)."""
         self.targets.update(targets)
 
+    def forget(self, target: str) -> None:
+        """Stop reporting ``target`` (no longer served after a routes reload)."""
+        self.targets.discard(target)
+        for known in (self.queue_depth, self.in_flight, self.oldest_in_flight, self.newest_taken):
+            known.pop(target, None)
+
     def settled(self, target: str, message_id: str | None, at: float) -> None:
         """A message for ``target`` was taken from its queue and handled at ``at``."""
         created = created_at(message_id)

@@ -6,13 +6,20 @@ Label values are bounded whatever the input: ``type`` is a known message type or
 reason, a short slug the dispatcher reports (first :data:`MAX_EXTRA_REASONS` distinct ones)
 or ``other``. Never a dossier number, message id or person.
 
-For the components still being built (circuit breaker, store), three calls:
+Components report through three calls:
 
-* :meth:`Metrics.set_circuit_state` — ``closed`` / ``open`` / ``half_open`` per target;
+* :meth:`Metrics.set_circuit_state` — ``closed`` / ``open`` / ``half_open`` per target (the
+  dispatcher's circuit listeners call it);
 * :meth:`Metrics.register_age_source` — a callable returning ``{target: seconds}``, the age
-  of the oldest undelivered message per target (the store's answer replaces the estimate);
+  of the oldest undelivered message per target, for a component that knows it exactly (it
+  replaces the estimate of :mod:`bus.observability.backlog`);
 * :func:`active` — the process's :class:`Metrics` (a no-op stand-in before wiring), so a
   component can report without being handed the object.
+
+Shared-port (multiprocess) mode cannot remove a series: each process's values live in its
+own file, which prometheus-client keeps until the process is marked dead. A series that
+would be removed in the normal mode is set to ``0`` there instead (a routes digest no longer
+in use, a target no longer served, an age that cannot be told); see :meth:`Metrics.drop`.
 
 Per-hop cost is a dict lookup and one to three ``inc()`` on label children bound once per
 (type, target, reason) combination; nothing is formatted on the hot path.
@@ -83,6 +90,21 @@ class LabelBounds:
         self.reasons: dict[str, str] = {r.value: r.value for r in Reason}
         self._extra: set[str] = set()
 
+    def add(self, types: Iterable[str], targets: Iterable[str]) -> bool:
+        """Also accept these types and targets (a routes reload); True when something is new.
+
+        Nothing is ever taken out: a retired target's last hops (calls in flight when it was
+        removed) keep their label, and the set stays bounded by what routes.yaml ever named.
+        """
+        new_types = {t: t for t in types if t not in self.types}
+        new_targets = {t: t for t in targets if t not in self.targets}
+        # Replaced, not mutated: a hop being counted on another thread sees one or the other.
+        if new_types:
+            self.types = {**self.types, **new_types}
+        if new_targets:
+            self.targets = {**self.targets, **new_targets}
+        return bool(new_types or new_targets)
+
     def type_of(self, value: str | None) -> str:
         return self.types.get(value, UNKNOWN) if value else UNKNOWN
 
@@ -135,6 +157,7 @@ class Metrics:
             PlatformCollector(registry=registry)  # python_info
             GCCollector(registry=registry)  # python_gc_*
         self.registry = registry
+        self.multiprocess = multiprocess_dir() is not None
         self.bounds = LabelBounds(types, targets)
         self.targets = tuple(sorted(self.bounds.targets))
         r = self.registry
@@ -278,10 +301,30 @@ class Metrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        self.audit_pending = Gauge(
+            "dvcbus_audit_pending_records",
+            "Audit records waiting to be written to the store (bounded; see the dropped count).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.audit_write_failures = Counter(
+            "dvcbus_audit_write_failures",
+            "Audit batches the store (or the audit writer process) failed to write.",
+            registry=r,
+        )
+        self.audit_dropped = Counter(
+            "dvcbus_audit_records_dropped",
+            "Audit records not kept because the pending buffer was full (the store was down).",
+            registry=r,
+        )
         self.estimate = OldestWaitingEstimate()
         self._age_source: Callable[[], Mapping[str, float]] | None = None
         self._extra_ages: list[Callable[[float], Mapping[str, float]]] = []
         self._samplers: list[Callable[[], None]] = []
+        self._routes_label: str | None = None
+        self._lanes: Mapping[str, Any] | None = None
+        self._lane_targets: set[str] = set()
+        self._age_targets: set[str] = set()
 
     # --------------------------------------------------------------- component API
 
@@ -307,25 +350,69 @@ class Metrics:
 
     def set_routes(self, digest: str, loaded_at: float | None = None) -> None:
         """Record which routes.yaml is live (sha256 of the file) and when it was loaded."""
-        self.routes_info.clear()
-        self.routes_info.labels(digest or UNKNOWN).set(1)
+        label = digest or UNKNOWN
+        previous, self._routes_label = self._routes_label, label
+        if previous is not None and previous != label:
+            self.drop(self.routes_info, previous)
+        self.routes_info.labels(label).set(1)
         self.routes_loaded.set(loaded_at if loaded_at is not None else time.time())
+
+    def add_known(self, types: Iterable[str], targets: Iterable[str]) -> bool:
+        """Accept new message types and targets as label values (a routes reload)."""
+        added = self.bounds.add(types, targets)
+        if added:
+            self.targets = tuple(sorted(self.bounds.targets))
+        return added
+
+    def drop(self, gauge: Gauge, *labels: str) -> None:
+        """Take a gauge's series away: removed, or set to 0 in shared-port mode.
+
+        In multiprocess mode ``remove()`` only forgets the value in this process; the file
+        the scrape reads keeps it until the process dies, so the last value would stay
+        visible (and keep an alert firing). ``0`` is what "nothing" means for every gauge
+        this is used on: not the routes in use, nothing in flight, circuit closed, no age.
+        """
+        if not _has(gauge, *labels):
+            return
+        if self.multiprocess:
+            gauge.labels(*labels).set(0)
+        else:
+            gauge.remove(*labels)
+
+    def watch_audit(self, sink: Any) -> None:
+        """Sample an audit sink: records pending, write failures and drops (``.pending``,
+        ``.write_failures``, ``.dropped``, the last two counting up from 0)."""
+        seen = {"failures": 0, "dropped": 0}
+
+        def sample() -> None:
+            self.audit_pending.set(sink.pending)
+            failures, dropped = sink.write_failures, sink.dropped
+            if failures > seen["failures"]:
+                self.audit_write_failures.inc(failures - seen["failures"])
+                seen["failures"] = failures
+            if dropped > seen["dropped"]:
+                self.audit_dropped.inc(dropped - seen["dropped"])
+                seen["dropped"] = dropped
+
+        self.add_sampler(sample)
 
     def add_sampler(self, sampler: Callable[[], None]) -> None:
         """A function that sets gauges from live state; run before every scrape."""
         self._samplers.append(sampler)
 
     def watch_lanes(self, lanes: Mapping[str, Any]) -> None:
-        """Sample in-flight deliveries from the dispatcher's lanes (``.in_flight``)."""
-        for name, lane in lanes.items():
-            target = self.bounds.target_of(name)
-            self.concurrency.labels(target).set(lane.concurrency)
-            if not _has(self.circuit_state, target):
-                self.circuit_state.labels(target).set(CIRCUIT_STATES["closed"])
+        """Sample in-flight deliveries from the dispatcher's lanes (``.in_flight``).
+
+        ``lanes`` is the dispatcher's own dict: lanes a routes reload adds, changes or
+        retires are picked up at the next sample (:meth:`sync_lanes`).
+        """
+        self._lanes = lanes
+        self.sync_lanes()
 
         def sample() -> None:
+            self.sync_lanes()
             estimate = self.estimate
-            for name, lane in lanes.items():
+            for name, lane in list(lanes.items()):
                 in_flight = lane.in_flight
                 target = self.bounds.target_of(name)
                 self.in_flight.labels(target).set(in_flight)
@@ -336,7 +423,25 @@ class Metrics:
                 )
 
         self.add_sampler(sample)
-        self.estimate.watch(self.bounds.target_of(name) for name in lanes)
+
+    def sync_lanes(self) -> None:
+        """Per-target series of the lanes served now; those of retired lanes are dropped."""
+        lanes = self._lanes
+        if lanes is None:
+            return
+        current: dict[str, Any] = {
+            self.bounds.target_of(n): lane for n, lane in list(lanes.items())
+        }
+        for target, lane in current.items():
+            self.concurrency.labels(target).set(lane.concurrency)
+            if target not in self._lane_targets and not _has(self.circuit_state, target):
+                self.circuit_state.labels(target).set(CIRCUIT_STATES["closed"])
+        for target in self._lane_targets - set(current):
+            for gauge in (self.in_flight, self.concurrency, self.circuit_state, self.oldest_age):
+                self.drop(gauge, target)
+            self.estimate.forget(target)
+        self.estimate.watch(current)
+        self._lane_targets = set(current)
 
     def refresh(self, now: float | None = None) -> None:
         """Bring the sampled gauges up to date (before a scrape, or periodically)."""
@@ -351,12 +456,17 @@ class Metrics:
             for target, seconds in extra(now).items():
                 known = ages.get(target)
                 ages[target] = seconds if known is None else max(known, seconds)
+        told: set[str] = set()
         for target, seconds in ages.items():
             label = self.bounds.target_of(target)
             if seconds is not None:
                 self.oldest_age.labels(label).set(max(0.0, float(seconds)))
-            elif _has(self.oldest_age, label):
-                self.oldest_age.remove(label)  # unknown now: no series rather than a stale one
+                told.add(label)
+            else:
+                self.drop(self.oldest_age, label)  # unknown now: not a stale value
+        for label in self._age_targets - told - {self.bounds.target_of(t) for t in ages}:
+            self.drop(self.oldest_age, label)  # no longer reported at all (target retired)
+        self._age_targets = told
 
 
 def _has(gauge: Gauge, *labels: str) -> bool:
@@ -393,6 +503,11 @@ class MetricsSink:
 
     def record(self, hop: Hop) -> None:
         self._handlers[hop.event](hop)
+
+    def reset(self) -> None:
+        """Forget the cached label children (after the label bounds learned new values)."""
+        self._routed = {}
+        self._children = {}
 
     # One cache lookup per hop; the key is made of bounded labels only.
     def _on_routed(self, hop: Hop) -> None:
@@ -492,6 +607,9 @@ class _NullMetrics:
             raise ValueError(f"circuit state {state!r} is not one of {sorted(CIRCUIT_STATES)}")
 
     def register_age_source(self, source: Callable[[], Mapping[str, float]] | None) -> None:
+        return None
+
+    def add_age_floor(self, source: Callable[[float], Mapping[str, float]]) -> None:
         return None
 
 

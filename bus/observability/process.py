@@ -4,6 +4,12 @@
 tells it about the router and/or dispatcher it runs (readiness, in-flight, circuit states)
 and runs its components beside them. It also gives the log masker the schemas' x-pii marks
 and the credential values this process resolved, so neither reaches a log line.
+
+A routes reload (SIGHUP, :class:`bus.reload.RoutesReloader`) goes through it twice:
+:meth:`ProcessObservability.learn_routes` before the router and dispatcher take the new
+routes (new targets and types become label values before their first hop) and
+:meth:`ProcessObservability.apply_routes` after them (routes info and load time, the
+/readyz digest, the queues polled, and the new credentials protected in the logs).
 """
 
 from __future__ import annotations
@@ -35,13 +41,13 @@ class ProcessObservability:
         self.metrics = Metrics(
             types={t for t, _ in loaded.schemas.message_types}, targets=routes.targets
         )
-        self.metrics.set_routes(routes.digest, time.time())
         self.sink = MetricsSink(self.metrics)
         self.endpoint: HttpEndpoint | None = None
         if http_port > 0:
-            self.endpoint = HttpEndpoint(
-                self.metrics, host=http_host, port=http_port, routes_digest=routes.digest or "-"
-            )
+            # Not ready until routes with a digest (read from a file) are in use.
+            self.endpoint = HttpEndpoint(self.metrics, host=http_host, port=http_port)
+        if routes.digest:
+            self._routes_in_use(routes.digest)
         self.poller: QueueDepthPoller | None = None
         if poll_interval > 0:
             self.poller = QueueDepthPoller(
@@ -52,6 +58,33 @@ class ProcessObservability:
                 interval=poll_interval,
             )
         metrics_module.set_active(self.metrics)
+
+    def _routes_in_use(self, digest: str) -> None:
+        self.metrics.set_routes(digest, time.time())
+        if self.endpoint is not None:
+            self.endpoint.routes_digest = digest
+
+    # ------------------------------------------------------------- routes reload
+
+    async def learn_routes(self, new: Loaded) -> None:
+        """Before the new routes are used: their targets and types become label values."""
+        types = {t for t, _ in new.schemas.message_types}
+        if self.metrics.add_known(types, new.routes.targets):
+            self.sink.reset()
+
+    async def apply_routes(self, new: Loaded) -> None:
+        """The new routes are in use: say so, poll their queues, protect their credentials."""
+        await self.learn_routes(new)
+        protect_logs(new)
+        if self.poller is not None:
+            self.poller.use_topology(new.topology)
+        self.metrics.sync_lanes()
+        if new.routes.digest:
+            self._routes_in_use(new.routes.digest)
+
+    def watch_audit(self, sink: Any) -> None:
+        """Pending records, write failures and drops of the process's audit sink."""
+        self.metrics.watch_audit(sink)
 
     def watch_router(self, router: Any) -> None:
         """Readiness of a :class:`bus.router.Router`."""

@@ -55,6 +55,21 @@ class QueueDepthPoller:
         self._conn: AsyncioConnection | None = None
         self._failing = False
 
+    def use_topology(self, topology: Topology) -> None:
+        """Poll the queues of new routes from the next poll on (a routes reload).
+
+        Queues no longer in the topology (a removed target's) are no longer read; their
+        depth and consumer series are dropped rather than left at their last value.
+        """
+        queues = [q.name for q in topology.queues]
+        for queue in set(self.queues) - set(queues):
+            short, target = queue_labels(self.names, queue)
+            self.metrics.drop(self.metrics.queue_messages, short, target)
+            self.metrics.drop(self.metrics.queue_consumers, short, target)
+            if target:
+                self.metrics.estimate.queue_depth.pop(target, None)
+        self.queues = queues
+
     async def run(self) -> None:
         """Poll until :meth:`stop`; never raises (failures are counted and logged)."""
         while not self._stopping.is_set():

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,6 +230,10 @@ class Store(ABC):
         """(seq, hash) of the newest audit record (0 and the genesis hash when empty)."""
 
     @abstractmethod
+    def audit_extent(self) -> tuple[int, str, int]:
+        """(head seq, head hash, highest seq in the log), read together (one snapshot)."""
+
+    @abstractmethod
     def audit_anchor(self) -> tuple[int, str]:
         """Where verification starts: after the last purge, or the beginning."""
 
@@ -241,8 +245,22 @@ class Store(ABC):
         message_ids: Sequence[str] = (),
         after_seq: int = 0,
         limit: int | None = None,
+        through_seq: int | None = None,
     ) -> list[Any]:
-        """Audit records in chain order, by dossier, by messages, or all after a sequence."""
+        """Audit records in chain order, by dossier, by messages, or all after a sequence
+        (up to ``through_seq`` when given)."""
+
+    def iter_audit(
+        self, *, after_seq: int = 0, through_seq: int | None = None, page_size: int = 5000
+    ) -> Iterator[Any]:
+        """Every audit record after ``after_seq`` (through ``through_seq``), in chain order,
+        read a page at a time (keyset on ``seq``): memory stays at one page."""
+        while True:
+            page = self.audit_records(after_seq=after_seq, through_seq=through_seq, limit=page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            after_seq = page[-1].seq
 
     @abstractmethod
     def purge_audit(self, before: float, actor: str) -> int:

@@ -115,6 +115,11 @@ AUDIT_MIGRATIONS: list[Migration] = [
                 actor TEXT NOT NULL)""",
         ],
     ),
+    (
+        2,
+        "audit trail: the status code of a status update (not personal; hashed when set)",
+        ["ALTER TABLE audit_log ADD COLUMN status INTEGER"],
+    ),
 ]
 
 

@@ -353,7 +353,7 @@ class SqlStore(Store):
 
     _AUDIT = (
         "seq, at, process, stage, event, message_id, message_type, dossier_no, target, "
-        "reason, detail, attempt, duration, body_sha256, prev_hash, hash"
+        "reason, detail, attempt, duration, body_sha256, status, prev_hash, hash"
     )
 
     def _lock_head(self, cur: Any) -> tuple[int, str]:
@@ -369,7 +369,7 @@ class SqlStore(Store):
         with self.transaction(immediate=True, part="audit") as cur:
             seq, head = chain(list(records), *self._lock_head(cur))
             cur.executemany(
-                self.sql(f"INSERT INTO audit_log ({self._AUDIT}) VALUES ({', '.join('?' * 16)})"),
+                self.sql(f"INSERT INTO audit_log ({self._AUDIT}) VALUES ({', '.join('?' * 17)})"),
                 [(*r.fields().values(), r.prev_hash, r.hash) for r in records],
             )
             cur.execute(
@@ -379,6 +379,17 @@ class SqlStore(Store):
     def audit_head(self) -> tuple[int, str]:
         rows = self._audit.read("SELECT seq, hash FROM audit_head WHERE id = 1")
         return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
+
+    def audit_extent(self) -> tuple[int, str, int]:
+        # One statement: the head and the newest record as of the same snapshot.
+        rows = self._audit.read(
+            "SELECT h.seq, h.hash, (SELECT MAX(seq) FROM audit_log) FROM audit_head h "
+            "WHERE h.id = 1"
+        )
+        if not rows:
+            return 0, GENESIS, 0
+        seq, head, last = rows[0]
+        return int(seq), head, int(last or 0)
 
     def audit_anchor(self) -> tuple[int, str]:
         rows = self._audit.read(
@@ -393,8 +404,12 @@ class SqlStore(Store):
         message_ids: Sequence[str] = (),
         after_seq: int = 0,
         limit: int | None = None,
+        through_seq: int | None = None,
     ) -> list[AuditRecord]:
         where, params = ["seq > ?"], [after_seq]
+        if through_seq is not None:
+            where.append("seq <= ?")
+            params.append(through_seq)
         if dossier_no is not None or message_ids:
             ors = []
             if dossier_no is not None:
@@ -469,7 +484,7 @@ class SqlStore(Store):
 
 def _audit_record(row: Sequence[Any]) -> AuditRecord:
     (seq, at, process, stage, event, mid, mtype, dossier_no, target, reason, detail, attempt,
-     duration, body_sha256, prev_hash, hash_) = row  # fmt: skip
+     duration, body_sha256, status, prev_hash, hash_) = row  # fmt: skip
     return AuditRecord(
         at=float(at),
         process=process,
@@ -487,4 +502,5 @@ def _audit_record(row: Sequence[Any]) -> AuditRecord:
         seq=int(seq),
         prev_hash=prev_hash,
         hash=hash_,
+        status=None if status is None else int(status),
     )

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import signal
 import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import orjson
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bus import app
 from bus.pipeline import Forward, Park, RouterPipeline
 from bus.settings import Settings
+from bus.standin import Behaviour
 from tests.integration.harness import ROOT, free_port, send, wait_for_consumers, wait_until
 
 EXAMPLES = ROOT / "schemas" / "examples"
@@ -175,3 +180,72 @@ def test_processes_sharing_one_port_report_the_sum_of_all(bus, tmp_path: Path) -
     assert {consumed() for _ in range(6)} == {40}  # whichever process answers
     pids = {dict(ls).get("pid") for (n, ls) in scrape(port) if n == "dvcbus_ready"}
     assert len(pids) == 2
+
+
+def test_a_sighup_reload_is_seen_in_metrics_readyz_and_masked_logs(bus) -> None:
+    token = "tayninh-token-5d81e0"  # the new target's credential (env:DVCBUS_TAYNINH_TOKEN)
+    router_port, dispatcher_port = free_port(), free_port()
+    router = bus.process(
+        "run", "router", "--http-port", str(router_port), DVCBUS_TAYNINH_TOKEN=token
+    )
+    dispatcher = bus.process(
+        "run", "dispatcher", "--http-port", str(dispatcher_port), DVCBUS_TAYNINH_TOKEN=token
+    )
+    wait_for_consumers(
+        [bus.names.ingress_queue, *(bus.names.delivery_queue(t) for t in bus.routes.targets)]
+    )
+    assert wait_until(lambda: ready(router_port) and ready(dispatcher_port), 20)
+    old = bus.routes.digest
+    loaded_before = total(scrape(router_port), "dvcbus_routes_loaded_timestamp_seconds")
+
+    doc = yaml.safe_load(bus.routes_file.read_text(encoding="utf-8"))
+    # Tây Ninh: a new target on the hcmc stand-in's address, with a credential of its own.
+    doc["targets"]["tayninh"] = {
+        **doc["targets"]["hcmc"],
+        "agency": "000.00.00.H72",
+        "credentials": {"token": "env:DVCBUS_TAYNINH_TOKEN"},
+        "options": {"response": {"error_code": {"field": "error_code", "success": ["0"]}}},
+    }
+    for route in doc["routes"]:
+        if route["name"] == "hanoi":
+            route["to"] = "tayninh"
+    bus.routes_file.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
+    new = hashlib.sha256(bus.routes_file.read_bytes()).hexdigest()
+    for proc in (router, dispatcher):
+        proc.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "routes.reloaded" in router.log_text(), 15)
+    assert wait_until(lambda: "routes.reloaded" in dispatcher.log_text(), 15)
+
+    for port in (router_port, dispatcher_port):
+        samples = scrape(port)
+        assert total(samples, "dvcbus_routes_info", digest=new) == 1
+        assert ("dvcbus_routes_info", frozenset({("digest", old)})) not in samples
+        status, body = get(port, "/readyz")
+        assert status == 200 and json.loads(body)["routes"]["digest"] == new
+    assert total(scrape(router_port), "dvcbus_routes_loaded_timestamp_seconds") > loaded_before
+
+    # The agency behind the new target refuses, quoting the credential it was sent.
+    answer = {"error_code": "7", "message": f"bad key {token}"}
+    bus.standins.program("hcmc", Behaviour(status=422, body=answer))
+    dossier = orjson.loads(
+        (EXAMPLES / "dossier.submitted.v1/valid/citizen-hanoi-online.json").read_bytes()
+    )
+    assert all(r.ok for r in send(bus.names, [orjson.dumps(dossier)]))
+
+    def refused() -> float:
+        return total(scrape(dispatcher_port), "dvcbus_messages_dead_lettered_total",
+                     target="tayninh")  # fmt: skip
+
+    assert wait_until(lambda: refused() == 1, 20), scrape(dispatcher_port)
+    router_samples = scrape(router_port)
+    assert total(router_samples, "dvcbus_messages_routed_total", target="tayninh") == 1
+    assert total(router_samples, "dvcbus_messages_routed_total", target="unknown") == 0
+    assert total(scrape(dispatcher_port), "dvcbus_adapter_concurrency", target="tayninh") > 0
+    router.terminate()
+    dispatcher.terminate()
+    assert "bad key" in dispatcher.log_text()  # the refusal is logged …
+    assert token not in dispatcher.log_text() + router.log_text()  # … its credential is not
+    trail = str(
+        [r.fields() for r in bus.store.audit_records(dossier_no=dossier["payload"]["dossier_no"])]
+    )
+    assert "bad key" in trail and token not in trail

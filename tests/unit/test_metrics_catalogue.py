@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from bus.observability.metrics import Metrics
+from bus.observability.metrics import DURATION_BUCKETS, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "docs" / "metrics.md"
@@ -68,3 +68,14 @@ def test_names_follow_prometheus_conventions() -> None:
         if kind == "histogram":
             assert name.endswith("_seconds"), name
         assert not labels & {"message_id", "dossier_no", "id", "person"}, name
+
+
+def test_the_catalogue_states_the_real_duration_buckets() -> None:
+    row = next(
+        line
+        for line in CATALOGUE.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| `dvcbus_delivery_duration_seconds`")
+    )
+    listed = re.search(r"Buckets \(seconds\): ([0-9., ]+)", row)
+    assert listed, "the histogram's row must list its buckets"
+    assert tuple(float(x) for x in listed.group(1).rstrip(" ,").split(",")) == DURATION_BUCKETS
