@@ -49,7 +49,6 @@ FIELDS = (
 )  # fmt: skip
 # Hashed only when set, so records written before the field existed still verify.
 _OPTIONAL = ("status",)
-STATUS_TYPE = "dossier.status_changed"
 MAX_PENDING = 200_000  # records (~100 MB) kept while the store cannot be written
 CHUNK = 5_000  # records per write after a backlog, so no batch grows without bound
 PAGE = 5_000  # records per read when the chain is walked
@@ -194,17 +193,6 @@ def _check_expected(
     return None
 
 
-def status_code(hop: Hop) -> int | None:
-    """The status code of a ``dossier.status_changed`` hop, from its body (else None)."""
-    if hop.message_type != STATUS_TYPE or not hop.body:
-        return None
-    try:
-        status = orjson.loads(hop.body)["payload"]["status"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
-    return status if type(status) is int and 0 <= status < 1000 else None
-
-
 class AuditSink:
     """A hop sink that batches audit records and commits them in the background.
 
@@ -271,7 +259,7 @@ class AuditSink:
                 attempt=hop.attempt,
                 duration=hop.duration,
                 body_sha256=hashlib.sha256(hop.body).hexdigest() if hop.body else None,
-                status=status_code(hop),
+                status=hop.status,
             )
         )
 

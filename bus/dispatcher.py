@@ -39,7 +39,7 @@ from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, Transie
 from bus import dead_letters, ordering
 from bus.amqp import ChannelOps, Supervisor
 from bus.circuit import CLOSED, OPEN, CircuitBreaker
-from bus.envelope import Message
+from bus.envelope import STATUS_TYPE, Message, status_of
 from bus.hops import Event, Hop, Hops
 from bus.keylocks import KeyLocks
 from bus.publisher import ConfirmingPublisher
@@ -138,6 +138,8 @@ class Delivery:
         message = self.message
         assert message is not None
         fields.setdefault("attempt", self.record.attempt)
+        if message.type == STATUS_TYPE:
+            fields.setdefault("status", status_of(message.doc))
         return Hop(
             event,
             "dispatcher",
@@ -322,25 +324,27 @@ class Dispatcher:
                 d.ack()
                 self.hops.emit(d.hop(Event.SUPERSEDED, detail=f"newer status {current}"))
                 return
-        if not lane.breaker.allow():
-            await self._defer(d)
-            return
-        started = time.perf_counter()
-        try:
-            async with lane.slots:  # at most `concurrency` calls to the agency at once
+        async with lane.slots:  # at most `concurrency` calls to the agency at once
+            # Asked once a slot is free: the circuit may have opened while this one waited.
+            if not lane.breaker.allow():
+                await self._defer(d)
+                return
+            started = time.perf_counter()
+            try:
                 if lane.bucket is not None:
                     await lane.bucket.acquire()
                 started = time.perf_counter()
                 async with asyncio.timeout(lane.deadline):  # no extra task, unlike wait_for
                     outcome: Outcome = await lane.adapter.deliver(message)
-        except TimeoutError:
-            outcome = TransientFailure(f"no outcome within {lane.deadline:.0f}s (adapter deadline)")
-        except Exception as exc:
-            lane.breaker.release()
-            lane.note_error(f"adapter crashed: {type(exc).__name__}")
-            log.exception("dispatcher.adapter_crashed", target=lane.name, message_id=message.id)
-            d.nack()  # the broker's delivery limit ends a loop
-            return
+            except TimeoutError:
+                deadline = f"no outcome within {lane.deadline:.0f}s (adapter deadline)"
+                outcome = TransientFailure(deadline)
+            except Exception as exc:
+                lane.breaker.release()
+                lane.note_error(f"adapter crashed: {type(exc).__name__}")
+                log.exception("dispatcher.adapter_crashed", target=lane.name, message_id=message.id)
+                d.nack()  # the broker's delivery limit ends a loop
+                return
         elapsed = time.perf_counter() - started
         if isinstance(outcome, Delivered):
             lane.breaker.success()
@@ -451,6 +455,7 @@ class Dispatcher:
                 attempt=max(d.record.attempt - 1, 1),
                 duration=duration,
                 body=d.body,
+                status=status_of(d.message.doc) if d.message else None,
             )
         )
 

@@ -10,6 +10,7 @@ import orjson
 from bus.rejections import Reason, Rejection
 
 DEFAULT_MAX_BYTES = 1024 * 1024
+STATUS_TYPE = "dossier.status_changed"
 
 
 @dataclass(slots=True)
@@ -60,6 +61,13 @@ def dossier_no_of(doc: dict[str, Any]) -> str | None:
         payload = doc.get("payload")
         value = payload.get("dossier_no") if isinstance(payload, dict) else None
     return short_str(value)
+
+
+def status_of(doc: Any) -> int | None:
+    """The status code a status update carries (1 … 10), else None."""
+    payload = doc.get("payload") if isinstance(doc, dict) else None
+    status = payload.get("status") if isinstance(payload, dict) else None
+    return status if type(status) is int else None
 
 
 def short_str(value: Any) -> str | None:

@@ -49,6 +49,7 @@ class Hop:
     attempt: int = 1
     duration: float | None = None  # seconds spent in this step
     reference: str | None = None  # the agency's own id for a delivery
+    status: int | None = None  # a dossier.status_changed's status code (1 … 10; not personal)
     body: bytes = b""
     at: float = field(default_factory=time.time)
 

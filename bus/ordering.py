@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bus.envelope import Message
+from bus.envelope import STATUS_TYPE, Message
 from bus.store import StatusPosition
 
-STATUS_TYPE = "dossier.status_changed"
+__all__ = ["STATUS_TYPE", "is_older", "position"]
 
 
 def position(message: Message) -> StatusPosition | None:

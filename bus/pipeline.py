@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from bus.envelope import dossier_no_of, parse, short_str
+from bus.envelope import STATUS_TYPE, dossier_no_of, parse, short_str, status_of
 from bus.rejections import Reason, Rejection
 from bus.routes import RoutingTable
 from bus.schemas import SchemaRegistry
@@ -28,6 +28,7 @@ class Forward:
     body: bytes
     unit_notes: tuple[str, ...] = ()
     dossier_no: str | None = None
+    status: int | None = None  # of a status update, for its hops
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class RouterPipeline:
             body,
             notes,
             dossier_no_of(doc),
+            status_of(doc) if type_ == STATUS_TYPE else None,
         )
 
 

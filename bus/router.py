@@ -141,6 +141,7 @@ class Router:
                     detail="; ".join(decision.unit_notes) or None,
                     duration=time.perf_counter() - started,
                     body=decision.body,
+                    status=decision.status,
                 )
             )
         else:

@@ -206,7 +206,7 @@ def test_a_status_update_keeps_its_status_code_and_it_is_covered_by_the_hash(sto
     sink = AuditSink(store)
     message_id = orjson.loads(STATUS_BODY)["id"]
     sink.record(Hop(Event.ROUTED, "router", message_id, "dossier.status_changed", "D9",
-                    targets=("portal",), body=STATUS_BODY))  # fmt: skip
+                    targets=("portal",), body=STATUS_BODY, status=2))  # fmt: skip
     sink.record(Hop(Event.DELIVERED, "dispatcher", "m-2", "dossier.submitted", "D9",
                     target="hanoi", body=b'{"payload": {"status": 2}}'))  # fmt: skip
     asyncio.run(sink.flush())
@@ -252,10 +252,10 @@ def test_trace_output_masks_personal_data_in_an_error_reason(tmp_path, resolved_
     said = f"HTTP 422: CCCD {PERSONAL[0]} / {PERSONAL[1]} / {PERSONAL[2]} / {SECRET}"
     start = datetime(2026, 11, 23, 8, 0, tzinfo=VN).timestamp()
     sink.record(Hop(Event.ROUTED, "router", "m-1", "dossier.status_changed", "D-TRACE",
-                    targets=("portal",), body=STATUS_BODY, at=start))  # fmt: skip
+                    targets=("portal",), body=STATUS_BODY, at=start, status=2))  # fmt: skip
     sink.record(Hop(Event.DEAD_LETTERED, "dispatcher", "m-1", "dossier.status_changed",
                     "D-TRACE", target="portal", reason="rejected", detail=said, body=STATUS_BODY,
-                    at=start + 3 * 86400 + 60))  # fmt: skip
+                    at=start + 3 * 86400 + 60, status=2))  # fmt: skip
     asyncio.run(sink.flush())
     store.close()
     shown = dvcbus_cli({"DVCBUS_STORE_URL": url}, "trace", "D-TRACE")
