@@ -22,6 +22,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from bus import dead_letters
 from bus.amqp import ChannelOps, Supervisor
 from bus.envelope import dossier_no_of
+from bus.rejections import Reason
 from bus.retry import AttemptRecord
 from bus.store import DeadLetter, Store
 from bus.topology import Names, Topology, declare
@@ -31,11 +32,61 @@ BATCH = 200
 BATCH_DELAY = 0.05
 
 
-def to_dead_letter(props: BasicProperties, body: bytes, now: float) -> DeadLetter:
-    """A dead letter as the store keeps it, from what the broker handed over."""
+def delivery_limits(topology: Topology) -> dict[str, int]:
+    """Each queue's ``x-delivery-limit``: a poison message was delivered one time more."""
+    limits = {}
+    for queue in topology.queues:
+        limit = queue.arguments.get("x-delivery-limit")
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            limits[queue.name] = limit
+    return limits
+
+
+def _poison_deliveries(headers: dict[str, Any], limits: dict[str, int]) -> tuple[str, int | None]:
+    """(queue, how many times it was delivered there) for a message the broker dead-lettered.
+
+    RabbitMQ 3.10 does not carry the count of the last delivery onto the dead letter (its
+    ``x-delivery-count`` is the dead-letter queue's own); it dead-letters a message when it
+    comes back after ``x-delivery-limit`` redeliveries, so it was delivered limit + 1 times.
+    ``x-death`` names the queue (its ``count`` is how often it died there, not deliveries).
+    """
+    deaths = headers.get("x-death")
+    queue = ""
+    if isinstance(deaths, list):
+        for death in deaths:
+            if isinstance(death, dict) and _text(death.get("reason")) == "delivery_limit":
+                queue = _text(death.get("queue"))
+                break
+    queue = queue or _text(headers.get("x-first-death-queue"))
+    limit = limits.get(queue)
+    return queue, None if limit is None else limit + 1
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+
+def to_dead_letter(
+    props: BasicProperties, body: bytes, now: float, limits: dict[str, int] | None = None
+) -> DeadLetter:
+    """A dead letter as the store keeps it, from what the broker handed over.
+
+    ``limits`` (queue -> delivery limit) lets a poison dead letter say how many times it was
+    delivered without an outcome: its attempts are those and any failed ones before.
+    """
     info = dead_letters.read(props)
     headers = dict(props.headers or {})
     record = AttemptRecord.from_headers(headers, now)
+    attempts = int(record.history[-1].get("attempt", 0)) if record.history else 0
+    detail = info.detail
+    if info.reason == Reason.POISON.value:
+        queue, deliveries = _poison_deliveries(headers, limits or {})
+        if deliveries is not None:
+            attempts += deliveries
+            detail = (
+                f"delivered {deliveries} times without an outcome: the adapter or the process "
+                f"crashed each time (delivery limit {deliveries - 1} on {queue})"
+            )
     dossier_no = None
     try:
         doc = orjson.loads(body)
@@ -55,9 +106,9 @@ def to_dead_letter(props: BasicProperties, body: bytes, now: float) -> DeadLette
         message_type=info.message_type,
         target=info.target,
         reason=info.reason,
-        detail=info.detail,
+        detail=detail,
         stage=info.stage,
-        attempts=int(record.history[-1].get("attempt", 0)) if record.history else 0,
+        attempts=attempts,
         history=record.history,
         headers=_plain(headers),
         body=body,
@@ -93,6 +144,7 @@ class DeadLetterRecorder:
     ) -> None:
         self.names = names
         self.topology = topology
+        self.limits = delivery_limits(topology)
         self.store = store
         self.recorded = 0
         self.supervisor = Supervisor(
@@ -125,7 +177,8 @@ class DeadLetterRecorder:
         self._batch.clear()  # unacked: the broker redelivers them
 
     def _on_message(self, _ch: Any, method: Any, props: BasicProperties, body: bytes) -> None:
-        self._batch.append((method.delivery_tag, to_dead_letter(props, body, time.time())))
+        letter = to_dead_letter(props, body, time.time(), self.limits)
+        self._batch.append((method.delivery_tag, letter))
 
     async def _flush_forever(self, ops: ChannelOps) -> None:
         while True:

@@ -4,7 +4,10 @@ A dead letter parked by the dispatcher (or the broker, for a target) goes straig
 that target's delivery queue with a fresh retry budget; one refused by the router (invalid,
 unroutable …) goes back to the ingress, to be judged again after the cause was fixed (a
 routes.yaml change, a corrected schema). Each replay is claimed in the store first, so two
-operators cannot replay the same dead letter twice, and recorded with who did it.
+operators cannot replay the same dead letter twice, and recorded with who did it. If the
+message is then not sent (the broker refused it, or the connection failed), the claim is
+undone: the dead letter is parked again with a ``replay_failed`` action. Each message sent
+is told to the process's hop sinks (audit trail, logs) as a ``replayed`` hop.
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pika
+import structlog
 
 from bus import dead_letters, retry
+from bus.envelope import STATUS_TYPE, status_of
+from bus.hops import Event, Hop, Hops
 from bus.store import PARKED, REPLAYED, DeadFilter, DeadLetter, Store
 from bus.topology import Names
+
+log = structlog.get_logger("bus.replay")
 
 REPLAY_OF = "x-dvcbus-replay-of"
 _DROP = {
@@ -76,9 +85,15 @@ def replay(
     rate: float = 20.0,
     dry_run: bool = False,
     who: str | None = None,
+    hops: Hops | None = None,
 ) -> Iterator[ReplayResult]:
-    """Replay every parked dead letter matching ``flt``, at most ``rate`` per second."""
+    """Replay every parked dead letter matching ``flt``, at most ``rate`` per second.
+
+    Once the connection to the broker is lost, the remaining dead letters are reported
+    ``not attempted`` and left parked, untouched.
+    """
     who = who or actor()
+    hops = hops or Hops()
     # Asked for by id, a dead letter that is no longer parked is reported, not silently left out.
     state = None if flt.ids else PARKED
     letters = store.dead_letters(DeadFilter(**{**_as_dict(flt), "state": state}), with_body=True)
@@ -94,15 +109,31 @@ def replay(
         channel = conn.channel()
         channel.confirm_delivery()
         for n, letter in enumerate(letters):
+            if not (conn.is_open and channel.is_open):
+                where = destination(letter)[2]
+                note = "not attempted: the connection to the broker was lost"
+                yield ReplayResult(letter.id or 0, letter.message_id, where, False, note)
+                continue
             if n and rate > 0:
                 time.sleep(1 / rate)
-            yield _replay_one(store, channel, names, letter, who)
+            yield _replay_one(store, channel, names, letter, who, hops)
     finally:
-        conn.close()
+        if conn.is_open:
+            conn.close()
+
+
+def _status(letter: DeadLetter) -> int | None:
+    """The status code of a replayed status update, for its hop (None for other messages)."""
+    if letter.message_type != STATUS_TYPE:
+        return None
+    try:
+        return status_of(orjson.loads(letter.body))
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _replay_one(
-    store: Store, channel: Any, names: Names, letter: DeadLetter, who: str
+    store: Store, channel: Any, names: Names, letter: DeadLetter, who: str, hops: Hops
 ) -> ReplayResult:
     kind, key, where = destination(letter)
     dead_id = letter.id or 0
@@ -123,9 +154,29 @@ def _replay_one(
     )
     try:
         channel.basic_publish(exchange, key, letter.body, props, mandatory=True)
-    except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-        store.mark(dead_id, PARKED, "replay_failed", who, f"broker refused: {exc}", was=REPLAYED)
-        return ReplayResult(dead_id, letter.message_id, where, False, "broker refused it")
+    except Exception as exc:  # refused, or not known to be sent: never leave it claimed
+        if isinstance(exc, pika.exceptions.UnroutableError | pika.exceptions.NackError):
+            why = "broker refused it"
+        else:
+            why = f"not sent: {type(exc).__name__}"
+        detail = f"{why}: {exc}" if str(exc) else why
+        store.mark(dead_id, PARKED, "replay_failed", who, detail, was=REPLAYED)
+        log.warning("replay.failed", dead_letter=dead_id, message_id=letter.message_id, why=why)
+        return ReplayResult(dead_id, letter.message_id, where, False, why)
+    hops.emit(
+        Hop(
+            Event.REPLAYED,
+            "operator",
+            letter.message_id,
+            letter.message_type,
+            letter.dossier_no,
+            target=letter.target,
+            reason=letter.reason,
+            detail=f"dead letter {dead_id} replayed to {where} by {who}",
+            body=letter.body,
+            status=_status(letter),
+        )
+    )
     return ReplayResult(dead_id, letter.message_id, where, True)
 
 

@@ -199,7 +199,17 @@ def dead_replay(
     rate: float,
     dry_run: bool,
 ) -> None:
-    """Send parked dead letters back: to their target, or through the router again."""
+    """Send parked dead letters back: to their target, or through the router again.
+
+    Each message sent is a ``replayed`` hop in the audit trail (``dvcbus trace``) and in
+    the log (stderr), like the router's and the dispatcher's hops.
+    """
+    import asyncio
+
+    import pika
+
+    from bus import app
+    from bus import log as log_config
     from bus.replay import replay
 
     if not (ids or target or message_type or reason or since):
@@ -207,11 +217,20 @@ def dead_replay(
             "say which dead letters: --id, --target, --type, --reason or --since"
         )
     loaded, store = load_with_store(obj)
+    settings = loaded.settings
+    log_config.configure(settings.log_level, settings.log_format, process="replay")
+    from bus.observability.process import protect_logs
+
+    protect_logs(loaded)  # the replayed hops' log lines and audit records mask credentials too
+    hops = app.build_hops(loaded)
+    audit = None if dry_run else app.build_audit(loaded, store)
+    if audit is not None:
+        hops.add(audit)
     done = skipped = 0
     try:
         flt = _filter(ids, target, message_type, reason, since)
         for result in replay(
-            store, loaded.settings.amqp_url, loaded.names, flt, rate=rate, dry_run=dry_run
+            store, settings.amqp_url, loaded.names, flt, rate=rate, dry_run=dry_run, hops=hops
         ):
             if dry_run:
                 verb = "would replay" if result.note == "dry run" else "would skip"
@@ -223,7 +242,13 @@ def dead_replay(
             )
             done += result.done
             skipped += not result.done and not dry_run
+            if result.done and audit is not None:
+                asyncio.run(audit.flush())  # in the trail before the replayed copy is delivered
+    except pika.exceptions.AMQPConnectionError as exc:
+        raise click.ClickException(f"cannot reach the broker: {exc!r}") from None
     finally:
+        if audit is not None:
+            asyncio.run(audit.stop())  # the replayed hops reach the audit trail before exit
         store.close()
     if not dry_run:
         click.echo(f"{done} replayed, {skipped} skipped")

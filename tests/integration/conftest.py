@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from bus import app, topology
 from bus.demo.agencies import endpoints
 from bus.routes import RoutesConfig, load_routes
 from bus.settings import Settings
-from bus.standin import StandinThread
+from bus.standin import Behaviour, Received, StandinState, StandinThread
 from bus.store import Store, open_store
 from bus.topology import Names, Topology
 from tests.integration.harness import (
@@ -50,9 +52,8 @@ def broker() -> str:
         # RabbitMQ 3.10 can lose the supervisor of at-least-once dead-lettering after a burst
         # of queue deletions or a restart with many such queues (rabbitmq-server#16652); every
         # new quorum queue of the bus then fails. Only restarting the broker's app repairs it.
-        subprocess.run(["rabbitmqctl", "stop_app"], capture_output=True, timeout=120)
-        subprocess.run(["rabbitmqctl", "start_app"], capture_output=True, timeout=120)
-        subprocess.run(["rabbitmqctl", "await_startup"], capture_output=True, timeout=120)
+        _rabbitmqctl("stop_app", check=False)
+        _start_app(check=False)
         if not _dead_lettering_works():
             pytest.fail(
                 "RabbitMQ cannot start quorum queues with at-least-once dead-lettering "
@@ -60,6 +61,56 @@ def broker() -> str:
                 pytrace=False,
             )
     return AMQP_URL
+
+
+BROKER_TIMEOUT = 120  # seconds any one rabbitmqctl step may take
+
+
+def _rabbitmqctl(*args: str, check: bool = True) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=check, capture_output=True, timeout=BROKER_TIMEOUT)
+
+
+def _start_app(check: bool = True) -> None:
+    _rabbitmqctl("start_app", check=check)
+    _rabbitmqctl("await_startup", check=check)
+
+
+class BrokerControl:
+    """Stops and starts the local RabbitMQ's app (the node stays up), each step bounded.
+
+    Other test sessions may share the broker: a stop is always followed by a start, and a
+    start repairs the 3.10 dead-lettering bug (rabbitmq-server#16652) if the restart
+    triggered it, so the broker is left as usable as it was found.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self) -> float:
+        """Stop the broker's app; returns when it is down (time.time())."""
+        self.stopped = True
+        _rabbitmqctl("stop_app")
+        return time.time()
+
+    def start(self) -> float:
+        """Start it again and wait until it serves; returns when it is back (time.time())."""
+        _start_app()
+        self.stopped = False
+        if not _dead_lettering_works():
+            _rabbitmqctl("stop_app")
+            _start_app()
+        return time.time()
+
+
+@pytest.fixture
+def broker_control() -> Iterator[BrokerControl]:
+    """Restart the broker inside a test; a test that fails midway still leaves it started."""
+    control = BrokerControl()
+    try:
+        yield control
+    finally:
+        if control.stopped:
+            _start_app(check=False)
 
 
 def _dead_lettering_works() -> bool:
@@ -87,6 +138,74 @@ def _dead_lettering_works() -> bool:
                 conn.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One call a stand-in agency received, and whether it answered it with a 2xx."""
+
+    seq: int
+    target: str
+    key: str | None  # the Idempotency-Key (per entry for a batch)
+    method: str
+    path: str
+    at: float
+    body: bytes
+    status: int | None  # the HTTP status it was given; None for a misbehaviour (close, garbage …)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def call(self) -> tuple[str | None, str, str, str]:
+        """What makes two calls the same call: key, target, method and path."""
+        return (self.key, self.target, self.method, self.path.split("?")[0])
+
+
+class Answers:
+    """Notes how the stand-ins answered each call they recorded.
+
+    A stand-in records a call before it picks the behaviour that answers it (a programmed
+    503, or the normal answer), so what it received says nothing about success. Both steps
+    run on the stand-ins' event loop with no await between them, so the calls recorded since
+    the previous pick are exactly those the current pick answers (several for a batch).
+    """
+
+    def __init__(self, state: StandinState) -> None:
+        self._state = state
+        self._next = 0
+        self._status: dict[int, int | None] = {}
+        pick = state.behaviour_for
+
+        def behaviour_for(target: str) -> Behaviour:
+            behaviour = pick(target)
+            if "#" not in target:  # "T#auth": a token or login call, never recorded
+                received = state.received
+                if len(received) < self._next:  # the stand-ins were reset
+                    self._next = 0
+                status = behaviour.status if behaviour.act == "answer" else None
+                for r in received[self._next :]:
+                    self._status[r.seq] = status
+                self._next = len(received)
+            return behaviour
+
+        state.behaviour_for = behaviour_for  # type: ignore[method-assign]
+
+    def receipts(self, received: list[Received]) -> list[Receipt]:
+        return [
+            Receipt(
+                r.seq,
+                r.target,
+                r.idempotency_key,
+                r.method,
+                r.path,
+                r.received_at,
+                r.body,
+                self._status.get(r.seq),
+            )
+            for r in received
+        ]
+
+
 @dataclass
 class BusUnderTest:
     """A namespace on the broker, the example routes on free ports, stand-ins, processes."""
@@ -100,6 +219,12 @@ class BusUnderTest:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: list[BusProcess] = field(default_factory=list)
     _store: Store | None = None
+    answers: Answers | None = None
+
+    def receipts(self, target: str | None = None) -> list[Receipt]:
+        """The calls the stand-ins received (``target``'s only), each with how it was answered."""
+        assert self.answers is not None
+        return self.answers.receipts(self.standins.received(target))
 
     @property
     def topology(self) -> Topology:
@@ -161,7 +286,7 @@ def bus_under_test(
     with StandinThread(endpoints(routes)) as standins:
         under_test = BusUnderTest(
             Names(namespace), routes_file, routes, standins, tmp_path, store_url,
-            extra_env=dict(extra_env or {}),
+            extra_env=dict(extra_env or {}), answers=Answers(standins.state),
         )  # fmt: skip
         try:
             yield under_test
@@ -199,3 +324,41 @@ def make_bus(tmp_path: Path) -> Iterator[Callable[..., BusUnderTest]]:
             return stack.enter_context(bus_under_test(tmp_path, url, tweak, env))
 
         yield make
+
+
+# --- figures the proofs report ---------------------------------------------------------------
+
+_FIGURES: dict[str, dict[str, Any]] = {}
+_FIGURES_FILE: list[Path] = []  # where they were written (pytest's base temporary directory)
+
+
+@pytest.fixture
+def figures(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str, dict[str, Any]], None]:
+    """``figures(name, {...})``: a proof's figures, shown at the end of the pytest output.
+
+    They are also kept as the test's ``record_property`` values (JUnit XML) and written to
+    ``figures.json`` in pytest's base temporary directory. Record before asserting, so a
+    failing proof still shows its figures.
+    """
+    path = tmp_path_factory.getbasetemp() / "figures.json"
+
+    def record(name: str, values: dict[str, Any]) -> None:
+        _FIGURES[name] = {"test": request.node.nodeid, **values}
+        request.node.user_properties.append((name, values))
+        path.write_text(json.dumps(_FIGURES, indent=2, default=str) + "\n", encoding="utf-8")
+        _FIGURES_FILE[:] = [path]
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("recoverability figures")
+    for name, values in _FIGURES.items():
+        shown = ", ".join(f"{k} {v}" for k, v in values.items() if k != "test")
+        terminalreporter.write_line(f"{name}: {shown}")
+    for path in _FIGURES_FILE:
+        terminalreporter.write_line(f"(also in {path})")

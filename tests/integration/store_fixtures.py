@@ -28,3 +28,6 @@ def postgres_schema_url() -> Iterator[str]:
 
 def sqlite_url(tmp: Path) -> str:
     return f"sqlite:///{tmp / 'bus.db'}"
+
+
+STORES = ("sqlite", "postgres")  # every proof that depends on the store runs on both

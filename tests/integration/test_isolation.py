@@ -54,7 +54,7 @@ def _phase(bus) -> float:
     return len(ids) / (max(arrived()) - started)
 
 
-def test_a_slow_and_a_failing_agency_leave_the_others_at_full_speed(make_bus) -> None:
+def test_a_slow_and_a_failing_agency_leave_the_others_at_full_speed(make_bus, figures) -> None:
     def tweak(doc: dict[str, Any]) -> None:
         fast_retries(doc)
         doc["targets"]["hanoi"]["timeouts"] = {"connect": "2s", "read": "20s"}
@@ -68,8 +68,12 @@ def test_a_slow_and_a_failing_agency_leave_the_others_at_full_speed(make_bus) ->
     bus.standins.program("hcmc", Behaviour(status=503))  # fails everything
     troubled = _phase(bus)
     ratio = troubled / healthy
-    print(
-        f"isolation: healthy {healthy:,.0f}/s, with a slow and a failing agency "
-        f"{troubled:,.0f}/s, ratio {ratio:.3f}"
+    figures(
+        "isolation",
+        {
+            "healthy_per_s": round(healthy),
+            "with_slow_and_failing_per_s": round(troubled),
+            "ratio": round(ratio, 3),
+        },
     )
     assert ratio >= 0.95

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import orjson
+import pika
 
+from bus import replay as replay_module
+from bus.hops import Event, Hops
 from bus.standin import Behaviour
-from bus.store import DELIVERED, PURGED, REPLAYED, DeadFilter
+from bus.store import DELIVERED, PARKED, PURGED, REPLAYED, DeadFilter, DeadLetter, open_store
+from bus.topology import Names
 from tests.integration.harness import ROOT, collect_dead, send, wait_until
+from tests.integration.store_fixtures import sqlite_url
 from tests.integration.test_recoverability import example, fast_retries
 
 
@@ -59,6 +65,24 @@ def test_dead_letters_can_be_listed_shown_replayed_once_and_purged(make_bus) -> 
         lambda: ("hanoi", DELIVERED) in {(t, o) for _, t, o in bus.store.outcomes([refused["id"]])},
         20,
     )
+    # The replay is a hop like any other: in the log (stderr) and in the audit trail.
+    (line,) = [
+        orjson.loads(ln) for ln in replayed.stderr.splitlines() if '"operator.replayed"' in ln
+    ]
+    assert (line["message_id"], line["target"], line["reason"]) == (
+        refused["id"],
+        "hanoi",
+        "rejected",
+    )
+    trail = bus.store.audit_records(message_ids=[refused["id"]])
+    replay_hops = [r for r in trail if r.event == "replayed"]
+    assert [(r.stage, r.target) for r in replay_hops] == [("operator", "hanoi")]
+    delivered_at = [r.at for r in trail if r.event == "delivered"]
+    assert replay_hops[0].at < max(delivered_at)  # replayed, then delivered
+    traced = dvcbus(bus, "trace", refused["id"])
+    assert "replayed" in traced.stdout, traced.stdout
+    verified = dvcbus(bus, "audit", "verify")  # the operator's records extend the same chain
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     again = dvcbus(bus, "dead", "replay", "--id", str(dead["rejected"].id))
     assert "0 replayed, 1 skipped" in again.stdout  # a replay happens once
     assert "already replayed" in again.stdout
@@ -79,21 +103,37 @@ def test_targets_trace_and_audit_verify_tell_the_story(make_bus) -> None:
     bus = make_bus(fast_retries)
     bus.start_router()
     bus.start_dispatcher()
+    hcmc_docs = [
+        example("dossier.submitted.v1/valid/organisation-hcmc-direct.json") for _ in range(9)
+    ]
+    send(bus.names, [orjson.dumps(hcmc_docs[0])])  # delivered while Hồ Chí Minh City is up
+    assert wait_until(lambda: bus.standins.received("hcmc"), 20)
     bus.standins.program("hcmc", Behaviour(status=503))
     dossier = example("dossier.submitted.v1/valid/citizen-hanoi-online.json")
     send(bus.names, [orjson.dumps(dossier)])
-    hcmc = example("dossier.submitted.v1/valid/organisation-hcmc-direct.json")
-    send(bus.names, [orjson.dumps(hcmc)] * 1)
+    send(bus.names, [orjson.dumps(d) for d in hcmc_docs[1:]])
     assert wait_until(lambda: bus.standins.received("hanoi"), 20)
-    assert wait_until(lambda: len(bus.standins.received("hcmc")) >= 3, 20)
+    assert wait_until(lambda: len(bus.standins.received("hcmc")) >= 4, 20)
 
-    def hcmc_line() -> str:
+    def hcmc_row() -> dict[str, str]:
         shown = dvcbus(bus, "targets")
         assert shown.returncode == 0, shown.stderr
-        return next(ln for ln in shown.stdout.splitlines() if ln.strip("│ ").startswith("hcmc"))
+        lines = shown.stdout.splitlines()
+        header = [c.strip() for c in next(ln for ln in lines if "┃" in ln).strip("┃").split("┃")]
+        row = next(ln for ln in lines if ln.strip("│ ").startswith("hcmc"))
+        return dict(zip(header, (c.strip() for c in row.strip("│").split("│")), strict=True))
 
-    assert wait_until(lambda: "open" in hcmc_line(), 15)  # states are saved every 2 s
-    assert "HTTP 503" in hcmc_line()
+    # The circuit is open, its messages wait in the queue, and how long they have waited
+    # shows (an estimate from the newest message it settled: never "-" while some wait).
+    row: dict[str, str] = {}
+
+    def open_and_waiting() -> bool:
+        row.update(hcmc_row())
+        return row["state"] == "open" and row["queued"] not in ("0", "?")
+
+    assert wait_until(open_and_waiting, 20), row  # states are saved every 2 s
+    assert "HTTP 503" in row["last error"]
+    assert re.fullmatch(r"~?\d+s", row["oldest waiting"]), row  # "~": none in flight
 
     def traced() -> subprocess.CompletedProcess[str]:
         return dvcbus(bus, "trace", dossier["payload"]["dossier_no"])
@@ -111,3 +151,74 @@ def test_targets_trace_and_audit_verify_tell_the_story(make_bus) -> None:
     broken = dvcbus(bus, "audit", "verify")
     assert broken.returncode == 1
     assert "BROKEN at record 1" in broken.stderr
+
+
+class _LostChannel:
+    """A confirm channel whose connection dies on the first publish."""
+
+    is_open = True
+
+    def confirm_delivery(self) -> None:
+        pass
+
+    def basic_publish(self, *args: object, **kwargs: object) -> None:
+        self.is_open = False
+        raise pika.exceptions.StreamLostError("Stream connection lost: ConnectionResetError(104)")
+
+
+class _LostConnection:
+    def __init__(self, _params: object) -> None:
+        self.chan = _LostChannel()
+
+    @property
+    def is_open(self) -> bool:
+        return self.chan.is_open
+
+    def channel(self) -> _LostChannel:
+        return self.chan
+
+    def close(self) -> None:
+        pass
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.hops: list = []
+
+    def record(self, hop) -> None:
+        self.hops.append(hop)
+
+
+def test_a_replay_that_is_not_sent_leaves_the_dead_letter_parked(tmp_path, monkeypatch) -> None:
+    store = open_store(sqlite_url(tmp_path))
+    try:
+        doc = example("dossier.submitted.v1/valid/citizen-hanoi-online.json")
+        letters = [
+            DeadLetter(
+                message_id=f"{doc['id'][:-1]}{n}", message_type="dossier.submitted",
+                target="hanoi", reason="rejected", detail="HTTP 400", stage="dispatcher",
+                attempts=1, history=[], headers={}, body=orjson.dumps(doc), dead_at=1.0,
+            )
+            for n in range(2)
+        ]  # fmt: skip
+        first, second = store.add_dead_letters(letters)
+        monkeypatch.setattr(replay_module.pika, "BlockingConnection", _LostConnection)
+        sink = _Collect()
+        results = list(
+            replay_module.replay(
+                store, "amqp://unused", Names("t"), DeadFilter(target="hanoi"),
+                rate=0, who="tester", hops=Hops([sink]),
+            )
+        )  # fmt: skip
+        assert [(r.dead_id, r.done) for r in results] == [(first, False), (second, False)]
+        assert results[0].note == "not sent: StreamLostError"
+        assert results[1].note.startswith("not attempted")
+        lost = store.dead_letter(first)
+        assert lost.state == PARKED  # not stranded as "replayed" without having been sent
+        assert [a["action"] for a in lost.actions] == ["replay", "replay_failed"]
+        assert "StreamLostError" in lost.actions[1]["detail"]
+        untouched = store.dead_letter(second)
+        assert (untouched.state, untouched.actions) == (PARKED, [])
+        assert not [h for h in sink.hops if h.event is Event.REPLAYED]  # nothing was replayed
+    finally:
+        store.close()
