@@ -66,6 +66,11 @@ def _args(argv: list[str]) -> argparse.Namespace:
     run.add_argument(
         "--routers", default="1", help="router processes per router-stage round, e.g. 1,2"
     )
+    run.add_argument(
+        "--dispatchers",
+        default="1",
+        help="end to end with this many dispatcher processes, e.g. 1,2 (targets shared out)",
+    )
     run.add_argument("--latency-rate", type=float, default=1000.0)
     run.add_argument("--latency-seconds", type=float, default=20.0)
     run.add_argument("--celery-messages", type=int, help="default: --messages")
@@ -161,18 +166,24 @@ def _run(args: argparse.Namespace, ctx: Any, workload: Any, result: dict[str, An
     if len(routers) > 1 and stage[routers[-1]]:
         result["router_stage_scaling"] = {str(k): _summary(v) for k, v in stage.items()}
 
-    if "e2e" in phases:
-        console.print("end to end: stand-ins + router + dispatcher …")
-        result["end_to_end"] = _again(
+    dispatchers = [int(x) for x in str(args.dispatchers).split(",") if x.strip()]
+    for k in dispatchers if "e2e" in phases else ():
+        console.print(f"end to end: stand-ins + router + {k} dispatcher process(es) …")
+        e2e = _again(
             stages.end_to_end,
             ctx,
             workload,
             messages=n,
             latency_rate=args.latency_rate,
             latency_seconds=args.latency_seconds,
+            dispatchers=k,
         )
-        sat = result["end_to_end"]["saturation"]
+        sat = e2e["saturation"]
         console.print(f"  {sat['msgs_per_s']:,.0f} msg/s end to end")
+        if k == dispatchers[0]:
+            result["end_to_end"] = e2e
+        else:
+            result.setdefault("end_to_end_scaling", {})[str(k)] = e2e
 
     if "celery" in phases and not args.no_celery:
         from benchmarks import celery_baseline

@@ -114,6 +114,15 @@ def print_tables(console: Console, result: dict[str, Any]) -> None:
             f"p50 {_n(lat['p50'], '.0f')} · p95 {_n(lat['p95'], '.0f')} ms (queueing: "
             "the publisher outruns the bus)",
         )
+    for k, scaled in (result.get("end_to_end_scaling") or {}).items():
+        s_sat, s_fixed = scaled.get("saturation") or {}, scaled.get("fixed_load") or {}
+        t.add_row(
+            f"end to end, {k} dispatcher processes",
+            f"{_n(s_sat.get('msgs_per_s'))} msg/s",
+            f"latency at {_n(s_fixed.get('offered_msgs_per_s'))} msg/s offered: p50 "
+            f"{_n(_get(s_fixed, 'latency_ms', 'p50'), '.1f')} · p99 "
+            f"{_n(_get(s_fixed, 'latency_ms', 'p99'), '.1f')} ms",
+        )
     celery = result.get("celery")
     if celery:
         t.add_row(
@@ -135,6 +144,10 @@ def print_tables(console: Console, result: dict[str, Any]) -> None:
         ("ceiling", ceiling, ceiling.get("peak_rss_mb") if ceiling else None),
         ("router stage", stage, stage.get("peak_rss_mb") if stage else None),
         ("end to end", sat, e2e.get("peak_rss_mb")),
+        *(
+            (f"end to end, {k} dispatchers", x.get("saturation"), x.get("peak_rss_mb"))
+            for k, x in (result.get("end_to_end_scaling") or {}).items()
+        ),
         ("Celery", celery, celery.get("peak_rss_mb") if celery else None),
     ]
     for phase, data, rss in phases:

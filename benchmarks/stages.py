@@ -456,24 +456,31 @@ def _r(value: float | None) -> float | None:
 
 @dataclass
 class RunningBus:
-    """Stand-ins, router and dispatcher running in one namespace."""
+    """Stand-ins, router and dispatcher(s) running in one namespace."""
 
     loaded: Loaded
     procs: Procs
     standin: Any
     router: Any
-    dispatcher: Any
+    dispatchers: list[Any]
     receipts: Receipts
     watch: QueueWatch
     missing_consumers: list[str]
 
     @property
+    def dispatcher(self) -> Any:
+        """The first dispatcher (the one profiled)."""
+        return self.dispatchers[0] if self.dispatchers else None
+
+    @property
+    def live(self) -> list[Any]:
+        return [p for p in (self.router, *self.dispatchers, self.standin) if p is not None]
+
+    @property
     def pids(self) -> dict[str, int]:
-        pids = {
-            "router": self.router.pid,
-            "dispatcher": self.dispatcher.pid,
-            "stand-ins": self.standin.pid,
-        }
+        pids = {"router": self.router.pid, "stand-ins": self.standin.pid}
+        for i, proc in enumerate(self.dispatchers):
+            pids["dispatcher" if len(self.dispatchers) == 1 else f"dispatcher-{i}"] = proc.pid
         pids |= helper_pids(pids)
         broker = broker_pid()
         if broker:
@@ -485,7 +492,25 @@ class RunningBus:
         self.watch.close()
 
 
-def start_bus(ctx: Context, tag: str, with_bus: bool = True) -> RunningBus:
+def split_targets(weights: dict[str, int], targets: list[str], parts: int) -> list[list[str]]:
+    """Targets shared among ``parts`` dispatcher processes, heaviest first to the lightest
+    share (each target served by one process: a dossier's statuses stay in one process)."""
+    shares: list[list[str]] = [[] for _ in range(parts)]
+    load = [0] * parts
+    for target in sorted(targets, key=lambda t: (-weights.get(t, 0), t)):
+        i = load.index(min(load))
+        shares[i].append(target)
+        load[i] += weights.get(target, 0)
+    return [share for share in shares if share]
+
+
+def start_bus(
+    ctx: Context,
+    tag: str,
+    with_bus: bool = True,
+    dispatchers: int = 1,
+    weights: dict[str, int] | None = None,
+) -> RunningBus:
     loaded = ctx.load(tag)
     names = loaded.names
     procs = ctx.procs(loaded, f"end-to-end-{tag}")
@@ -501,7 +526,8 @@ def start_bus(ctx: Context, tag: str, with_bus: bool = True) -> RunningBus:
             0.1,
             what="stand-in agencies listening",
         )
-        router = dispatcher = None
+        router = None
+        running: list[Any] = []
         missing: list[str] = []
         if with_bus:
             # One after the other: both open the phase's new store file at start, and two
@@ -513,14 +539,21 @@ def start_bus(ctx: Context, tag: str, with_bus: bool = True) -> RunningBus:
                 0.1,
                 what="the router consuming",
             )
-            dispatcher = procs.bus("dispatcher", "run", "dispatcher")
+            if dispatchers <= 1:
+                running.append(procs.bus("dispatcher", "run", "dispatcher"))
+            else:
+                shares = split_targets(weights or {}, list(loaded.routes.targets), dispatchers)
+                for i, share in enumerate(shares):
+                    args = ("run", "dispatcher", "--targets", ",".join(share))
+                    running.append(procs.bus(f"dispatcher-{i}", *args))
             queues = [names.ingress_queue] + [
                 names.delivery_queue(t) for t in loaded.routes.targets
             ]
 
             def ready() -> bool:
                 router.check()
-                dispatcher.check()
+                for proc in running:
+                    proc.check()
                 return watch.consumers(names.ingress_queue) > 0 and all(
                     watch.consumers(q) > 0 for q in queues[1:]
                 )
@@ -534,7 +567,7 @@ def start_bus(ctx: Context, tag: str, with_bus: bool = True) -> RunningBus:
                 ctx.say(f"[yellow]no consumer on {missing}: those targets are not served[/]")
         control = eps[0].url.split("/", 3)[:3]
         receipts = Receipts("/".join(control) + "/_standin/requests")
-        return RunningBus(loaded, procs, standin, router, dispatcher, receipts, watch, missing)
+        return RunningBus(loaded, procs, standin, router, running, receipts, watch, missing)
     except BaseException:
         procs.stop_all()
         watch.close()
@@ -549,11 +582,12 @@ def end_to_end(
     latency_rate: float,
     latency_seconds: float,
     profile: Path | None = None,
+    dispatchers: int = 1,
 ) -> dict[str, Any]:
     """The bus with stand-ins: warm-up, fixed offered load (latency), then saturation."""
-    bus = start_bus(ctx, "e")
+    bus = start_bus(ctx, "e", dispatchers=dispatchers, weights=workload.weights())
     names = bus.loaded.names
-    live = [bus.router, bus.dispatcher, bus.standin]
+    live = bus.live
     out: dict[str, Any] = {}
     try:
         dead = dead_counter(ctx, bus.loaded, bus.watch)
@@ -610,6 +644,7 @@ def end_to_end(
         out["mean_message_bytes"] = round(sat.mean_bytes)
         out["kinds"] = dict(sat.kinds)
         out["targets_without_consumer"] = bus.missing_consumers
+        out["dispatcher_processes"] = len(bus.dispatchers)
         return out
     finally:
         bus.stop()
@@ -635,7 +670,7 @@ def soak(
     """
     bus = start_bus(ctx, "s")
     names = bus.loaded.names
-    live = [bus.router, bus.dispatcher, bus.standin]
+    live = bus.live
     samples: list[dict[str, Any]] = []
     started = time.monotonic()
     sent = delivered = dead = 0

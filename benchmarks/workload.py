@@ -67,3 +67,10 @@ class Workload:
                 expected[mid] = ()
                 parked += 1
         return Batch(bodies, expected, kinds, parked)
+
+    def weights(self, sample: int = 2000) -> dict[str, int]:
+        """Copies per target in a sample of the mix (to share targets among dispatchers)."""
+        counts: Counter[str] = Counter()
+        for targets in self.batch(sample).expected.values():
+            counts.update(targets)
+        return dict(counts)
