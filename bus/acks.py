@@ -1,14 +1,17 @@
-"""Acknowledging ingress messages only after every copy of them is safely in a queue.
+"""Acknowledging consumed messages in as few frames as the order of their work allows.
 
-Copies are confirmed by the broker out of step with consumption; this keeps deliveries in
-arrival order and acks the longest settled prefix with one ``multiple=True`` frame. A
-delivery whose copy was refused is returned to its queue (``nack`` with requeue): the
-broker's delivery limit then parks it as poison if it keeps failing.
+The router (:class:`IngressAcks`) acks an ingress message only after every copy of it is
+safely in a queue: copies are confirmed by the broker out of step with consumption, so it
+keeps deliveries in arrival order and acks the longest settled prefix with one
+``multiple=True`` frame. A delivery whose copy was refused is returned to its queue
+(``nack`` with requeue): the broker's delivery limit then parks it as poison if it keeps
+failing. The dispatcher (:class:`ChannelAcks`) settles deliveries that finish in any order.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from pika.channel import Channel
 
@@ -77,3 +80,59 @@ class IngressAcks:
         if last_ok:
             self.channel.basic_ack(last_ok, multiple=True)
             self.acked += count
+
+
+class ChannelAcks:
+    """Acks and nacks of one consumer channel, sent once per event-loop turn, coalesced.
+
+    Deliveries finish out of order (agencies answer at their own pace), so each is settled
+    here and the settled tags go out together at the end of the loop's turn: the run of
+    acks from the oldest unsettled tag as one ``multiple=True`` frame, the others one frame
+    each, in tag order. Deliveries recorded by one store commit cost the broker one settle
+    instead of one each. ``multiple`` never reaches past a tag settled in this turn, so it
+    covers nothing that was not settled here.
+    """
+
+    def __init__(self, channel: Channel, call_soon: Callable[[Callable[[], None]], object]) -> None:
+        self.channel = channel
+        self._call_soon = call_soon
+        self._now: dict[int, bool] = {}  # settled this turn: tag -> ack (True) / nack (False)
+        self._sent_alone: set[int] = set()  # sent above a gap of unsettled tags
+        self._oldest = 1  # the oldest unsettled tag (a channel's tags start at 1)
+        self._scheduled = False
+
+    def ack(self, tag: int) -> None:
+        self._settle(tag, True)
+
+    def nack(self, tag: int) -> None:
+        """Back to the queue (the broker counts it toward the delivery limit)."""
+        self._settle(tag, False)
+
+    def _settle(self, tag: int, ok: bool) -> None:
+        self._now[tag] = ok
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        now, self._now = self._now, {}
+        channel = self.channel
+        if not now or not channel.is_open:
+            return
+        run_end, tag = 0, self._oldest
+        while now.get(tag) is True:
+            del now[tag]
+            run_end, tag = tag, tag + 1
+        if run_end:
+            channel.basic_ack(run_end, multiple=run_end > self._oldest)
+            self._oldest = run_end + 1
+        for alone in sorted(now):
+            if now[alone]:
+                channel.basic_ack(alone)
+            else:
+                channel.basic_nack(alone, requeue=True)
+        self._sent_alone.update(now)
+        while self._oldest in self._sent_alone:
+            self._sent_alone.discard(self._oldest)
+            self._oldest += 1

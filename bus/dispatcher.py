@@ -37,6 +37,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, TransientFailure
 from bus import dead_letters, ordering
+from bus.acks import ChannelAcks
 from bus.amqp import ChannelOps, Supervisor
 from bus.circuit import CLOSED, OPEN, CircuitBreaker
 from bus.envelope import STATUS_TYPE, Message, status_of
@@ -75,6 +76,7 @@ class TargetLane:
     config: Any = None  # the routes.yaml target it was built from (to see what a reload changes)
     slots: asyncio.Semaphore = field(init=False)  # at most `concurrency` calls at once
     ops: ChannelOps | None = None
+    acks: ChannelAcks | None = None  # of ``ops``'s channel
     consumer_tag: str | None = None
     in_flight: int = 0
     delivered: int = 0
@@ -118,7 +120,7 @@ class Delivery:
     """One message taken from one target's queue, until it is acked or handed back."""
 
     lane: TargetLane
-    channel: Any
+    acks: ChannelAcks | None  # None: its channel is gone (the broker requeued it)
     tag: int
     props: BasicProperties
     body: bytes
@@ -126,13 +128,13 @@ class Delivery:
     message: Message | None = None
 
     def ack(self) -> None:
-        if self.channel.is_open:
-            self.channel.basic_ack(self.tag)
+        if self.acks is not None:
+            self.acks.ack(self.tag)
 
     def nack(self) -> None:
         """Back to the queue (the broker counts it toward the delivery limit)."""
-        if self.channel.is_open:
-            self.channel.basic_nack(self.tag, requeue=True)
+        if self.acks is not None:
+            self.acks.nack(self.tag)
 
     def hop(self, event: Event, **fields: Any) -> Hop:
         message = self.message
@@ -208,7 +210,7 @@ class Dispatcher:
         await setup_ops.close()
         self._publisher = await ConfirmingPublisher.open(await ChannelOps.open(conn))
         for lane in self.lanes.values():
-            lane.ops = await ChannelOps.open(conn)
+            self._open_lane_channel(lane, await ChannelOps.open(conn))
             if lane.breaker.state == CLOSED:
                 await self._consume(lane, lane.prefetch)
             elif lane.breaker.state == OPEN:
@@ -217,10 +219,16 @@ class Dispatcher:
                 await self._consume(lane, 1)
         log.info("dispatcher.ready", targets=sorted(self.lanes))
 
+    @staticmethod
+    def _open_lane_channel(lane: TargetLane, ops: ChannelOps) -> None:
+        lane.ops = ops
+        lane.acks = ChannelAcks(ops.channel, asyncio.get_running_loop().call_soon)
+
     def _teardown(self) -> None:
         self._publisher = None
         for lane in self.lanes.values():
             lane.ops = None
+            lane.acks = None
             lane.consumer_tag = None
             lane.started.clear()
 
@@ -245,7 +253,8 @@ class Dispatcher:
 
     def _consumer_for(self, lane: TargetLane) -> Any:
         def on_message(ch: Any, method: Any, props: BasicProperties, body: bytes) -> None:
-            self._spawn(self._handle(lane, ch, method.delivery_tag, props, body))
+            acks = lane.acks if lane.acks is not None and lane.acks.channel is ch else None
+            self._spawn(self._handle(lane, acks, method.delivery_tag, props, body))
 
         return on_message
 
@@ -281,10 +290,15 @@ class Dispatcher:
     # --- one message at one target -------------------------------------------------------
 
     async def _handle(
-        self, lane: TargetLane, ch: Any, tag: int, props: BasicProperties, body: bytes
+        self,
+        lane: TargetLane,
+        acks: ChannelAcks | None,
+        tag: int,
+        props: BasicProperties,
+        body: bytes,
     ) -> None:
         d = Delivery(
-            lane, ch, tag, props, body, AttemptRecord.from_headers(props.headers, time.time())
+            lane, acks, tag, props, body, AttemptRecord.from_headers(props.headers, time.time())
         )
         lane.in_flight += 1
         lane.started[tag] = float(props.timestamp or time.time())
@@ -506,7 +520,7 @@ class Dispatcher:
                 new.breaker.on_change = self._circuit_changed(new)
                 self.lanes[name] = new
                 if conn is not None and conn.is_open:
-                    new.ops = await ChannelOps.open(conn)
+                    self._open_lane_channel(new, await ChannelOps.open(conn))
                     await self._consume(new, new.prefetch)
                 log.info("dispatcher.target_added", target=name)
                 continue
