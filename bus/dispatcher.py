@@ -590,6 +590,9 @@ class Dispatcher:
             self._cancel(lane)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self.shutdown_grace)
+        for lane in self.lanes.values():
+            if lane.acks is not None:
+                lane.acks.flush()  # acks not yet sent go out before the connection closes
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.save_target_states, self.target_states())
         await self.supervisor.close()
