@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -19,6 +20,7 @@ from bus.audit import AuditRecord
 from bus.observability.masking import LOG_MASKER
 
 VN = timezone(timedelta(hours=7))
+JOURNEY_WIDTH = 170  # columns a journey's rows need (time with date and offset, detail)
 
 
 SHORT = {
@@ -36,6 +38,21 @@ def vn_time(ts: float) -> str:
 
 def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).astimezone(VN).strftime("%Y-%m-%d")
+
+
+def print_journey(console: Console, records: Sequence[AuditRecord]) -> None:
+    """Print a journey: as wide as the terminal, or wide enough for whole rows when the
+    output goes to a file or a CI log (a journey has ten columns)."""
+    table = journey_table(records)
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = console.width
+    console.width = max(width, JOURNEY_WIDTH)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def journey_table(

@@ -7,7 +7,7 @@ import time
 import click
 
 from bus.cli.common import Ctx, console, err_console, load_with_store
-from bus.trace import journey_table
+from bus.trace import print_journey
 
 
 @click.command()
@@ -32,7 +32,7 @@ def trace(obj: Ctx, what: str) -> None:
     if not records:
         err_console.print(f"nothing in the audit trail for {what}")
         raise SystemExit(1)
-    console.print(journey_table(records))
+    print_journey(console, records)
 
 
 @click.group()

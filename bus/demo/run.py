@@ -34,7 +34,7 @@ from bus.sending import send_bodies
 from bus.settings import Settings
 from bus.store import DeadFilter, Store
 from bus.topology import Names
-from bus.trace import journey_table
+from bus.trace import print_journey
 
 WAIT_LIMIT = 90.0
 # Credentials routes.yaml refers to (env:NAME), for the stand-ins; the payment secret is the
@@ -158,7 +158,7 @@ def run_demo(
             console, generated, expected, tally, published_at, started, publish_seconds, done_at
         )
         console.print(f"[bold]The journey of one dossier[/] (dvcbus trace {dossier_no}):")
-        console.print(journey_table(trail))
+        print_journey(console, trail)
         missing = _missing(expected, tally)
         if missing:
             console.print(
