@@ -245,6 +245,17 @@ def test_onestop_receives_a_dossier_and_a_payment_report_over_soap(stand_ins) ->
     assert check_username_token(security, "motcua-dn", "pw-dn")
 
 
+def test_onestop_reports_a_payment_above_ten_trillion_dong_whole(stand_ins) -> None:
+    specs, standin = stand_ins
+    pay = example("payment.confirmed.v1/valid/success-vcb-above-10-13.json")
+    (outcome,) = deliver(OneStopSoapAdapter, specs["onestop-soap"], [pay])
+    assert isinstance(outcome, Delivered), outcome
+    from adapters import safexml
+
+    (call,) = standin.received("onestop-soap")
+    assert safexml.text_of(safexml.parse(call.body), "SoTien") == "15000000000000"  # 1.5 × 10^13
+
+
 # --- payment-confirmation ------------------------------------------------------------------
 
 

@@ -36,6 +36,12 @@ class Stream:
     def start(self) -> None:
         self._thread.start()
 
+    def midway(self) -> None:
+        """Wait until the bus has handled part of the stream while the rest is still coming:
+        the kill that follows lands in the middle, not before the first or after the last."""
+        assert wait_until(lambda: len(self.bus.store.outcomes()) >= 300, 30, 0.05)
+        assert self._thread.is_alive(), "the stream was over before the kill"
+
     def finish(self) -> None:
         self._thread.join(60)
         assert len(self.results) == STREAM and all(r.ok for r in self.results)
@@ -74,7 +80,7 @@ def test_router_killed_mid_stream_and_restarted_loses_nothing(bus) -> None:
     bus.start_dispatcher()
     stream = Stream(bus, seed=7)
     stream.start()
-    time.sleep(0.8)  # about 2,000 messages in
+    stream.midway()
     router.kill()
     time.sleep(0.3)
     bus.start_router()
@@ -90,7 +96,7 @@ def test_dispatcher_killed_mid_stream_and_restarted_loses_nothing(bus) -> None:
     dispatcher = bus.start_dispatcher()
     stream = Stream(bus, seed=8)
     stream.start()
-    time.sleep(1.0)
+    stream.midway()
     dispatcher.kill()
     time.sleep(0.3)
     bus.start_dispatcher()
