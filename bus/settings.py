@@ -33,6 +33,9 @@ class Settings(BaseModel):
     audit_writer: Literal["process", "thread"] = "process"
     # The management API, to check broker policies before starting ("" = do not check).
     management_url: str = "http://guest:guest@127.0.0.1:15672"
+    # When the management API cannot be read: "refuse" to start (a policy that drops messages
+    # could be in force unseen) or "warn" and start anyway (a broker whose API is fenced off).
+    policy_check_unavailable: Literal["refuse", "warn"] = "refuse"
     max_message_bytes: int = Field(1024 * 1024, ge=1024)
     router_prefetch: int = Field(1000, ge=1, le=65535)
     ingress_delivery_limit: int = Field(20, ge=1)

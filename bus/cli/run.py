@@ -101,10 +101,19 @@ def _refuse_unsafe_broker(loaded: Loaded) -> None:
     try:
         user, operator = topology_check.fetch_policies(url, vhost)
     except topology_check.PolicyCheckUnavailable as exc:
-        structlog.get_logger("bus.topology").warning(
-            "topology.policies_not_checked", error=str(exc)
+        if loaded.settings.policy_check_unavailable == "warn":
+            structlog.get_logger("bus.topology").warning(
+                "topology.policies_not_checked", error=str(exc)
+            )
+            return
+        err_console.print(
+            f"cannot check the broker's policies: {exc}\nrefusing to start: a policy that "
+            "drops messages could be in force unseen (enable the management plugin, fix "
+            'management_url, or set policy_check_unavailable = "warn")',
+            markup=False,
+            soft_wrap=True,
         )
-        return
+        raise SystemExit(2) from None
     problems = topology_check.check(loaded.topology, user, operator)
     for problem in problems:
         err_console.print(f"unsafe broker: {problem}", markup=False, soft_wrap=True)

@@ -1,6 +1,11 @@
 """The broker topology is declared from routes.yaml at start, idempotently, and checked."""
 
-from tests.integration.harness import blocking_channel, consumer_count
+from tests.integration.harness import (
+    blocking_channel,
+    consumer_count,
+    free_port,
+    wait_for_consumers,
+)
 
 
 def test_topology_is_declared_by_every_process_without_conflict(bus) -> None:
@@ -53,3 +58,15 @@ def test_a_policy_that_could_drop_dead_letters_stops_the_bus_from_starting(bus) 
         urllib.request.urlopen(
             urllib.request.Request(url, method="DELETE", headers=auth), timeout=10
         ).close()
+
+
+def test_a_broker_whose_policies_cannot_be_read_stops_the_bus_unless_told_to_warn(bus) -> None:
+    closed = f"http://guest:guest@127.0.0.1:{free_port()}"  # nothing listens there
+    router = bus.process("run", "router", DVCBUS_MANAGEMENT_URL=closed)
+    assert router.proc is not None and router.proc.wait(30) == 2
+    log = router.log_text()
+    assert "cannot check the broker's policies" in log and "refusing to start" in log
+    bus.process(
+        "run", "router", DVCBUS_MANAGEMENT_URL=closed, DVCBUS_POLICY_CHECK_UNAVAILABLE="warn"
+    )
+    wait_for_consumers([bus.names.ingress_queue])
