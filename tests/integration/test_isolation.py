@@ -30,6 +30,14 @@ def _copies(name: str, count: int) -> list[dict[str, Any]]:
     return docs
 
 
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def _phase(bus) -> float:
     """Healthy-target deliveries per second while troubled-target traffic runs alongside."""
     healthy = _copies("dossier.status_changed.v1/valid/received.json", HEALTHY // 2) + _copies(
@@ -66,8 +74,18 @@ def test_a_slow_and_a_failing_agency_leave_the_others_at_full_speed(make_bus, fi
     healthy = _phase(bus)
     bus.standins.program("hanoi", Behaviour(delay=15.0))  # answers, after 15 s
     bus.standins.program("hcmc", Behaviour(status=503))  # fails everything
+    called = {t: len(bus.standins.received(t)) for t in ("hanoi", "hcmc")}
     troubled = _phase(bus)
     ratio = troubled / healthy
+    # The trouble was real while the others were measured: both were called, hcmc failed
+    # until its circuit opened, and hanoi's calls were still hanging.
+    assert all(len(bus.standins.received(t)) > n for t, n in called.items()), called
+    circuit = [
+        line
+        for line in map(_json_or_none, bus.processes[1].log_text().splitlines())
+        if line and line.get("event") == "dispatcher.circuit" and line.get("target") == "hcmc"
+    ]
+    assert any(line.get("new") == "open" for line in circuit), circuit
     figures(
         "isolation",
         {
