@@ -68,16 +68,7 @@ def _newest_settled(store: Any, target: str, now: float) -> float | None:
     """
     from bus.observability.backlog import MAX_AGE, MAX_SKEW, created_at
 
-    ids: list[str] = []
-    for text in (
-        f"SELECT message_id FROM deliveries WHERE target = ? ORDER BY at DESC LIMIT {RECENT}",
-        # a copy parked for lack of a queue was never in the queue
-        "SELECT message_id FROM dead_letters WHERE target = ? AND reason <> 'no_delivery_queue' "
-        f"ORDER BY dead_at DESC LIMIT {RECENT}",
-    ):
-        with store.transaction() as cur:
-            cur.execute(store.sql(text), (target,))
-            ids.extend(row[0] for row in cur.fetchall() if row[0])
+    ids = store.recently_settled(target, RECENT)
     times = [
         t for t in map(created_at, ids) if t is not None and now - MAX_AGE < t < now + MAX_SKEW
     ]

@@ -195,6 +195,11 @@ class Store(ABC):
     def outcomes(self, message_ids: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
         """(message_id, target, outcome) rows, for accounting and tests."""
 
+    @abstractmethod
+    def recently_settled(self, target: str, limit: int) -> list[str]:
+        """Ids of the messages ``target`` settled last (final outcomes, then dead letters that
+        were in its queue), newest first within each: how far its queue has got."""
+
     # --- dead letters --------------------------------------------------------------------
 
     @abstractmethod

@@ -202,6 +202,17 @@ class SqlStore(Store):
         wanted = set(message_ids)
         return [tuple(r) for r in rows if r[0] in wanted]  # type: ignore[misc]
 
+    def recently_settled(self, target: str, limit: int) -> list[str]:
+        ids: list[str] = []
+        for text in (
+            "SELECT message_id FROM deliveries WHERE target = ? ORDER BY at DESC LIMIT ?",
+            # a copy parked for lack of a queue was never in the queue
+            "SELECT message_id FROM dead_letters WHERE target = ? "
+            "AND reason <> 'no_delivery_queue' ORDER BY dead_at DESC LIMIT ?",
+        ):
+            ids.extend(row[0] for row in self._read(text, (target, limit)) if row[0])
+        return ids
+
     # --- dead letters --------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> list[int]:
