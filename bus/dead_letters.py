@@ -21,6 +21,7 @@ DETAIL = "x-dvcbus-detail"
 STAGE = "x-dvcbus-stage"
 TARGET = "x-dvcbus-target"
 DEAD_AT = "x-dvcbus-dead-at"
+REPLAY_OF = "x-dvcbus-replay-of"  # on a replayed message: the id of the dead letter it was
 MAX_DETAIL = 2000
 
 

@@ -311,6 +311,11 @@ class Dispatcher:
                 return
             message = d.message
             lane.waiting.pop(message.id, None)  # back from a delay tier, if it was in one
+            replay_of = (props.headers or {}).get(dead_letters.REPLAY_OF)
+            if replay_of is not None and d.record.attempt == 1:  # not again at each retry
+                self.hops.emit(
+                    d.hop(Event.REPLAYED, detail=f"replay of dead letter {replay_of} taken up")
+                )
             position = ordering.position(message)
             key = (lane.name, message.dossier_no if position else message.id)
             async with self._locks.hold(key):

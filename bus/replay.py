@@ -31,7 +31,7 @@ from bus.topology import Names
 
 log = structlog.get_logger("bus.replay")
 
-REPLAY_OF = "x-dvcbus-replay-of"
+REPLAY_OF = dead_letters.REPLAY_OF
 _DROP = {
     dead_letters.REASON,
     dead_letters.DETAIL,

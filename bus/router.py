@@ -110,6 +110,9 @@ class Router:
             log.exception("router.decide_failed", delivery_tag=method.delivery_tag)
             acks.fail(method.delivery_tag)
             return
+        headers_in = props.headers
+        if headers_in and dead_letters.REPLAY_OF in headers_in:
+            self._taken_up(decision, headers_in[dead_letters.REPLAY_OF], body)
         if type(decision) is Forward:
             pending = acks.track(method.delivery_tag, len(decision.targets))
             headers: dict[str, Any] = {ROUTES_HEADER: ",".join(decision.routes)}
@@ -159,6 +162,20 @@ class Router:
                     body=body,
                 )
             )
+
+    def _taken_up(self, decision: Forward | Park, dead_id: Any, body: bytes) -> None:
+        """A replayed dead letter is back: the operator's replay counted where it arrives."""
+        self.hops.emit(
+            Hop(
+                Event.REPLAYED,
+                "router",
+                decision.message_id,
+                decision.message_type,
+                decision.dossier_no,
+                detail=f"replay of dead letter {dead_id} taken up",
+                body=body,
+            )
+        )
 
     def _park(
         self,
