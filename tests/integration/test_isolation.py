@@ -10,7 +10,7 @@ import orjson
 from bus.ids import uuid7
 from bus.standin import Behaviour
 from tests.integration.harness import ROOT, send, wait_until
-from tests.integration.test_recoverability import fast_retries
+from tests.integration.test_recoverability import circuit_changes, fast_retries
 
 EXAMPLES = ROOT / "schemas" / "examples"
 HEALTHY = 3000  # messages for the healthy targets per phase
@@ -28,14 +28,6 @@ def _copies(name: str, count: int) -> list[dict[str, Any]]:
         doc["correlation_id"] = doc["payload"]["dossier_no"] = dossier_no
         docs.append(doc)
     return docs
-
-
-def _json_or_none(line: str) -> dict[str, Any] | None:
-    try:
-        doc = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def _phase(bus) -> float:
@@ -80,12 +72,8 @@ def test_a_slow_and_a_failing_agency_leave_the_others_at_full_speed(make_bus, fi
     # The trouble was real while the others were measured: both were called, hcmc failed
     # until its circuit opened, and hanoi's calls were still hanging.
     assert all(len(bus.standins.received(t)) > n for t, n in called.items()), called
-    circuit = [
-        line
-        for line in map(_json_or_none, bus.processes[1].log_text().splitlines())
-        if line and line.get("event") == "dispatcher.circuit" and line.get("target") == "hcmc"
-    ]
-    assert any(line.get("new") == "open" for line in circuit), circuit
+    changes = circuit_changes(bus.processes[1], "hcmc")
+    assert "open" in [new for _, new in changes], changes
     figures(
         "isolation",
         {
