@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from bus.envelope import Message
+    from bus.contract.envelope import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ class Adapter:
 
     @classmethod
     def standin_profile(cls, target: TargetSpec) -> Any:
-        """How a stand-in imitates this kind's agency system (a ``bus.standin.Profile``).
+        """How a stand-in imitates this kind's agency system (an ``adapters.testing.Profile``).
 
         None (the default) means the stand-in answers JSON ``{"error_code": "0", ...}``.
         """

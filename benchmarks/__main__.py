@@ -225,7 +225,7 @@ def _again(phase: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
     import pika
 
     from benchmarks.common import wait_until
-    from bus.amqp import BrokerError
+    from bus.broker.connection import BrokerError
 
     for attempt in range(3):
         try:

@@ -68,8 +68,8 @@ def _setup() -> dict[str, Any]:
     from referencing import Registry
     from referencing.jsonschema import DRAFT7
 
-    from bus import adapter_registry
     from bus import app as bus_app
+    from bus.delivery import adapter_registry
     from bus.settings import Settings
 
     loaded = bus_app.load(Settings.load())
@@ -120,7 +120,7 @@ def _setup() -> dict[str, Any]:
 def validate_and_forward(self: Any, body: str) -> str:
     from jsonschema import ValidationError
 
-    from bus.rejections import Rejection
+    from bus.contract.rejections import Rejection
 
     s = _setup()
     try:
@@ -193,7 +193,7 @@ def _run_adapter(adapter: Any, doc: dict[str, Any], data: bytes) -> Any:
     """Deliver through an async adapter from a synchronous task: one event loop per process."""
     import asyncio
 
-    from bus.envelope import Message
+    from bus.contract.envelope import Message
 
     loop = _state.get("loop")
     if loop is None:
@@ -310,7 +310,7 @@ def _pyamqp(url: str) -> str:
 
 def _send(producer_app: Celery, batch: Any, queue: str) -> list[Any]:
     """Publish one task per message (as ``task.delay`` would), recording when each left."""
-    from bus.sending import SendResult
+    from bus.broker.sending import SendResult
 
     ids = list(batch.expected)
     results = []
@@ -327,7 +327,7 @@ def _send(producer_app: Celery, batch: Any, queue: str) -> list[Any]:
 
 
 def _results(batch: Any) -> list[Any]:
-    from bus.sending import SendResult
+    from bus.broker.sending import SendResult
 
     return [SendResult(message_id=m, ok=True, published_at=time.time()) for m in batch.expected]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pika
 
-from bus.amqp import ChannelOps, connect
-from bus.topology import Topology, declare
+from bus.broker.connection import ChannelOps, connect
+from bus.broker.topology import Topology, declare
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -77,7 +77,8 @@ def helper_pids(pids: dict[str, int]) -> dict[str, int]:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
             except OSError:
                 continue
-            what = "audit writer" if b"bus.audit_writer" in cmdline else f"child {child}"
+            writer = b"bus.observability.audit_writer" in cmdline
+            what = "audit writer" if writer else f"child {child}"
             found[f"{name} · {what}"] = child
     return found
 

@@ -35,12 +35,13 @@ from benchmarks.common import (
 )
 from benchmarks.profiling import PySpy, top_entries
 from benchmarks.workload import Batch, Workload
-from bus import app, topology
+from bus import app
 from bus.app import Loaded
+from bus.broker import topology
+from bus.broker.sending import SendResult, send_bodies
+from bus.broker.topology import Names, plan
 from bus.demo.agencies import endpoints
-from bus.sending import SendResult, send_bodies
 from bus.settings import Settings
-from bus.topology import Names, plan
 
 Say = Callable[[str], None]
 

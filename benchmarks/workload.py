@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bus.app import Loaded
 from bus.demo.traffic import TrafficGenerator
-from bus.pipeline import Forward, RouterPipeline
+from bus.routing.pipeline import Forward, RouterPipeline
 
 
 @dataclass

@@ -15,24 +15,24 @@ from typing import Protocol
 
 import structlog
 
-from bus import adapter_registry
 from bus import store as store_module
-from bus.admin_units import AdminUnits
-from bus.audit import AuditSink
-from bus.circuit import CircuitBreaker
-from bus.dead_letter_recorder import DeadLetterRecorder
-from bus.dispatcher import Dispatcher, RetryPlan, TargetLane
-from bus.hops import Hops
+from bus.broker.topology import Names, Topology, plan
+from bus.contract.admin_units import AdminUnits
+from bus.contract.schemas import SchemaRegistry
+from bus.delivery import adapter_registry
+from bus.delivery.circuit import CircuitBreaker
+from bus.delivery.dispatcher import Dispatcher, RetryPlan, TargetLane
+from bus.delivery.ratelimit import TokenBucket
+from bus.delivery.retry import tiers
+from bus.observability.audit import AuditSink
+from bus.observability.hops import Hops
 from bus.observability.logsink import LogSink
-from bus.pipeline import RouterPipeline
-from bus.ratelimit import TokenBucket
-from bus.retry import tiers
-from bus.router import Router
+from bus.recovery.dead_letter_recorder import DeadLetterRecorder
 from bus.routes import RoutesConfig, RoutingTable, Target, load_routes
-from bus.schemas import SchemaRegistry
+from bus.routing.pipeline import RouterPipeline
+from bus.routing.router import Router
 from bus.settings import Settings
 from bus.store import Store
-from bus.topology import Names, Topology, plan
 
 log = structlog.get_logger("bus.app")
 
@@ -154,7 +154,7 @@ def build_audit(loaded: Loaded, store: Store) -> AuditSink:
     It masks with the log masker, which knows the schemas' x-pii marks and the credential
     values this process resolved (``bus.observability.process.protect_logs``).
     """
-    from bus.audit_writer import AuditWriterProcess
+    from bus.observability.audit_writer import AuditWriterProcess
     from bus.observability.masking import LOG_MASKER
 
     if loaded.settings.audit_writer == "process":

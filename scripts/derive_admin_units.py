@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derive ``bus/data/admin_units.json`` from the official 1 July 2025 conversion table.
+"""Derive ``bus/contract/data/admin_units.json`` from the official 1 July 2025 conversion table.
 
 The bus must translate pre-reform province/commune codes without guessing, so this script
 turns the two messy source CSVs into a small, deterministic lookup table and reports every
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "bus" / "data" / "admin_units.json"
+DEFAULT_OUT = REPO / "bus" / "contract" / "data" / "admin_units.json"
 CONVERSION = "conversion-2025-07-01.csv"
 COMMUNES_BEFORE = "communes-before-2025-07-01.csv"
 FORMAT = 1

@@ -246,13 +246,14 @@ def http_ok(url: str) -> bool:
 def scenario(seconds: float, rate: float, out: Path, slow: str, down: str, delay: float) -> int:
     """Run the bus with one slow and one down stand-in under Prometheus; render the panels."""
     sys.path.insert(0, str(ROOT))
-    from bus import app, topology
+    from adapters.testing.standin import Behaviour, StandinThread
+    from bus import app
+    from bus.broker import topology
+    from bus.broker.sending import send_bodies
     from bus.demo import traffic
     from bus.demo.agencies import endpoints
     from bus.routes import load_routes
-    from bus.sending import send_bodies
     from bus.settings import Settings
-    from bus.standin import Behaviour, StandinThread
 
     prometheus_bin = shutil.which("prometheus")
     if prometheus_bin is None:

@@ -18,7 +18,7 @@ def adapters() -> None:
 @adapters.command("list")
 def list_() -> None:
     """Show the built-in and installed adapter kinds with their versions."""
-    from bus import adapter_registry
+    from bus.delivery import adapter_registry
 
     table = Table(title="Adapter kinds (entry-point group dvcbus.adapters)")
     for column in ("kind", "origin", "package", "version", "class"):
@@ -41,7 +41,7 @@ def list_() -> None:
 )
 def new(name: str, directory: Path) -> None:
     """Write a working skeleton package for adapter kind NAME (class, config, one test)."""
-    from adapters.skeleton import SkeletonError, write_skeleton
+    from bus.kit.skeleton import SkeletonError, write_skeleton
 
     try:
         created = write_skeleton(name, directory)
@@ -73,7 +73,7 @@ def new(name: str, directory: Path) -> None:
 @click.pass_obj
 def test(obj: Ctx, target: str, routes_file: Path | None, timeout_check: float) -> None:
     """Run TARGET's adapter against a stand-in of its endpoint: the conformance kit."""
-    from bus.conformance import run_conformance
+    from bus.kit.conformance import run_conformance
 
     settings = obj.settings(routes_file=routes_file)
     loaded = load_or_exit(settings)

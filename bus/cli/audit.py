@@ -7,7 +7,7 @@ import time
 import click
 
 from bus.cli.common import Ctx, console, err_console, load_with_store
-from bus.trace import print_journey
+from bus.observability.trace import print_journey
 
 
 @click.command()
@@ -56,7 +56,7 @@ def audit() -> None:
 @click.pass_obj
 def audit_verify(obj: Ctx, expect: str | None, page_size: int) -> None:
     """Walk the hash chain; exit 1 at the first altered, missing or reordered record."""
-    from bus.audit import verify_store
+    from bus.observability.audit import verify_store
 
     expected = _parse_expect(expect) if expect else None
     _, store = load_with_store(obj)
@@ -108,7 +108,7 @@ def audit_head(obj: Ctx) -> None:
 @click.pass_obj
 def audit_purge(obj: Ctx, months: int | None, yes: bool) -> None:
     """Delete records past retention from the start of the chain, leaving a verifiable anchor."""
-    from bus.replay import actor
+    from bus.recovery.replay import actor
 
     loaded, store = load_with_store(obj)
     try:

@@ -209,8 +209,8 @@ def dead_replay(
     import pika
 
     from bus import app
-    from bus import log as log_config
-    from bus.replay import replay
+    from bus.observability import log as log_config
+    from bus.recovery.replay import replay
 
     if not (ids or target or message_type or reason or since):
         raise click.UsageError(
@@ -268,7 +268,7 @@ def dead_purge(
     yes: bool,
 ) -> None:
     """Drop the bodies of parked dead letters; the record of each, and of the purge, stays."""
-    from bus.replay import actor
+    from bus.recovery.replay import actor
 
     if not (ids or target or message_type or reason or since):
         raise click.UsageError(

@@ -19,10 +19,10 @@ def routes() -> None:
 @click.pass_obj
 def routes_check(obj: Ctx, file: Path | None) -> None:
     """Check FILE (default: the configured routes.yaml); exit 1 and list every problem if broken."""
-    from bus import adapter_registry
-    from bus.admin_units import AdminUnits
+    from bus.contract.admin_units import AdminUnits
+    from bus.contract.schemas import SchemaRegistry
+    from bus.delivery import adapter_registry
     from bus.routes import check_routes
-    from bus.schemas import SchemaRegistry
 
     settings = obj.settings()
     path = file or settings.routes_file
@@ -51,8 +51,8 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
 def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
     """Show which route MESSAGE (a JSON file) would take, and why."""
     from bus import app
-    from bus.envelope import parse
-    from bus.rejections import Rejection
+    from bus.contract.envelope import parse
+    from bus.contract.rejections import Rejection
 
     settings = obj.settings(routes_file=routes_file)
     loaded = load_or_exit(settings)

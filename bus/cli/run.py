@@ -32,9 +32,10 @@ def run(
     The dispatcher also moves dead letters from the broker into the store; every process
     writes its hops to the audit trail.
     """
-    from bus import app, log
+    from bus import app
+    from bus.observability import log
     from bus.observability import process as observability
-    from bus.reload import RoutesReloader
+    from bus.routes.reload import RoutesReloader
 
     settings = obj.settings(routes_file=routes_file)
     log.configure(settings.log_level, settings.log_format, process=component)
@@ -72,7 +73,7 @@ def run(
     components.append(RoutesReloader(loaded, appliers))
     components.extend(watch.components)
     components.append(audit)  # stopped last: it writes the hops of everything stopping before it
-    from bus.amqp import FatalSetupError
+    from bus.broker.connection import FatalSetupError
 
     async def serve() -> None:
         try:
@@ -92,7 +93,7 @@ def _refuse_unsafe_broker(loaded: Loaded) -> None:
     import pika
     import structlog
 
-    from bus import topology_check
+    from bus.broker import topology_check
 
     url = loaded.settings.management_url
     if not url:

@@ -21,8 +21,8 @@ def send(obj: Ctx, files: tuple[Path, ...]) -> None:
 
     A file holds one JSON message, or a JSON array of messages.
     """
-    from bus.sending import send_bodies
-    from bus.topology import Names
+    from bus.broker.sending import send_bodies
+    from bus.broker.topology import Names
 
     settings = obj.settings()
     bodies: list[bytes] = []

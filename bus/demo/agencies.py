@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from bus import adapter_registry
+from adapters.testing.standin import Endpoint, Profile, StandinServer
+from bus.delivery import adapter_registry
 from bus.routes import RoutesConfig, load_routes
 from bus.routes.model import Target
-from bus.standin import Endpoint, Profile, StandinServer
 
 log = structlog.get_logger("bus.standin")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
+from bus.contract.ids import uuid7
 from bus.demo.traffic import PAYMENT_PLATFORM, PROVINCE_AGENCY, Generated, TrafficGenerator
-from bus.ids import uuid7
 
 # Payment checksum as the platform computes it (docs/adapters/payment-confirmation.md).
 CHECKSUM_FIELDS = ("reference", "transaction_id", "amount", "paid_at")

@@ -24,17 +24,18 @@ import pika
 from rich.console import Console
 from rich.table import Table
 
-from bus import app, topology
+from bus import app
+from bus.broker import topology
+from bus.broker.sending import send_bodies
+from bus.broker.topology import Names
 from bus.demo import traffic
 from bus.demo.agencies import endpoints
 from bus.demo.journeys import journey
 from bus.demo.traffic import TrafficGenerator
-from bus.pipeline import Forward, RouterPipeline
-from bus.sending import send_bodies
+from bus.observability.trace import print_journey
+from bus.routing.pipeline import Forward, RouterPipeline
 from bus.settings import Settings
 from bus.store import DeadFilter, Store
-from bus.topology import Names
-from bus.trace import print_journey
 
 WAIT_LIMIT = 90.0
 # Credentials routes.yaml refers to (env:NAME), for the stand-ins; the payment secret is the

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bus.ids import uuid7
+from bus.contract.ids import uuid7
 
 if TYPE_CHECKING:
     from bus.app import Loaded

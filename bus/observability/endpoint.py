@@ -45,7 +45,7 @@ class Check:
 
 
 def supervisor_check(name: str, supervisor: Any) -> Check:
-    """Ready when a :class:`bus.amqp.Supervisor` has connected, declared and is consuming."""
+    """Ready when a :class:`~bus.broker.connection.Supervisor` is connected, declared, consuming."""
 
     def probe() -> tuple[bool, str]:
         if supervisor.stopping:

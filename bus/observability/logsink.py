@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from bus.hops import Event, Hop
+from bus.observability.hops import Event, Hop
 from bus.observability.masking import LOG_MASKER
 
 WARNING_EVENTS = frozenset({Event.DEAD_LETTERED})
@@ -39,7 +39,7 @@ class LogSink:
     """
 
     def __init__(self, logger: Any = None) -> None:
-        from bus import log as log_config
+        from bus.observability import log as log_config
 
         self.log = logger if logger is not None else structlog.get_logger("bus.hops")
         self.lines = log_config.hop_lines if logger is None else None

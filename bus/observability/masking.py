@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bus.schemas import SchemaRegistry
+    from bus.contract.schemas import SchemaRegistry
 
 __all__ = [
     "LOG_MASKER",

@@ -44,9 +44,9 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
-from bus.hops import Event, Hop
+from bus.contract.rejections import Reason
 from bus.observability.backlog import OldestWaitingEstimate
-from bus.rejections import Reason
+from bus.observability.hops import Event, Hop
 
 __all__ = [
     "CIRCUIT_STATES",

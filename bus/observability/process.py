@@ -5,7 +5,7 @@ tells it about the router and/or dispatcher it runs (readiness, in-flight, circu
 and runs its components beside them. It also gives the log masker the schemas' x-pii marks
 and the credential values this process resolved, so neither reaches a log line.
 
-A routes reload (SIGHUP, :class:`bus.reload.RoutesReloader`) goes through it twice:
+A routes reload (SIGHUP, :class:`bus.routes.reload.RoutesReloader`) goes through it twice:
 :meth:`ProcessObservability.learn_routes` before the router and dispatcher take the new
 routes (new targets and types become label values before their first hop) and
 :meth:`ProcessObservability.apply_routes` after them (routes info and load time, the
@@ -87,7 +87,7 @@ class ProcessObservability:
         self.metrics.watch_audit(sink)
 
     def watch_router(self, router: Any) -> None:
-        """Readiness of a :class:`bus.router.Router`."""
+        """Readiness of a :class:`bus.routing.router.Router`."""
         if self.endpoint is not None:
             self.endpoint.add_check(supervisor_check("router", router.supervisor))
 

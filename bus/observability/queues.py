@@ -14,9 +14,9 @@ import time
 import structlog
 from pika.adapters.asyncio_connection import AsyncioConnection
 
-from bus.amqp import BrokerError, ChannelOps, connect
+from bus.broker.connection import BrokerError, ChannelOps, connect
+from bus.broker.topology import Names, Topology
 from bus.observability.metrics import Metrics
-from bus.topology import Names, Topology
 
 log = structlog.get_logger("bus.observability.queues")
 

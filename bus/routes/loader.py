@@ -38,7 +38,7 @@ from bus.routes.model import (
 )
 
 if TYPE_CHECKING:
-    from bus.admin_units import AdminUnits
+    from bus.contract.admin_units import AdminUnits
 
 Path_ = tuple[str | int, ...]
 

@@ -14,11 +14,11 @@ from functools import lru_cache
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from bus.rejections import Reason, Rejection
+from bus.contract.rejections import Reason, Rejection
 from bus.routes.model import GLOB_KEYS, Route, RoutesConfig, Target, compile_values
 
 if TYPE_CHECKING:
-    from bus.admin_units import AdminUnits, UnitTranslation
+    from bus.contract.admin_units import AdminUnits, UnitTranslation
 
 DEFAULT_CACHE_SIZE = 32768
 # Positions of the message attributes in the tuple the compiled conditions look at.

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from bus.audit import GENESIS, AuditRecord, chain
+from bus.observability.audit import GENESIS, AuditRecord, chain
 from bus.store import migrations
 from bus.store.base import (
     DEAD_LETTERED,

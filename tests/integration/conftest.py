@@ -18,13 +18,14 @@ import pika
 import pytest
 import yaml
 
-from bus import app, topology
+from adapters.testing.standin import Behaviour, Received, StandinState, StandinThread
+from bus import app
+from bus.broker import topology
+from bus.broker.topology import Names, Topology
 from bus.demo.agencies import endpoints
 from bus.routes import RoutesConfig, load_routes
 from bus.settings import Settings
-from bus.standin import Behaviour, Received, StandinState, StandinThread
 from bus.store import Store, open_store
-from bus.topology import Names, Topology
 from tests.integration.harness import (
     AMQP_URL,
     BusProcess,

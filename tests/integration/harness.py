@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pika
 
-from bus.sending import SendResult, send_bodies
+from bus.broker.sending import SendResult, send_bodies
+from bus.broker.topology import Names
 from bus.store import DeadFilter, DeadLetter, Store
-from bus.topology import Names
 
 ROOT = Path(__file__).resolve().parents[2]
 AMQP_URL = os.environ.get("DVCBUS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")

@@ -10,12 +10,12 @@ import orjson
 import pytest
 
 from adapters.base import Adapter, Delivered, PermanentFailure, TargetSpec, TransientFailure
-from adapters.onestop import OneStopSoapAdapter
-from adapters.payment import PaymentConfirmationAdapter, payment_checksum
-from adapters.portal_sync import PortalSyncAdapter
+from adapters.kinds.onestop import OneStopSoapAdapter
+from adapters.kinds.payment import PaymentConfirmationAdapter, payment_checksum
+from adapters.kinds.portal_sync import PortalSyncAdapter
+from adapters.testing.standin import Behaviour, Endpoint, StandinThread
 from adapters.wsse import WSSE, check_username_token
-from bus.envelope import Message
-from bus.standin import Behaviour, Endpoint, StandinThread
+from bus.contract.envelope import Message
 from tests.integration.harness import ROOT, free_port
 
 EXAMPLES = ROOT / "schemas" / "examples"

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from adapters import safexml
-from adapters.payment import payment_checksum
+from adapters.kinds.payment import payment_checksum
 from adapters.wsse import check_username_token
-from bus.ids import uuid7
+from bus.contract.ids import uuid7
 from tests.integration.harness import ROOT, collect_dead, send, wait_until
 
 EXAMPLES = ROOT / "schemas" / "examples"
@@ -107,7 +107,7 @@ def test_the_reference_adapters_and_a_mapped_rest_target_deliver_through_the_bus
 
 
 def test_hostile_soap_answers_are_dead_lettered_and_the_dispatcher_keeps_delivering(bus) -> None:
-    from bus.standin import Behaviour
+    from adapters.testing.standin import Behaviour
 
     bus.start_router()
     dispatcher = bus.start_dispatcher()

@@ -16,13 +16,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bus.audit import AuditRecord, AuditSink, chain, verify_store
-from bus.hops import Event, Hop
+from adapters.testing.standin import Behaviour
+from bus.observability.audit import AuditRecord, AuditSink, chain, verify_store
+from bus.observability.hops import Event, Hop
 from bus.observability.masking import LOG_MASKER
 from bus.observability.metrics import Metrics
-from bus.standin import Behaviour
+from bus.observability.trace import VN
 from bus.store import open_store
-from bus.trace import VN
 from tests.integration.harness import ROOT, send, wait_until
 from tests.integration.store_fixtures import postgres_schema_url, sqlite_url
 from tests.integration.test_recoverability import example, fast_retries

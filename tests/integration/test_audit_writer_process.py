@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.audit_writer import AuditWriterError, AuditWriterProcess
+from bus.observability.audit_writer import AuditWriterError, AuditWriterProcess
 from bus.store import open_store
 from tests.integration.store_fixtures import postgres_schema_url, sqlite_url
 from tests.integration.test_audit import check, hop

@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 import pytest
 
+from adapters.testing.standin import Behaviour
 from bus import app
+from bus.broker.sending import SendResult
 from bus.demo import traffic
-from bus.pipeline import Forward, RouterPipeline
-from bus.sending import SendResult
+from bus.routing.pipeline import Forward, RouterPipeline
 from bus.settings import Settings
-from bus.standin import Behaviour
 from bus.store import DEAD_LETTERED, DELIVERED, SUPERSEDED, DeadFilter
 from tests.integration.harness import send, wait_until
 from tests.integration.store_fixtures import STORES

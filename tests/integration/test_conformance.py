@@ -14,12 +14,12 @@ import pytest
 import yaml
 from lxml import etree
 
-from adapters.onestop import OneStopSoapAdapter
-from adapters.rest import RestAdapter
-from adapters.soap import BUS_HEADERS, SOAP11
-from bus.conformance import Report, run_conformance
+from adapters.kinds.onestop import OneStopSoapAdapter
+from adapters.kinds.rest import RestAdapter
+from adapters.kinds.soap import BUS_HEADERS, SOAP11
+from bus.contract.schemas import SchemaRegistry
+from bus.kit.conformance import Report, run_conformance
 from bus.routes import RoutesConfig, load_routes
-from bus.schemas import SchemaRegistry
 from tests.integration.harness import ROOT
 
 # A plug-in written the wrong way on purpose: logs the message (personal data) and its token,

@@ -9,9 +9,9 @@ import threading
 import time
 
 from bus import app
+from bus.broker.sending import SendResult
 from bus.demo import traffic
-from bus.pipeline import Forward, RouterPipeline
-from bus.sending import SendResult
+from bus.routing.pipeline import Forward, RouterPipeline
 from bus.settings import Settings
 from bus.store import DeadFilter
 from tests.integration.harness import send, wait_until

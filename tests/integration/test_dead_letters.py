@@ -2,7 +2,7 @@
 
 import orjson
 
-from bus.standin import Behaviour
+from adapters.testing.standin import Behaviour
 from tests.integration.harness import ROOT, collect_dead, send, wait_until
 
 EXAMPLES = ROOT / "schemas" / "examples"

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from bus.ids import uuid7
-from bus.standin import Behaviour
+from adapters.testing.standin import Behaviour
+from bus.contract.ids import uuid7
 from tests.integration.harness import ROOT, send, wait_until
 from tests.integration.test_recoverability import circuit_changes, fast_retries
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
+from adapters.testing.standin import Behaviour
 from bus import app
-from bus.pipeline import Forward, RouterPipeline
+from bus.routing.pipeline import Forward, RouterPipeline
 from bus.settings import Settings
-from bus.standin import Behaviour
 from tests.integration.harness import ROOT, send, wait_for_consumers, wait_until
 
 EXAMPLES = ROOT / "schemas" / "examples"

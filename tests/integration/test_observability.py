@@ -14,10 +14,10 @@ import orjson
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.testing.standin import Behaviour
 from bus import app
-from bus.pipeline import Forward, Park, RouterPipeline
+from bus.routing.pipeline import Forward, Park, RouterPipeline
 from bus.settings import Settings
-from bus.standin import Behaviour
 from tests.integration.harness import ROOT, free_port, send, wait_for_consumers, wait_until
 
 EXAMPLES = ROOT / "schemas" / "examples"

@@ -9,11 +9,11 @@ import sys
 import orjson
 import pika
 
-from bus import replay as replay_module
-from bus.hops import Event, Hops
-from bus.standin import Behaviour
+from adapters.testing.standin import Behaviour
+from bus.broker.topology import Names
+from bus.observability.hops import Event, Hops
+from bus.recovery import replay as replay_module
 from bus.store import DELIVERED, PARKED, PURGED, REPLAYED, DeadFilter, DeadLetter, open_store
-from bus.topology import Names
 from tests.integration.harness import ROOT, collect_dead, send, wait_until
 from tests.integration.store_fixtures import sqlite_url
 from tests.integration.test_recoverability import example, fast_retries

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from bus.ids import uuid7
-from bus.standin import Behaviour
+from adapters.testing.standin import Behaviour
+from bus.contract.ids import uuid7
 from bus.store import DELIVERED, SUPERSEDED, DeadFilter
 from tests.integration.harness import ROOT, collect_dead, send, wait_until
 from tests.integration.store_fixtures import STORES

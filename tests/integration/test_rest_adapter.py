@@ -10,10 +10,10 @@ import orjson
 import pytest
 
 from adapters.base import Delivered, PermanentFailure, TargetSpec, TransientFailure
+from adapters.kinds.rest import RestAdapter
 from adapters.options import AdapterConfigError
-from adapters.rest import RestAdapter
-from bus.envelope import Message
-from bus.standin import Behaviour, Endpoint, StandinThread
+from adapters.testing.standin import Behaviour, Endpoint, StandinThread
+from bus.contract.envelope import Message
 from tests.integration.harness import ROOT, free_port
 
 BODY = orjson.dumps(

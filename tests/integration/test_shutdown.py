@@ -5,8 +5,8 @@ import time
 
 import orjson
 
-from bus.ids import uuid7
-from bus.standin import Behaviour
+from adapters.testing.standin import Behaviour
+from bus.contract.ids import uuid7
 from tests.integration.harness import ROOT, queue_depth, send, wait_until
 
 EXAMPLES = ROOT / "schemas" / "examples"

@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from adapters.base import Delivered, PermanentFailure, TargetSpec, TransientFailure
+from adapters.kinds.rest import RestAdapter
 from adapters.options import AdapterConfigError
-from adapters.rest import RestAdapter
-from bus.envelope import Message
+from adapters.testing.standin import Behaviour, Endpoint, StandinThread
+from bus.contract.envelope import Message
 from bus.routes.model import resolve_credential
-from bus.standin import Behaviour, Endpoint, StandinThread
 
 DOC = {
     "id": "01a21070-f5a8-745d-80bd-5ae508e1ed3d",

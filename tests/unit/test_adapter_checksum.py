@@ -6,8 +6,8 @@ from unittest import mock
 
 import pytest
 
-from adapters import payment
-from adapters.payment import checksum_matches, payment_checksum
+from adapters.kinds import payment
+from adapters.kinds.payment import checksum_matches, payment_checksum
 from bus.demo import traffic
 
 FIELDS = ["DVCQG-20261125-000431", "FT26329812345678", 8000, "2026-11-25T09:20:17+07:00"]

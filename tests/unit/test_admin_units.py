@@ -11,7 +11,7 @@ from types import ModuleType
 import orjson
 import pytest
 
-from bus.admin_units import DEFAULT_PATH, AdminUnits, UnitTranslation
+from bus.contract.admin_units import DEFAULT_PATH, AdminUnits, UnitTranslation
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "derive_admin_units.py"
@@ -251,10 +251,10 @@ def test_shipped_table_matches_the_source(tmp_path: Path) -> None:
     if not (source / script.CONVERSION).is_file():
         pytest.skip(
             f"admin-unit source CSVs not found in {source}; set DVCBUS_ADMIN_UNITS_SRC "
-            "to check bus/data/admin_units.json against them"
+            "to check bus/contract/data/admin_units.json against them"
         )
     out = tmp_path / "admin_units.json"
     script.derive(source, out)
     assert out.read_bytes() == DEFAULT_PATH.read_bytes(), (
-        "bus/data/admin_units.json is stale: run scripts/derive_admin_units.py"
+        "bus/contract/data/admin_units.json is stale: run scripts/derive_admin_units.py"
     )

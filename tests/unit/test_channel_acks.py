@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from bus.acks import ChannelAcks
+from bus.broker.acks import ChannelAcks
 
 
 class Broker:

@@ -1,6 +1,6 @@
 """The circuit breaker: opens on repeated transient failures, probes once, closes on success."""
 
-from bus.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from bus.delivery.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 
 
 class Clock:

@@ -2,8 +2,8 @@
 
 from pika import BasicProperties
 
-from bus import dead_letters
-from bus.rejections import Reason
+from bus.contract.rejections import Reason
+from bus.recovery import dead_letters
 
 
 def test_reason_and_detail_round_trip() -> None:

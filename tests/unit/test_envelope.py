@@ -2,8 +2,8 @@
 
 import pytest
 
-from bus.envelope import Message, parse
-from bus.rejections import Reason, Rejection
+from bus.contract.envelope import Message, parse
+from bus.contract.rejections import Reason, Rejection
 
 
 def test_a_json_object_is_parsed() -> None:

@@ -6,8 +6,8 @@ import logging
 
 import orjson
 
-from bus.hops import Event, Hop
-from bus.log import JsonLines
+from bus.observability.hops import Event, Hop
+from bus.observability.log import JsonLines
 from bus.observability.logsink import LogSink
 
 

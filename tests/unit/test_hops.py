@@ -1,6 +1,6 @@
 """A failing observer is logged and skipped; the hop still reaches the others."""
 
-from bus.hops import Event, Hop, Hops
+from bus.observability.hops import Event, Hop, Hops
 
 
 class Broken:

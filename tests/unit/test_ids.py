@@ -2,7 +2,7 @@
 
 import uuid
 
-from bus.ids import uuid7
+from bus.contract.ids import uuid7
 
 
 def test_uuid7_has_version_7_and_rfc_variant() -> None:

@@ -1,6 +1,6 @@
 """Ingress acks: only after every copy is confirmed, in order, batched with multiple=True."""
 
-from bus.acks import IngressAcks
+from bus.broker.acks import IngressAcks
 
 
 class FakeChannel:

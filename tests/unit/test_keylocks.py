@@ -2,7 +2,7 @@
 
 import asyncio
 
-from bus.keylocks import KeyLocks
+from bus.delivery.keylocks import KeyLocks
 
 
 def test_same_key_waits_other_keys_do_not() -> None:

@@ -1,8 +1,8 @@
 """Messages parked in a delay tier count toward their target's oldest-waiting age."""
 
 from adapters.base import Adapter, TargetSpec
-from bus.circuit import CircuitBreaker
-from bus.dispatcher import RetryPlan, TargetLane
+from bus.delivery.circuit import CircuitBreaker
+from bus.delivery.dispatcher import RetryPlan, TargetLane
 
 
 def lane() -> TargetLane:

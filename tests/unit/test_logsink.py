@@ -5,8 +5,8 @@ from __future__ import annotations
 import timeit
 from typing import Any
 
-from bus.hops import Event, Hop
-from bus.ids import uuid7
+from bus.contract.ids import uuid7
+from bus.observability.hops import Event, Hop
 from bus.observability.logsink import LogSink
 
 REQUIRED = {"message_id", "type", "dossier_no", "outcome", "attempt"}

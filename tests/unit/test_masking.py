@@ -12,7 +12,8 @@ import orjson
 import pytest
 import structlog
 
-from bus import log
+from bus.contract.schemas import SchemaRegistry
+from bus.observability import log
 from bus.observability.masking import (
     LOG_MASKER,
     LogMasker,
@@ -22,7 +23,6 @@ from bus.observability.masking import (
     mask_phone,
     mask_text,
 )
-from bus.schemas import SchemaRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "schemas" / "examples"

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from bus.hops import Event, Hop
-from bus.ids import uuid7
+from bus.contract.ids import uuid7
 from bus.observability import metrics as metrics_module
 from bus.observability.backlog import OldestWaitingEstimate, created_at
+from bus.observability.hops import Event, Hop
 from bus.observability.metrics import MAX_EXTRA_REASONS, Metrics, MetricsSink
 
 TYPES = ["dossier.submitted", "dossier.status_changed", "payment.confirmed"]

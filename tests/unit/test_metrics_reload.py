@@ -14,13 +14,13 @@ import pytest
 import yaml
 
 from bus import app
-from bus.hops import Event, Hop
-from bus.ids import uuid7
+from bus.contract.ids import uuid7
 from bus.observability.endpoint import Check, HttpEndpoint
+from bus.observability.hops import Event, Hop
 from bus.observability.masking import LOG_MASKER
 from bus.observability.metrics import Metrics
 from bus.observability.process import ProcessObservability
-from bus.reload import RoutesReloader
+from bus.routes.reload import RoutesReloader
 from bus.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

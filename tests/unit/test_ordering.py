@@ -2,8 +2,8 @@
 
 import orjson
 
-from bus.envelope import Message
-from bus.ordering import is_older, position
+from bus.contract.envelope import Message
+from bus.delivery.ordering import is_older, position
 from bus.store import StatusPosition
 
 

@@ -8,7 +8,7 @@ import pytest
 from pika import connection as pika_connection
 from pika import exceptions, frame, spec
 
-import bus.amqp  # noqa: F401  (applies the patches)
+import bus.broker.connection  # noqa: F401  (applies the patches)
 
 
 class FakeConnection:

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from pika.spec import Basic
 
-from bus.publisher import ConfirmingPublisher
+from bus.broker.publisher import ConfirmingPublisher
 
 
 class FakeChannel:

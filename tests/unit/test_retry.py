@@ -1,6 +1,6 @@
 """Retry policy: the schedule, its last wait repeating, and giving up by attempts or age."""
 
-from bus.retry import (
+from bus.delivery.retry import (
     ATTEMPT,
     FIRST_ATTEMPT_AT,
     HISTORY,

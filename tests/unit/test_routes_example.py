@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bus import adapter_registry
-from bus.admin_units import AdminUnits
-from bus.envelope import parse
-from bus.rejections import Reason, Rejection
+from bus.contract.admin_units import AdminUnits
+from bus.contract.envelope import parse
+from bus.contract.rejections import Reason, Rejection
+from bus.contract.schemas import SchemaRegistry
+from bus.delivery import adapter_registry
 from bus.routes import RoutingTable, check_routes, load_routes
-from bus.schemas import SchemaRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTES = ROOT / "routes.yaml"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.rejections import Reason, Rejection
+from bus.contract.rejections import Reason, Rejection
 from bus.routes import RoutesConfig, RoutingTable, load_routes
 from tests.unit.routes_fixtures.fake_units import FakeUnits
 

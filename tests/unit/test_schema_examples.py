@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bus.envelope import parse
-from bus.rejections import Reason, Rejection
-from bus.schemas import SchemaRegistry
+from bus.contract.envelope import parse
+from bus.contract.rejections import Reason, Rejection
+from bus.contract.schemas import SchemaRegistry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 REGISTRY = SchemaRegistry.load()

@@ -1,4 +1,4 @@
-"""bus.schemas: loading the contract, precise and personal-data-free problems, annotations."""
+"""bus.contract.schemas: loading the contract, precise and PII-free problems, annotations."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bus.rejections import Reason, Rejection
-from bus.schemas import PII_KINDS, Problem, SchemaLoadError, SchemaRegistry, properties
+from bus.contract.rejections import Reason, Rejection
+from bus.contract.schemas import PII_KINDS, Problem, SchemaLoadError, SchemaRegistry, properties
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 EXAMPLES = SCHEMAS / "examples"

@@ -10,12 +10,12 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from adapters import safexml
 from adapters.base import Delivered, PermanentFailure, TargetSpec, TransientFailure
 from adapters.http import Answer
-from adapters.onestop import OneStopSoapAdapter
+from adapters.kinds.onestop import OneStopSoapAdapter
+from adapters.kinds.soap import BUS_HEADERS, SOAP11, SOAP12, SoapAdapter, find_wsdl
 from adapters.options import AdapterConfigError
-from adapters.soap import BUS_HEADERS, SOAP11, SOAP12, SoapAdapter, find_wsdl
+from adapters.testing.standin import BILLION_LAUGHS, EXTERNAL_ENTITY, soap_fault
 from adapters.wsse import WSSE, WSU, check_username_token, password_digest, security_header
-from bus.envelope import Message
-from bus.standin import BILLION_LAUGHS, EXTERNAL_ENTITY, soap_fault
+from bus.contract.envelope import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "schemas" / "examples"

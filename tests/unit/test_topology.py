@@ -1,6 +1,6 @@
 """The planned topology: quorum work queues that can never drop a message when dead-lettering."""
 
-from bus.topology import Names, plan
+from bus.broker.topology import Names, plan
 
 
 def test_every_work_queue_dead_letters_at_least_once_to_the_dead_exchange() -> None:

@@ -1,7 +1,7 @@
 """Policies that could drop the bus's messages are found, with the queue and policy named."""
 
-from bus.topology import Names, plan
-from bus.topology_check import Policy, check, effective, risks
+from bus.broker.topology import Names, plan
+from bus.broker.topology_check import Policy, check, effective, risks
 
 TOPOLOGY = plan(Names("bus"), {"hanoi": 20}, 20, [10.0])
 

@@ -19,8 +19,8 @@ import fastjsonschema
 import pytest
 from jsonschema import Draft7Validator
 
-from bus.rejections import Reason, Rejection
-from bus.schemas import SchemaRegistry
+from bus.contract.rejections import Reason, Rejection
+from bus.contract.schemas import SchemaRegistry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 REGISTRY = SchemaRegistry.load()
@@ -165,7 +165,7 @@ def test_validate_and_problems_tell_the_same_story(corpus: list[tuple[str, Any]]
 
 
 def test_stock_jsonschema_would_disagree_on_trailing_newline() -> None:
-    """Why bus.schemas overrides jsonschema's pattern: Python's "$" matches before a final
+    """Why bus.contract.schemas overrides jsonschema's pattern: Python's "$" matches before a final
     newline, fastjsonschema rewrites "$" to "\\Z". Without the override this case splits."""
     schema = {"type": "string", "pattern": "^[1-3]\\.[0-9]{6}$"}
     assert Draft7Validator(schema).is_valid("1.012889\n")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 from adapters.base import Outcome
-from adapters.rest import RestAdapter
-from bus.envelope import Message
+from adapters.kinds.rest import RestAdapter
+from bus.contract.envelope import Message
 
 
 class CrashyAdapter(RestAdapter):

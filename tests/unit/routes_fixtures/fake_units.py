@@ -1,4 +1,4 @@
-"""A tiny stand-in for bus.admin_units.AdminUnits with the same API, for table and loader tests.
+"""A tiny stand-in for contract.admin_units.AdminUnits (same API), for table and loader tests.
 
 Current provinces 01, 08, 79; old province 02 became 08. Current communes 00097 and 00004
 (in 01) and 26740 (in 79); old commune 00001 became 00097; old commune 00007 was split.

@@ -1,0 +1,1 @@
+"""Adapter kinds: generic REST and SOAP, and the reference agency adapters."""

@@ -1,0 +1,394 @@
+"""The generic REST kind: one HTTP call per message, the outcome from status and answer.
+
+With no options it POSTs the canonical message body unchanged. Options (``options:`` of
+the target in routes.yaml; every key is described in docs/adapters.md)::
+
+    method: POST                    # HTTP method
+    url: "{endpoint}/hoso/{payload.dossier_no}"   # default: the endpoint
+    headers: {X-Nguon: DVCBUS}      # static extra headers
+    body:                           # declared mapping (adapters.mapping); default: unchanged
+      MaHoSo: payload.dossier_no
+      NgayTiepNhan: {from: payload.status_at, format: yyyyMMddHHmmss}
+    types:                          # per message type: method/url/body/headers overrides
+      payment.confirmed: {url: "{endpoint}/thanhtoan"}
+    auth: {kind: oauth2, token_url: /oauth/token}     # bearer | basic | oauth2 | session
+    response:
+      expect: json                  # a 2xx answer must be JSON (or empty); "any" accepts text
+      error_code: {field: error_code, success: ["0"], transient: ["-99"]}
+      reference: [reference, id]    # where the agency's own id for the delivery is
+      already_exists:               # the insert that must be retried as an update
+        values: ["-2"]
+        message_contains: ["đã tồn tại"]
+        retry_as: {method: PUT, url: "{endpoint}/{payload.dossier_no}"}
+    tls: {ca_file: /etc/dvcbus/agency-ca.pem, client_cert: ..., client_key: ...}
+    max_response_bytes: 1048576
+
+Credentials: ``token`` alone sends ``Authorization: Bearer <token>``; the ``auth`` flows
+name the keys they use. Every request carries ``Idempotency-Key`` (the message id),
+``traceparent`` and ``X-Message-Type``, and states the target's connect and read timeouts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+from pydantic import Field, field_validator
+
+from adapters import classify
+from adapters.auth import (
+    Auth,
+    AuthFailed,
+    AuthOptions,
+    OAuth2ClientCredentials,
+    OAuth2Options,
+    SessionLogin,
+    SessionOptions,
+    build_auth,
+)
+from adapters.base import (
+    Adapter,
+    Delivered,
+    Outcome,
+    PermanentFailure,
+    TargetSpec,
+    TransientFailure,
+)
+from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions, UrlTemplate
+from adapters.mapping import Mapper, MappingError, MissingValue, compile_mapping, path_getter
+from adapters.masking import mask_text
+from adapters.options import (
+    AdapterConfigError,
+    AdapterOptions,
+    parse_options,
+    placeholder_credentials,
+)
+from bus.contract.envelope import Message
+
+MAX_RESPONSE_BYTES = DEFAULT_MAX_RESPONSE_BYTES
+TRANSIENT_STATUSES = classify.TRANSIENT_STATUSES
+DEFAULT_REFERENCE_FIELDS = ("reference", "id", "ma_ho_so", "MaHoSo")
+
+
+class RequestOptions(AdapterOptions):
+    """One HTTP call: any key left out is taken from the target's defaults."""
+
+    method: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+
+
+class ErrorCodeRule(AdapterOptions):
+    """A JSON field in the answer that says whether the agency accepted the message."""
+
+    field: str = "error_code"
+    success: list[str] = Field(default_factory=lambda: ["0"])
+    transient: list[str] = Field(default_factory=list)
+    message_field: str | None = "message"
+
+    @field_validator("success", "transient", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+class AlreadyExistsRule(AdapterOptions):
+    """The answer to an insert meaning "already exists": retried once as ``retry_as``."""
+
+    values: list[str] = Field(default_factory=list)  # error_code values
+    status: list[int] = Field(default_factory=list)  # HTTP statuses, e.g. 409
+    message_contains: list[str] = Field(default_factory=list)  # case-insensitive
+    retry_as: RequestOptions
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+class ResponseOptions(AdapterOptions):
+    expect: str = "json"
+    error_code: ErrorCodeRule | None = None
+    reference: list[str] = Field(default_factory=lambda: list(DEFAULT_REFERENCE_FIELDS))
+    already_exists: AlreadyExistsRule | None = None
+
+    @field_validator("expect")
+    @classmethod
+    def _expect(cls, value: str) -> str:
+        if value not in ("json", "any"):
+            raise ValueError("must be json or any")
+        return value
+
+
+class RestOptions(AdapterOptions):
+    """Options of the generic REST kind."""
+
+    method: str = "POST"
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    types: dict[str, RequestOptions] = Field(default_factory=dict)
+    auth: AuthOptions | None = None
+    response: ResponseOptions = Field(default_factory=ResponseOptions)
+    tls: TlsOptions | None = None
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0, le=64 * 1024 * 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A compiled request: method, URL template, body mapping (None: the message unchanged)."""
+
+    method: str
+    url: UrlTemplate
+    body: Mapper | None
+    headers: dict[str, str]
+
+    def payload(self, message: Message) -> bytes:
+        if self.body is None:
+            return message.body
+        return orjson.dumps(self.body(message.doc))
+
+
+class _AlreadyExists:
+    """Marker: the agency says the record exists; the caller retries as an update."""
+
+
+ALREADY_EXISTS = _AlreadyExists()
+
+
+class RestAdapter(Adapter):
+    """Delivers a message as one HTTP call, mapped or unchanged, and reads the agency's answer."""
+
+    kind: ClassVar[str] = "rest"
+    options_model: ClassVar[type[RestOptions]] = RestOptions
+    default_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, target: TargetSpec) -> None:
+        super().__init__(target)
+        self.options = parse_options(self.options_model, target, self.default_options)
+        o = self.options
+        try:
+            self.default_call = self._compile(RequestOptions(), "")
+            self.calls = {
+                type_: self._compile(request, f"types.{type_}.")
+                for type_, request in o.types.items()
+            }
+            rules = o.response
+            self.expect_json = rules.expect == "json"
+            self.reference_fields = [path_getter(f, "response.reference") for f in rules.reference]
+            self.error_code = rules.error_code
+            self.code_of = (
+                path_getter(rules.error_code.field, "response.error_code.field")
+                if rules.error_code
+                else None
+            )
+            self.message_of = (
+                path_getter(rules.error_code.message_field, "response.error_code.message_field")
+                if rules.error_code and rules.error_code.message_field
+                else None
+            )
+            self.already_exists = rules.already_exists
+            self.update_call = (
+                self._compile(rules.already_exists.retry_as, "response.already_exists.retry_as.")
+                if rules.already_exists
+                else None
+            )
+        except MappingError as exc:
+            raise AdapterConfigError(f"target {target.name!r}: option {exc}") from None
+        self.auth: Auth = build_auth(o.auth, target)
+        self.http = HttpClient(target, tls=o.tls, max_response_bytes=o.max_response_bytes)
+
+    def _compile(self, request: RequestOptions, where: str) -> Call:
+        o = self.options
+        body_spec = request.body if request.body is not None else o.body
+        try:
+            body = compile_mapping(body_spec, f"{where}body") if body_spec is not None else None
+        except MappingError as exc:
+            raise AdapterConfigError(f"target {self.target.name!r}: option {exc}") from None
+        return Call(
+            method=(request.method or o.method).upper(),
+            url=UrlTemplate(request.url or o.url, self.target.endpoint, f"{where}url"),
+            body=body,
+            headers={**o.headers, **request.headers},
+        )
+
+    async def start(self) -> None:
+        self.http.session  # noqa: B018 - open the pool before the first delivery
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    def headers_for(self, message: Message) -> dict[str, str]:
+        """The headers every call for ``message`` carries (before authentication)."""
+        return {
+            "Content-Type": "application/json; charset=utf-8",
+            "Idempotency-Key": message.id,
+            "traceparent": message.traceparent or new_traceparent(),
+            "X-Message-Type": message.type,
+        }
+
+    async def deliver(self, message: Message) -> Outcome:
+        return await self.deliver_with(self.calls.get(message.type, self.default_call), message)
+
+    async def deliver_with(self, call: Call, message: Message) -> Outcome:
+        """Deliver with ``call``; an "already exists" answer is retried once as the update."""
+        try:
+            outcome = await self.send(call, message)
+            if outcome is ALREADY_EXISTS:
+                assert self.update_call is not None
+                outcome = await self.send(self.update_call, message, retried=True)
+        except MissingValue as exc:
+            return PermanentFailure(f"message cannot be mapped: {exc}")
+        except Exception as exc:  # a bug here must not reach the dispatcher as an exception
+            return classify.for_bug(exc, self.kind)
+        assert not isinstance(outcome, _AlreadyExists)
+        return outcome
+
+    async def send(
+        self, call: Call, message: Message, *, retried: bool = False
+    ) -> Outcome | _AlreadyExists:
+        """One call for ``message``, classified (may raise MissingValue while mapping)."""
+        url = call.url.render(message.doc)
+        data = call.payload(message)
+        headers = self.headers_for(message)
+        headers.update(call.headers)
+        answer = await self.exchange(call.method, url, data, headers)
+        if not isinstance(answer, Answer):
+            return answer
+        can_update = not retried and self.update_call is not None
+        return self.interpret(answer, can_retry_as_update=can_update)
+
+    async def exchange(
+        self, method: str, url: str, data: bytes, headers: dict[str, str]
+    ) -> Answer | Outcome:
+        """Send one request with credentials (renewed and resent once after a 401).
+
+        Returns the answer, or the outcome a transport or credential failure means.
+        """
+        try:
+            used = await self.auth.apply(self.http, headers)
+            answer = await self.http.request(method, url, data=data, headers=headers)
+            if answer.status == 401 and self.auth.renews:
+                await self.auth.renew(self.http, used)
+                await self.auth.apply(self.http, headers)
+                answer = await self.http.request(method, url, data=data, headers=headers)
+            return answer
+        except AuthFailed as exc:
+            return exc.outcome
+        except Exception as exc:  # translated at the edge: the dispatcher never sees it
+            t = self.target
+            return classify.for_exception(
+                exc, connect_timeout=t.connect_timeout, read_timeout=t.read_timeout
+            )
+
+    def interpret(
+        self, answer: Answer, *, can_retry_as_update: bool = True
+    ) -> Outcome | _AlreadyExists:
+        """What the agency's answer means: status first, then the declared answer rules."""
+        body = answer.body
+        doc: Any = None
+        if body.strip():
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                if answer.ok and self.expect_json:
+                    return classify.unreadable(f"HTTP {answer.status}, not JSON", body)
+        if can_retry_as_update and self._already_exists(answer.status, doc):
+            return ALREADY_EXISTS
+        if not answer.ok:
+            return classify.for_status(
+                answer.status, self._agency_says(doc), location=answer.location
+            )
+        if self.code_of is None:
+            return Delivered(reference=self._reference(doc))
+        assert self.error_code is not None
+        if not isinstance(doc, dict):
+            return classify.unreadable(f"HTTP {answer.status}, no {self.error_code.field}", body)
+        code = self.code_of(doc)
+        if not isinstance(code, str | int) or isinstance(code, bool):
+            return classify.unreadable(f"HTTP {answer.status}, no {self.error_code.field}", body)
+        code = str(code)
+        if code in self.error_code.success:
+            return Delivered(reference=self._reference(doc))
+        detail = f"agency {self.error_code.field} {code}" + (
+            f": {self._agency_says(doc)}" if self._agency_says(doc) else ""
+        )
+        if code in self.error_code.transient:
+            return TransientFailure(detail)
+        return PermanentFailure(detail)
+
+    def _already_exists(self, status: int, doc: Any) -> bool:
+        """Whether the answer is the agency's "already exists" refusal of an insert.
+
+        Only a refusal qualifies: an accepted answer whose text happens to say "đã tồn tại"
+        ("recorded; it already existed") is a delivery, and a transient refusal ("busy")
+        must wait for a retry rather than become an update. The declared ``status`` and
+        ``values`` are taken as the agency declares them; ``message_contains`` is a looser
+        match, so it applies only to a permanent refusal.
+        """
+        rule = self.already_exists
+        if rule is None:
+            return False
+        code = self.code_of(doc) if self.code_of is not None and isinstance(doc, dict) else None
+        code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
+        accepted = 200 <= status < 300 and (
+            self.error_code is None or (code is not None and code in self.error_code.success)
+        )
+        if accepted:
+            return False
+        if status in rule.status or (code is not None and code in rule.values):
+            return True
+        transient = classify.is_transient_status(status) or (
+            self.error_code is not None and code in self.error_code.transient
+        )
+        if rule.message_contains and self.message_of is not None and not transient:
+            text = str(self.message_of(doc) or "").lower() if isinstance(doc, dict) else ""
+            return any(fragment.lower() in text for fragment in rule.message_contains)
+        return False
+
+    def _agency_says(self, doc: Any) -> str:
+        """The agency's own message (masked, short) when the answer rules name one."""
+        if self.message_of is None or not isinstance(doc, dict):
+            return ""
+        message = self.message_of(doc)
+        if not isinstance(message, str) or not message:
+            return ""
+        return repr(mask_text(" ".join(message.split()))[:160])
+
+    def _reference(self, doc: Any) -> str | None:
+        if not isinstance(doc, dict):
+            return None
+        for get in self.reference_fields:
+            value = get(doc)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return str(value)
+        return None
+
+    @classmethod
+    def standin_profile(cls, target: TargetSpec) -> Any:
+        """How a stand-in imitates this target's system (see adapters.testing.standin.Profile)."""
+        from adapters.testing.standin import Profile
+
+        adapter = cls(placeholder_credentials(target))
+        auth = adapter.options.auth
+        if isinstance(auth, OAuth2Options):
+            assert isinstance(adapter.auth, OAuth2ClientCredentials)
+            return Profile(auth="oauth2", auth_path=adapter.auth.url)
+        if isinstance(auth, SessionOptions):
+            assert isinstance(adapter.auth, SessionLogin)
+            return Profile(
+                auth="session",
+                auth_path=adapter.auth.url,
+                session_field=auth.session_field,
+                auth_header=auth.header,
+                auth_scheme=auth.scheme,
+            )
+        return Profile()
+
+
+def new_traceparent() -> str:
+    """A fresh W3C traceparent, for messages that arrived without one."""
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"

@@ -1,0 +1,1 @@
+"""Stand-in agency systems and fakes for testing adapters; never used in production."""

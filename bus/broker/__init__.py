@@ -1,0 +1,1 @@
+"""AMQP plumbing that knows nothing about dossiers: connections, publishing, acks, topology."""

@@ -1,0 +1,1 @@
+"""What a message is, with no broker: envelope, schemas, rejections, units, ids."""

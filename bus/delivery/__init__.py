@@ -1,0 +1,1 @@
+"""Stage 2: a target's queue to the agency, with its limits, retries and order."""

@@ -1,0 +1,609 @@
+"""The dispatcher process: delivery queues → checks → adapter → ack, retry or dead letter.
+
+Each target is a lane with its own channel (prefetch twice the target's concurrency: the
+calls in flight, plus as many messages waiting for their record or their turn), circuit
+breaker and rate limit, so a slow or failing agency holds only its own messages and never
+slows the others. One message at one target goes through named steps:
+
+    duplicate?   already delivered to this target (store) → ack, ``duplicate_suppressed``
+    superseded?  a status older than one already delivered → record, ack, ``superseded``
+    circuit      open → defer to a delay tier untouched (no attempt used), ack
+    rate limit   wait for a token
+    deliver      the adapter's one outcome (it must not raise; if it does, the message goes
+                 back to its queue and the broker's delivery limit parks it as ``poison``)
+    record       delivered → store (committed) → ack
+    recover      transient → next delay tier with the attempt recorded, or give up;
+                 permanent or given up → dead letter with reason and history → ack
+
+Every ack follows the work it confirms (store commit, or the broker's confirm of a retry or
+dead-letter publish), so a crash at any point redelivers instead of losing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from pika import BasicProperties
+from pika.adapters.asyncio_connection import AsyncioConnection
+
+from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, TransientFailure
+from bus.broker.acks import ChannelAcks
+from bus.broker.connection import ChannelOps, Supervisor
+from bus.broker.publisher import ConfirmingPublisher
+from bus.broker.topology import Names, Topology, declare
+from bus.contract.envelope import STATUS_TYPE, Message, status_of
+from bus.contract.rejections import Reason
+from bus.delivery import ordering
+from bus.delivery.circuit import CLOSED, OPEN, CircuitBreaker
+from bus.delivery.keylocks import KeyLocks
+from bus.delivery.ratelimit import TokenBucket
+from bus.delivery.retry import AttemptRecord, GiveUp, next_step
+from bus.observability.hops import Event, Hop, Hops
+from bus.recovery import dead_letters
+from bus.store import DELIVERED, SUPERSEDED, StatusPosition, Store, TargetState
+from bus.store import Outcome as StoreOutcome
+
+log = structlog.get_logger("bus.dispatcher")
+STATE_INTERVAL = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPlan:
+    schedule: tuple[float, ...]
+    max_attempts: int
+    max_age: float
+
+
+@dataclass(slots=True)
+class TargetLane:
+    """One target's adapter, channel, breaker, limits and counters."""
+
+    name: str
+    adapter: Adapter
+    concurrency: int
+    deadline: float  # seconds an adapter call may take before it is abandoned as transient
+    retry: RetryPlan
+    breaker: CircuitBreaker
+    bucket: TokenBucket | None = None
+    config: Any = None  # the routes.yaml target it was built from (to see what a reload changes)
+    slots: asyncio.Semaphore = field(init=False)  # at most `concurrency` calls at once
+    ops: ChannelOps | None = None
+    acks: ChannelAcks | None = None  # of ``ops``'s channel
+    consumer_tag: str | None = None
+    in_flight: int = 0
+    delivered: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    started: dict[int, float] = field(default_factory=dict)  # delivery tag -> routed-at
+    # In a delay tier: id -> (routed-at, when it is due back). Another dispatcher process may
+    # take it when it comes back, so an entry long past due is forgotten.
+    waiting: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.concurrency)
+
+    @property
+    def prefetch(self) -> int:
+        """Messages taken from the queue at once: the calls in flight and as many waiting.
+
+        A delivery holds its message until the store has recorded it; with prefetch equal to
+        concurrency, those milliseconds would keep the agency's slots idle.
+        """
+        return 2 * self.concurrency
+
+    def oldest_in_flight(self) -> float | None:
+        return min(self.started.values(), default=None)
+
+    def note_error(self, error: str) -> None:
+        """The last error, for ``dvcbus targets`` (reasons are masked by the adapters)."""
+        self.last_error = error[:500]
+        self.last_error_at = time.time()
+
+    def oldest_waiting(self, now: float) -> float | None:
+        """Routed-at of the oldest message this process sent to a delay tier (not yet back)."""
+        for message_id in [m for m, (_, due) in self.waiting.items() if now > due + 300]:
+            del self.waiting[message_id]
+        return min((routed for routed, _ in self.waiting.values()), default=None)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message taken from one target's queue, until it is acked or handed back."""
+
+    lane: TargetLane
+    acks: ChannelAcks | None  # None: its channel is gone (the broker requeued it)
+    tag: int
+    props: BasicProperties
+    body: bytes
+    record: AttemptRecord  # attempts so far; counts this one once it has failed
+    message: Message | None = None
+
+    def ack(self) -> None:
+        if self.acks is not None:
+            self.acks.ack(self.tag)
+
+    def nack(self) -> None:
+        """Back to the queue (the broker counts it toward the delivery limit)."""
+        if self.acks is not None:
+            self.acks.nack(self.tag)
+
+    def hop(self, event: Event, **fields: Any) -> Hop:
+        message = self.message
+        assert message is not None
+        fields.setdefault("attempt", self.record.attempt)
+        if message.type == STATUS_TYPE:
+            fields.setdefault("status", status_of(message.doc))
+        return Hop(
+            event,
+            "dispatcher",
+            message.id,
+            message.type,
+            message.dossier_no,
+            target=self.lane.name,
+            body=message.body,
+            **fields,
+        )
+
+
+class Dispatcher:
+    """Delivers each target's queue through that target's adapter."""
+
+    def __init__(
+        self,
+        lanes: dict[str, TargetLane],
+        names: Names,
+        topology: Topology,
+        *,
+        hops: Hops,
+        store: Store,
+        amqp_url: str,
+        reconnect_delay_max: float = 10.0,
+        shutdown_grace: float = 20.0,
+        name: str = "dvcbus-dispatcher",
+    ) -> None:
+        self.lanes = lanes
+        self.hops = hops
+        self.store = store
+        self.names = names
+        self.topology = topology
+        self.shutdown_grace = shutdown_grace
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self.supervisor = Supervisor(
+            amqp_url, name, self._setup, self._teardown, max_delay=reconnect_delay_max
+        )
+        self.circuit_listeners: list[Callable[[str, str], None]] = []
+        self._publisher: ConfirmingPublisher | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._locks = KeyLocks()
+        self._stopping = False
+        self._shortest_tier = min(
+            (w for lane in lanes.values() for w in lane.retry.schedule), default=10.0
+        )
+        for lane in lanes.values():
+            lane.breaker.on_change = self._circuit_changed(lane)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        for lane in self.lanes.values():
+            await lane.adapter.start()
+        saver = asyncio.ensure_future(self._save_states_forever())
+        try:
+            await self.supervisor.run()
+        finally:
+            saver.cancel()
+            for lane in self.lanes.values():
+                await lane.adapter.close()
+
+    async def _setup(self, conn: AsyncioConnection) -> None:
+        setup_ops = await ChannelOps.open(conn)
+        await declare(setup_ops, self.topology)
+        await setup_ops.close()
+        self._publisher = await ConfirmingPublisher.open(await ChannelOps.open(conn))
+        for lane in self.lanes.values():
+            self._open_lane_channel(lane, await ChannelOps.open(conn))
+            if lane.breaker.state == CLOSED:
+                await self._consume(lane, lane.prefetch)
+            elif lane.breaker.state == OPEN:
+                self._schedule_probe(lane)
+            else:
+                await self._consume(lane, 1)
+        log.info("dispatcher.ready", targets=sorted(self.lanes))
+
+    @staticmethod
+    def _open_lane_channel(lane: TargetLane, ops: ChannelOps) -> None:
+        lane.ops = ops
+        lane.acks = ChannelAcks(ops.channel, asyncio.get_running_loop().call_soon)
+
+    def _teardown(self) -> None:
+        self._publisher = None
+        for lane in self.lanes.values():
+            lane.ops = None
+            lane.acks = None
+            lane.consumer_tag = None
+            lane.started.clear()
+
+    async def _consume(self, lane: TargetLane, prefetch: int) -> None:
+        ops = lane.ops
+        if ops is None or self._stopping or not ops.channel.is_open:
+            return
+        await ops.qos(prefetch)
+        if lane.consumer_tag is None:
+            frame = await ops.call(
+                ops.channel.basic_consume,
+                self.names.delivery_queue(lane.name),
+                self._consumer_for(lane),
+            )
+            lane.consumer_tag = frame.method.consumer_tag
+
+    def _cancel(self, lane: TargetLane) -> None:
+        ops = lane.ops
+        if ops is not None and ops.channel.is_open and lane.consumer_tag is not None:
+            ops.channel.basic_cancel(lane.consumer_tag)
+        lane.consumer_tag = None
+
+    def _consumer_for(self, lane: TargetLane) -> Any:
+        def on_message(ch: Any, method: Any, props: BasicProperties, body: bytes) -> None:
+            acks = lane.acks if lane.acks is not None and lane.acks.channel is ch else None
+            self._spawn(self._handle(lane, acks, method.delivery_tag, props, body))
+
+        return on_message
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- circuit -------------------------------------------------------------------------
+
+    def _circuit_changed(self, lane: TargetLane) -> Callable[[str, str], None]:
+        def changed(old: str, new: str) -> None:
+            log.warning("dispatcher.circuit", target=lane.name, old=old, new=new)
+            for listener in self.circuit_listeners:
+                listener(lane.name, new)
+            if new == OPEN:
+                self._cancel(lane)
+                self._schedule_probe(lane)
+            elif new == CLOSED:
+                self._spawn(self._consume(lane, lane.prefetch))
+
+        return changed
+
+    def _schedule_probe(self, lane: TargetLane) -> None:
+        """After the cool-down, take messages one at a time: the first is the probe."""
+
+        def probe() -> None:
+            if lane.breaker.state != CLOSED:
+                self._spawn(self._consume(lane, 1))
+
+        asyncio.get_running_loop().call_later(lane.breaker.seconds_until_probe + 0.01, probe)
+
+    # --- one message at one target -------------------------------------------------------
+
+    async def _handle(
+        self,
+        lane: TargetLane,
+        acks: ChannelAcks | None,
+        tag: int,
+        props: BasicProperties,
+        body: bytes,
+    ) -> None:
+        d = Delivery(
+            lane, acks, tag, props, body, AttemptRecord.from_headers(props.headers, time.time())
+        )
+        lane.in_flight += 1
+        lane.started[tag] = float(props.timestamp or time.time())
+        try:
+            try:
+                d.message = Message.from_doc(orjson.loads(body), body)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                # The router validated it: reaching here means someone published around it.
+                await self._dead_letter(d, Reason.REJECTED, f"not a canonical message: {exc}")
+                return
+            message = d.message
+            lane.waiting.pop(message.id, None)  # back from a delay tier, if it was in one
+            replay_of = (props.headers or {}).get(dead_letters.REPLAY_OF)
+            if replay_of is not None and d.record.attempt == 1:  # not again at each retry
+                self.hops.emit(
+                    d.hop(Event.REPLAYED, detail=f"replay of dead letter {replay_of} taken up")
+                )
+            position = ordering.position(message)
+            key = (lane.name, message.dossier_no if position else message.id)
+            async with self._locks.hold(key):
+                await self._steps(d, message, position)
+        except Exception:
+            # A bug of ours, not the agency's: back to the queue; the delivery limit ends loops.
+            log.exception("dispatcher.step_failed", target=lane.name, message_id=props.message_id)
+            d.nack()
+        finally:
+            lane.in_flight -= 1
+            lane.started.pop(tag, None)
+
+    async def _steps(self, d: Delivery, message: Message, position: StatusPosition | None) -> None:
+        lane = d.lane
+        if self.store.delivered_already(message.id, lane.name):
+            d.ack()
+            self.hops.emit(d.hop(Event.DUPLICATE_SUPPRESSED))
+            return
+        if position is not None and message.dossier_no:
+            current = self.store.status_position(message.dossier_no, lane.name)
+            if ordering.is_older(position, current):
+                await self.store.record(
+                    StoreOutcome(message.id, lane.name, SUPERSEDED, time.time(), d.record.attempt)
+                )
+                d.ack()
+                self.hops.emit(d.hop(Event.SUPERSEDED, detail=f"newer status {current}"))
+                return
+        async with lane.slots:  # at most `concurrency` calls to the agency at once
+            # Asked once a slot is free: the circuit may have opened while this one waited.
+            if not lane.breaker.allow():
+                await self._defer(d)
+                return
+            started = time.perf_counter()
+            try:
+                if lane.bucket is not None:
+                    await lane.bucket.acquire()
+                started = time.perf_counter()
+                async with asyncio.timeout(lane.deadline):  # no extra task, unlike wait_for
+                    outcome: Outcome = await lane.adapter.deliver(message)
+            except TimeoutError:
+                deadline = f"no outcome within {lane.deadline:.0f}s (adapter deadline)"
+                outcome = TransientFailure(deadline)
+            except Exception as exc:
+                lane.breaker.release()
+                lane.note_error(f"adapter crashed: {type(exc).__name__}")
+                log.exception("dispatcher.adapter_crashed", target=lane.name, message_id=message.id)
+                d.nack()  # the broker's delivery limit ends a loop
+                return
+        elapsed = time.perf_counter() - started
+        if isinstance(outcome, Delivered):
+            lane.breaker.success()
+            await self.store.record(
+                StoreOutcome(
+                    message.id, lane.name, DELIVERED, time.time(), d.record.attempt,
+                    outcome.reference, message.dossier_no, position,
+                )
+            )  # fmt: skip
+            lane.delivered += 1
+            d.ack()
+            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=outcome.reference))
+            return
+        lane.failed += 1
+        lane.note_error(outcome.reason)
+        tried, d.record = d.record, d.record.failed(time.time(), outcome.reason, lane.name)
+        if isinstance(outcome, PermanentFailure):
+            lane.breaker.success()  # it answered: the agency is up, the message is wrong
+            await self._dead_letter(d, Reason.REJECTED, outcome.reason, elapsed)
+            return
+        lane.breaker.failure()
+        await self._retry_or_give_up(d, tried, outcome, elapsed)
+
+    async def _retry_or_give_up(
+        self, d: Delivery, tried: AttemptRecord, outcome: TransientFailure, elapsed: float
+    ) -> None:
+        """Attempt ``tried`` failed transiently (``d.record`` already counts it)."""
+        plan, now = d.lane.retry, time.time()
+        step = next_step(
+            tried,
+            schedule=plan.schedule,
+            max_attempts=plan.max_attempts,
+            max_age=plan.max_age,
+            now=now,
+        )
+        if isinstance(step, GiveUp):
+            detail = f"{outcome.reason}; gave up: {step.why}"
+            await self._dead_letter(d, Reason.RETRIES_EXHAUSTED, detail, elapsed)
+            return
+        if not await self._park_for(d, step.seconds):
+            return
+        self.hops.emit(
+            d.hop(
+                Event.RETRIED,
+                attempt=tried.attempt,
+                reason=outcome.reason,
+                detail=f"attempt {d.record.attempt} in {step.seconds:g}s",
+                duration=elapsed,
+            )
+        )
+
+    async def _defer(self, d: Delivery) -> None:
+        """Circuit open: park the message in the shortest delay tier without using an attempt."""
+        wait = self._shortest_tier
+        if await self._park_for(d, wait):
+            self.hops.emit(
+                d.hop(Event.DEFERRED, reason="circuit_open", detail=f"back in {wait:g}s")
+            )
+
+    async def _park_for(self, d: Delivery, seconds: float) -> bool:
+        """Send the message to the delay tier of ``seconds`` and ack it; False if refused."""
+        props = d.props
+        copy = BasicProperties(
+            content_type=props.content_type,
+            delivery_mode=2,
+            message_id=props.message_id,
+            type=props.type,
+            timestamp=props.timestamp,
+            headers=d.record.headers(props.headers),
+        )
+        if not await self._publish(self.names.retry_tier(seconds), d.lane.name, d.body, copy):
+            d.nack()
+            return False
+        d.ack()
+        now = time.time()
+        assert d.message is not None
+        d.lane.waiting[d.message.id] = (float(props.timestamp or now), now + seconds)
+        return True
+
+    async def _dead_letter(
+        self, d: Delivery, reason: Reason, detail: str, duration: float | None = None
+    ) -> None:
+        props = d.props
+        original = BasicProperties(
+            content_type=props.content_type,
+            message_id=props.message_id,
+            type=props.type,
+            timestamp=props.timestamp,
+            headers=d.record.headers(props.headers),
+        )
+        dl_props = dead_letters.properties(
+            reason, detail, stage="dispatcher", original=original, target=d.lane.name
+        )
+        if not await self._publish(self.names.dead_exchange, "", d.body, dl_props):
+            d.nack()
+            return
+        d.ack()
+        self.hops.emit(
+            Hop(
+                Event.DEAD_LETTERED,
+                "dispatcher",
+                props.message_id,
+                props.type,
+                d.message.dossier_no if d.message else None,
+                target=d.lane.name,
+                reason=reason.value,
+                detail=detail,
+                attempt=max(d.record.attempt - 1, 1),
+                duration=duration,
+                body=d.body,
+                status=status_of(d.message.doc) if d.message else None,
+            )
+        )
+
+    async def _publish(self, exchange: str, key: str, body: bytes, props: BasicProperties) -> bool:
+        """Publish and wait for the broker's confirm; False when it refused or is gone."""
+        publisher = self._publisher
+        if publisher is None:
+            return False
+        return await publisher.publish_and_wait(exchange, key, body, props)
+
+    # --- routes reload -------------------------------------------------------------------
+
+    async def apply(
+        self,
+        targets: dict[str, Any],
+        topology: Topology,
+        make_lane: Callable[[str, Any], TargetLane],
+        serves: set[str] | None = None,
+    ) -> None:
+        """Take new routes without dropping traffic: add, change and retire lanes in place.
+
+        A changed target gets a new adapter for its next calls (calls in flight finish on the
+        old one); removed targets stop consuming (their queue keeps what is left in it).
+        """
+        conn = self.supervisor.connection
+        if conn is not None and conn.is_open:
+            ops = await ChannelOps.open(conn)
+            await declare(ops, topology)
+            await ops.close()
+        self.topology = topology
+        wanted = {n: t for n, t in targets.items() if serves is None or n in serves}
+        for name in sorted(set(self.lanes) - set(wanted)):
+            lane = self.lanes.pop(name)
+            self._cancel(lane)
+            self._spawn(self._retire(lane.adapter, lane.deadline))
+            log.info("dispatcher.target_removed", target=name)
+        for name, target in sorted(wanted.items()):
+            old = self.lanes.get(name)
+            if old is not None and old.config == target:
+                continue
+            try:
+                new = make_lane(name, target)
+                await new.adapter.start()
+            except Exception as exc:
+                log.error("dispatcher.target_not_changed", target=name, error=str(exc))
+                continue
+            if old is None:
+                new.breaker.on_change = self._circuit_changed(new)
+                self.lanes[name] = new
+                if conn is not None and conn.is_open:
+                    self._open_lane_channel(new, await ChannelOps.open(conn))
+                    await self._consume(new, new.prefetch)
+                log.info("dispatcher.target_added", target=name)
+                continue
+            retired, old.adapter = old.adapter, new.adapter
+            old.config, old.retry, old.bucket, old.deadline = (
+                new.config,
+                new.retry,
+                new.bucket,
+                new.deadline,
+            )
+            old.breaker.threshold, old.breaker.cooldown = (
+                new.breaker.threshold,
+                new.breaker.cooldown,
+            )
+            old.concurrency, old.slots = new.concurrency, new.slots
+            if old.consumer_tag is not None and old.breaker.state == CLOSED:
+                await self._consume(old, old.prefetch)  # new prefetch
+            self._spawn(self._retire(retired, old.deadline))
+            log.info("dispatcher.target_changed", target=name)
+
+    @staticmethod
+    async def _retire(adapter: Adapter, after: float) -> None:
+        """Close an adapter once the calls it may still be making are over."""
+        await asyncio.sleep(after)
+        await adapter.close()
+
+    def waiting_ages(self, now: float) -> dict[str, float]:
+        """Per target, how long the oldest message parked in a delay tier has been waiting."""
+        ages = {}
+        for name, lane in self.lanes.items():
+            oldest = lane.oldest_waiting(now)
+            if oldest is not None:
+                ages[name] = now - oldest
+        return ages
+
+    # --- target states and shutdown ------------------------------------------------------
+
+    def target_states(self) -> list[TargetState]:
+        now = time.time()
+        return [
+            TargetState(
+                lane.name,
+                self.process,
+                lane.breaker.state,
+                lane.in_flight,
+                lane.last_error,
+                lane.last_error_at,
+                lane.oldest_in_flight(),
+                now,
+            )
+            for lane in self.lanes.values()
+        ]
+
+    async def _save_states_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.store.save_target_states, self.target_states())
+            except Exception as exc:
+                log.warning("dispatcher.state_save_failed", error=str(exc))
+            await asyncio.sleep(STATE_INTERVAL)
+
+    async def stop(self) -> None:
+        """Stop taking messages, finish those in flight (bounded), then disconnect."""
+        self._stopping = True
+        self.supervisor.stop()
+        for lane in self.lanes.values():
+            self._cancel(lane)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.shutdown_grace)
+        for lane in self.lanes.values():
+            if lane.acks is not None:
+                lane.acks.flush()  # acks not yet sent go out before the connection closes
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.store.save_target_states, self.target_states())
+        await self.supervisor.close()
+        log.info(
+            "dispatcher.stopped",
+            delivered={n: lane.delivered for n, lane in self.lanes.items()},
+            failed={n: lane.failed for n, lane in self.lanes.items()},
+        )

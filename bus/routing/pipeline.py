@@ -1,0 +1,100 @@
+"""The router's path for one message, as named steps: parse → validate → authorise → route.
+
+No broker here: the step functions take bytes and return a decision, so every rule is
+testable with a dict. The router process (``bus.routing.router``) publishes what they decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bus.contract.envelope import STATUS_TYPE, dossier_no_of, parse, short_str, status_of
+from bus.contract.rejections import Reason, Rejection
+from bus.contract.schemas import SchemaRegistry
+from bus.routes import RoutingTable
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Send a copy of ``body`` to each target."""
+
+    message_id: str
+    message_type: str
+    targets: tuple[str, ...]
+    routes: tuple[str, ...]
+    body: bytes
+    unit_notes: tuple[str, ...] = ()
+    dossier_no: str | None = None
+    status: int | None = None  # of a status update, for its hops
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """Dead-letter the original body with a reason."""
+
+    reason: Reason
+    detail: str
+    message_id: str | None = None
+    message_type: str | None = None
+    dossier_no: str | None = None
+
+
+Decision = Forward | Park
+
+
+class RouterPipeline:
+    """Decides the fate of one ingress message; pure CPU, no I/O."""
+
+    def __init__(self, schemas: SchemaRegistry, table: RoutingTable, max_bytes: int) -> None:
+        self.schemas = schemas
+        self.table = table
+        self.max_bytes = max_bytes
+
+    def decide(self, body: bytes) -> Decision:
+        """The fate of ``body``: forwarded to targets, or parked with a reason."""
+        doc: dict[str, Any] | None = None
+        try:
+            doc = parse(body, self.max_bytes)
+            type_, _version = self.schemas.validate(doc)
+            source = doc["source"]
+            self.table.authorise(type_, source)
+            attrs = self.schemas.route_attributes(doc)
+            resolution = self.table.resolve(type_, source, attrs)
+        except Rejection as rej:
+            return Park(rej.reason, rej.detail, *_identity(doc))
+        notes: tuple[str, ...] = ()
+        translation = resolution.translation
+        if translation is not None and translation.translated:
+            body = _rewrite_units(self.schemas, doc, attrs, translation)
+            notes = translation.notes
+        return Forward(
+            doc["id"],
+            type_,
+            resolution.targets,
+            resolution.routes,
+            body,
+            notes,
+            dossier_no_of(doc),
+            status_of(doc) if type_ == STATUS_TYPE else None,
+        )
+
+
+def _identity(doc: dict[str, Any] | None) -> tuple[str | None, str | None, str | None]:
+    """Message id, type and dossier number of a refused message, when they are usable strings."""
+    if not doc:
+        return None, None, None
+    return short_str(doc.get("id")), short_str(doc.get("type")), dossier_no_of(doc)
+
+
+def _rewrite_units(
+    schemas: SchemaRegistry, doc: dict[str, Any], attrs: dict[str, str], translation: Any
+) -> bytes:
+    """Carry the current unit codes to the agencies; the originals stay in the audit notes."""
+    for name in ("province", "commune"):
+        new = getattr(translation, name)
+        if name in attrs and new and new != attrs[name]:
+            schemas.set_route_attribute(doc, name, new)
+    return orjson.dumps(doc)

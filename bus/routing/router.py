@@ -1,0 +1,222 @@
+"""The router process: ingress queue → decide → confirmed copies (or a dead letter) → ack.
+
+An ingress message is acknowledged only after the broker has confirmed every copy of it
+(or its dead letter); until then a crash simply hands it to the next router. Confirms are
+pipelined, never awaited one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from pika import BasicProperties
+from pika.adapters.asyncio_connection import AsyncioConnection
+
+from bus.broker.acks import IngressAcks
+from bus.broker.connection import ChannelOps, Supervisor
+from bus.broker.publisher import ConfirmingPublisher
+from bus.broker.topology import Names, Topology, declare
+from bus.observability.hops import Event, Hop, Hops
+from bus.recovery import dead_letters
+from bus.routes import RoutingTable
+from bus.routing.pipeline import Forward, Park, RouterPipeline
+
+log = structlog.get_logger("bus.router")
+
+ROUTES_HEADER = "x-dvcbus-routes"
+UNITS_HEADER = "x-dvcbus-units"
+
+
+class RouterStats:
+    """Counts since start, for the shutdown summary (metrics come from the metrics module)."""
+
+    __slots__ = ("consumed", "copies", "errors", "forwarded", "parked")
+
+    def __init__(self) -> None:
+        self.consumed = self.forwarded = self.copies = self.parked = self.errors = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Router:
+    """Consumes the ingress queue and routes every message, or parks it with a reason."""
+
+    def __init__(
+        self,
+        pipeline: RouterPipeline,
+        names: Names,
+        topology: Topology,
+        *,
+        hops: Hops,
+        amqp_url: str,
+        prefetch: int = 1000,
+        reconnect_delay_max: float = 10.0,
+        shutdown_grace: float = 20.0,
+        name: str = "dvcbus-router",
+    ) -> None:
+        self.pipeline = pipeline
+        self.hops = hops
+        self.names = names
+        self.topology = topology
+        self.prefetch = prefetch
+        self.shutdown_grace = shutdown_grace
+        self.stats = RouterStats()
+        self.supervisor = Supervisor(
+            amqp_url, name, self._setup, self._teardown, max_delay=reconnect_delay_max
+        )
+        self._publisher: ConfirmingPublisher | None = None
+        self._acks: IngressAcks | None = None
+        self._consumer: tuple[ChannelOps, str] | None = None
+
+    async def run(self) -> None:
+        await self.supervisor.run()
+
+    async def _setup(self, conn: AsyncioConnection) -> None:
+        setup_ops = await ChannelOps.open(conn)
+        await declare(setup_ops, self.topology)
+        await setup_ops.close()
+        publisher = await ConfirmingPublisher.open(await ChannelOps.open(conn))
+        consumer = await ChannelOps.open(conn)
+        await consumer.qos(self.prefetch)
+        acks = IngressAcks(consumer.channel)
+        publisher.after_confirm = acks.flush
+        self._publisher, self._acks = publisher, acks
+        tag = await consumer.call(
+            consumer.channel.basic_consume, self.names.ingress_queue, self._on_message
+        )
+        self._consumer = (consumer, tag.method.consumer_tag)
+        log.info("router.ready", queue=self.names.ingress_queue, prefetch=self.prefetch)
+
+    def _teardown(self) -> None:
+        self._publisher = None
+        self._acks = None
+        self._consumer = None
+
+    def _on_message(self, _ch: Any, method: Any, props: BasicProperties, body: bytes) -> None:
+        acks, publisher = self._acks, self._publisher
+        if acks is None or publisher is None:
+            return  # connection being torn down; the broker requeues it
+        stats = self.stats
+        stats.consumed += 1
+        started = time.perf_counter()
+        try:
+            decision = self.pipeline.decide(body)
+        except Exception:
+            stats.errors += 1
+            log.exception("router.decide_failed", delivery_tag=method.delivery_tag)
+            acks.fail(method.delivery_tag)
+            return
+        headers_in = props.headers
+        if headers_in and dead_letters.REPLAY_OF in headers_in:
+            self._taken_up(decision, headers_in[dead_letters.REPLAY_OF], body)
+        if type(decision) is Forward:
+            pending = acks.track(method.delivery_tag, len(decision.targets))
+            headers: dict[str, Any] = {ROUTES_HEADER: ",".join(decision.routes)}
+            if decision.unit_notes:
+                headers[UNITS_HEADER] = "; ".join(decision.unit_notes)
+            exchange = self.names.deliver_exchange
+            for target in decision.targets:
+                copy_headers = dict(headers)
+                copy_headers[dead_letters.TARGET] = target
+                copy_props = BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=2,
+                    message_id=decision.message_id,
+                    type=decision.message_type,
+                    timestamp=int(time.time()),
+                    headers=copy_headers,
+                )
+                publisher.publish(exchange, target, decision.body, copy_props, pending.settle)
+            stats.forwarded += 1
+            stats.copies += len(decision.targets)
+            self.hops.emit(
+                Hop(
+                    Event.ROUTED,
+                    "router",
+                    decision.message_id,
+                    decision.message_type,
+                    decision.dossier_no,
+                    targets=decision.targets,
+                    detail="; ".join(decision.unit_notes) or None,
+                    duration=time.perf_counter() - started,
+                    body=decision.body,
+                    status=decision.status,
+                )
+            )
+        else:
+            self._park(decision, method.delivery_tag, props, body, acks, publisher)
+            self.hops.emit(
+                Hop(
+                    Event.DEAD_LETTERED,
+                    "router",
+                    decision.message_id,
+                    decision.message_type,
+                    decision.dossier_no,
+                    reason=decision.reason.value,
+                    detail=decision.detail,
+                    duration=time.perf_counter() - started,
+                    body=body,
+                )
+            )
+
+    def _taken_up(self, decision: Forward | Park, dead_id: Any, body: bytes) -> None:
+        """A replayed dead letter is back: the operator's replay counted where it arrives."""
+        self.hops.emit(
+            Hop(
+                Event.REPLAYED,
+                "router",
+                decision.message_id,
+                decision.message_type,
+                decision.dossier_no,
+                detail=f"replay of dead letter {dead_id} taken up",
+                body=body,
+            )
+        )
+
+    def _park(
+        self,
+        decision: Park,
+        tag: int,
+        props: BasicProperties,
+        body: bytes,
+        acks: IngressAcks,
+        publisher: ConfirmingPublisher,
+    ) -> None:
+        self.stats.parked += 1
+        pending = acks.track(tag, 1)
+        dl_props = dead_letters.properties(
+            decision.reason,
+            decision.detail,
+            stage="router",
+            original=props,
+            message_id=decision.message_id,
+            message_type=decision.message_type,
+        )
+        publisher.publish(self.names.dead_exchange, "", body, dl_props, pending.settle)
+
+    async def apply(self, table: RoutingTable, topology: Topology) -> None:
+        """Use new routes from the next message on; declare what they add (new target queues)."""
+        conn = self.supervisor.connection
+        if conn is not None and conn.is_open:
+            ops = await ChannelOps.open(conn)
+            await declare(ops, topology)
+            await ops.close()
+        self.topology = topology
+        self.pipeline.table = table
+
+    async def stop(self) -> None:
+        """Stop consuming, let in-flight copies be confirmed and acked, then disconnect."""
+        self.supervisor.stop()
+        if self._consumer is not None:
+            ops, consumer_tag = self._consumer
+            if ops.channel.is_open:
+                ops.channel.basic_cancel(consumer_tag)
+        deadline = time.monotonic() + self.shutdown_grace
+        while self._acks is not None and self._acks.outstanding and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await self.supervisor.close()
+        log.info("router.stopped", **self.stats.as_dict())
