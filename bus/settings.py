@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# The checkout (or install) the bus runs from: the one place bus/ works out its root.
+# (The adapter SDK finds its own, adapters/kinds/soap.py: it must not import bus.)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "DVCBUS_"
 
