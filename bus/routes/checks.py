@@ -2,18 +2,23 @@
 
 The loader reads the file (YAML, positions, the model); these check that its parts agree with
 each other (routes name real targets, no route is shadowed) and with the world: the schemas'
-message types, the installed adapter kinds, the administrative units. Each check returns its
-problems, located at the line the operator must change; a check whose knowledge the caller
-did not supply finds nothing.
+message types, the installed adapter kinds and their options, the administrative units. Each
+check returns its
+problems, located at the line the operator must change; a check whose knowledge the
+caller did not supply finds nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import BaseModel, ValidationError
+
+from adapters.options import _problem as option_problem
+from adapters.options import merge_options
 from bus.routes.model import (
     COMMUNE_CODE,
     GLOB_KEYS,
@@ -90,11 +95,32 @@ class Written:
         return owner_of(("routes", index), self.data)
 
 
+@dataclass(frozen=True)
+class KindOptions:
+    """What an adapter kind accepts as a target's ``options:``: its model, over its defaults."""
+
+    model: type[BaseModel]
+    defaults: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, adapter_class: type) -> KindOptions | None:
+        """The options an adapter class declares (``options_model``), or None if none."""
+        model = getattr(adapter_class, "options_model", None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        return cls(model, getattr(adapter_class, "default_options", None) or {})
+
+
+# The options a kind accepts, or None when unknown (the kind is not installed, or declares none).
+OptionsOf = Callable[[str], KindOptions | None]
+
+
 def check_all(
     written: Written,
     known_types: set[str] | None = None,
     known_adapters: set[str] | None = None,
     units: AdminUnits | None = None,
+    options_of: OptionsOf | None = None,
 ) -> list[Problem]:
     """Every problem the checks find, given what the caller knows."""
     return [
@@ -102,6 +128,7 @@ def check_all(
         *route_targets(written),
         *message_types(written, known_types),
         *adapter_kinds(written, known_adapters),
+        *adapter_options(written, options_of),
         *unit_codes(written, units),
         *sources_for_routed_types(written, known_types),
         *unused_targets(written),
@@ -172,6 +199,54 @@ def adapter_kinds(w: Written, known_adapters: set[str] | None) -> Iterator[Probl
                 ("targets", name, "adapter"),
                 f"target {name!r}: unknown adapter kind {kind!r}{advice}",
             )
+
+
+def adapter_options(w: Written, options_of: OptionsOf | None) -> Iterator[Problem]:
+    """A target option its adapter kind would refuse at start (a typo, a wrong value).
+
+    The kind's own options model decides, over the kind's default options, exactly as when
+    the adapter is built; nothing is built, so nothing is fetched or connected to.
+    """
+    if options_of is None:
+        return
+    for name, target in w.targets.items():
+        kind = target.get("adapter") if isinstance(target, dict) else None
+        options = target.get("options", {}) if isinstance(target, dict) else None
+        if not isinstance(kind, str) or not isinstance(options, dict):
+            continue  # a missing kind or a non-mapping `options` is reported by the model
+        accepted = options_of(kind)
+        if accepted is None:
+            continue
+        try:
+            accepted.model.model_validate(merge_options(dict(accepted.defaults), options))
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False, include_input=False):
+                # Worded by the adapters themselves: `routes check` says what start would.
+                yield w.problem(
+                    _option_path(name, options, tuple(error["loc"])),
+                    f"target {name!r}: {option_problem(error)}",
+                    key=error["type"] == "extra_forbidden",
+                )
+
+
+def _option_path(target: str, options: Any, loc: Path_) -> Path_:
+    """Where the option an error's location names is written in the file.
+
+    Parts not written by the target are skipped: the member a tagged union chose (``auth``'s
+    kind), and a default the kind supplies; a missing option is cited at its block.
+    """
+    path: list[str | int] = ["targets", target, "options"]
+    node = options
+    for i, part in enumerate(loc):
+        written = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if written:
+            node = node[part]
+        elif i < len(loc) - 1:
+            continue
+        path.append(part)
+    return tuple(path)
 
 
 def unit_codes(w: Written, units: AdminUnits | None) -> Iterator[Problem]:

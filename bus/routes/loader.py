@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from bus.routes.checks import Written, check_all
+from bus.routes.checks import OptionsOf, Written, check_all
 from bus.routes.model import (
     CircuitPolicy,
     Defaults,
@@ -55,13 +55,15 @@ def load_routes(
     known_types: set[str] | None = None,
     known_adapters: set[str] | None = None,
     units: AdminUnits | None = None,
+    options_of: OptionsOf | None = None,
 ) -> RoutesConfig:
     """The validated routing configuration in ``path``; raises :class:`RoutesError` if broken.
 
     Pass what the running bus knows (its schemas' types, installed adapter kinds, the unit
-    table) so the file is checked against it; leave them out to check the file alone.
+    table, each adapter kind's options) so the file is checked against it; leave them out to
+    check the file alone.
     """
-    config, problems = _read(Path(path), known_types, known_adapters, units)
+    config, problems = _read(Path(path), known_types, known_adapters, units, options_of)
     if config is None or any(p.severity == "error" for p in problems):
         raise RoutesError(problems)
     return config
@@ -73,12 +75,13 @@ def check_routes(
     known_types: set[str] | None = None,
     known_adapters: set[str] | None = None,
     units: AdminUnits | None = None,
+    options_of: OptionsOf | None = None,
 ) -> list[Problem]:
     """Every problem in ``path``, errors and warnings, by line; never raises for bad content.
 
     What ``dvcbus routes check`` prints before a file is applied.
     """
-    return _read(Path(path), known_types, known_adapters, units)[1]
+    return _read(Path(path), known_types, known_adapters, units, options_of)[1]
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -89,6 +92,7 @@ def _read(
     known_types: set[str] | None,
     known_adapters: set[str] | None,
     units: AdminUnits | None,
+    options_of: OptionsOf | None,
 ) -> tuple[RoutesConfig | None, list[Problem]]:
     name = str(path)
     try:
@@ -101,7 +105,7 @@ def _read(
     if data is not None:
         config = tree.validate(data)
         written = Written(name, data, config, tree)
-        tree.problems += check_all(written, known_types, known_adapters, units)
+        tree.problems += check_all(written, known_types, known_adapters, units, options_of)
     problems = sorted(set(tree.problems), key=lambda p: (p.line, p.column, p.message))
     if config is not None and not any(p.severity == "error" for p in problems):
         lines = {("target", t): tree.line_of(("targets", t), key=True) for t in config.targets}
