@@ -3,9 +3,8 @@
 The loader reads the file (YAML, positions, the model); these check that its parts agree with
 each other (routes name real targets, no route is shadowed) and with the world: the schemas'
 message types, the installed adapter kinds and their options, the administrative units. Each
-check returns its
-problems, located at the line the operator must change; a check whose knowledge the
-caller did not supply finds nothing.
+check yields its problems, located at the line the operator must change; a check whose
+knowledge the caller did not supply finds nothing.
 """
 
 from __future__ import annotations
