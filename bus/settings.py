@@ -1,4 +1,11 @@
-"""Process settings: defaults, then an optional TOML file from config/, then DVCBUS_* env vars."""
+"""Process settings: defaults, then an optional TOML file from config/, then DVCBUS_* env vars.
+
+A relative path in a setting (``routes_file``, ``schemas_dir``), from the file or the
+environment, is relative to the project root, so a process finds the same files whichever
+directory it is started from. (``store_url`` is a URL, read by the store: a relative SQLite
+path in it is from the working directory.) ``config/default.toml`` lists every setting with
+its default; a unit test keeps the two in step.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# The checkout (or install) the bus runs from: the one place bus/ works out its root.
+# (The adapter SDK finds its own, adapters/kinds/soap.py: it must not import bus.)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "DVCBUS_"
 
@@ -25,7 +34,7 @@ class Settings(BaseModel):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     namespace: str = Field("bus", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
     routes_file: Path = PROJECT_ROOT / "routes.yaml"
-    schemas_dir: Path | None = None
+    schemas_dir: Path | None = None  # None (or ""): $DVCBUS_SCHEMAS, else schemas/ of the root
     store_url: str = "sqlite:///var/dvcbus.db"  # relative paths are from the working directory
     audit_retention_months: int = Field(24, ge=1)
     # "process": the audit trail is written by a child process (off the event loop's GIL);
@@ -48,6 +57,13 @@ class Settings(BaseModel):
     router_http_port: int = Field(9180, ge=0, le=65535)  # also `dvcbus run all`
     dispatcher_http_port: int = Field(9181, ge=0, le=65535)
     queue_poll_interval: float = Field(5.0, ge=0)  # seconds between queue-depth reads; 0 = off
+
+    @field_validator("routes_file", "schemas_dir", mode="before")
+    @classmethod
+    def _from_project_root(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        return PROJECT_ROOT / value if isinstance(value, str | Path) else value
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

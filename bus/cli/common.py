@@ -23,7 +23,11 @@ console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty
 err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _PIPED)
 
 routes_option = click.option(
-    "--routes", "routes_file", type=click.Path(path_type=Path), help="routes.yaml to use."
+    "--routes",
+    "routes_file",
+    # a path typed on the command line is from the shell's directory, not the project root
+    type=click.Path(path_type=Path, resolve_path=True),
+    help="routes.yaml to use.",
 )
 
 

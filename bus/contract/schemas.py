@@ -26,8 +26,8 @@ import fastjsonschema
 from jsonschema import Draft7Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
-import bus
 from bus.contract.rejections import Reason, Rejection
+from bus.settings import PROJECT_ROOT
 
 __all__ = ["PII_KINDS", "ROUTE_ATTRIBUTES", "Problem", "SchemaLoadError", "SchemaRegistry"]
 
@@ -417,7 +417,7 @@ class SchemaRegistry:
         """
         if directory is None:
             env = os.environ.get("DVCBUS_SCHEMAS")
-            directory = Path(env) if env else Path(bus.__file__).resolve().parent.parent / "schemas"
+            directory = Path(env) if env else PROJECT_ROOT / "schemas"
         directory = Path(directory)
         files = _read_files(directory)
         for name, raw in files.items():  # blame the file that breaks a rule, not its users

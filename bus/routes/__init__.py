@@ -1,10 +1,10 @@
 """routes.yaml: which messages go where — the model, its loader and the router's lookup table."""
 
+from bus.routes.credentials import CredentialError
 from bus.routes.durations import format_duration, parse_duration, parse_rate
 from bus.routes.loader import Problem, RoutesError, check_routes, load_routes
 from bus.routes.model import (
     CircuitPolicy,
-    CredentialError,
     Defaults,
     RetryPolicy,
     Route,

@@ -3,27 +3,23 @@
 An operator fixes a broken file at 3 am from the problem list alone, so every problem names
 the file, line and column of the offending node, and suggests the likely fix. PyYAML's
 composer keeps node positions; plain data is built from the nodes while recording where each
-value sits, and pydantic's error locations are mapped back to those positions. Checks that
-need outside knowledge (message types, adapter kinds, administrative units) run only when
-the caller supplies it.
+value sits, and pydantic's error locations are mapped back to those positions. Checks
+across the file or needing outside knowledge (message types, adapter kinds, administrative
+units) are in :mod:`bus.routes.checks`; those needing knowledge run only when the caller
+supplies it.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
+from bus.routes.checks import OptionsOf, Written, check_all
 from bus.routes.model import (
-    COMMUNE_CODE,
-    GLOB_KEYS,
-    MESSAGE_TYPE,
-    PROVINCE_CODE,
     CircuitPolicy,
     Defaults,
     RetryPolicy,
@@ -32,31 +28,14 @@ from bus.routes.model import (
     RoutesConfig,
     Target,
     Timeouts,
-    compile_values,
-    is_glob,
     merge_defaults,
 )
+from bus.routes.problems import Path_, Problem, owner_of, suggest
 
 if TYPE_CHECKING:
     from bus.contract.admin_units import AdminUnits
 
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong (or suspicious) in routes.yaml, with where it is."""
-
-    file: str
-    line: int  # 1-based; 0 when the file could not be read at all
-    column: int  # 1-based
-    message: str
-    severity: str = "error"  # "error" refuses the file; "warning" is worth a look
-
-    def __str__(self) -> str:
-        if self.line <= 0:
-            return f"{self.file}: {self.severity}: {self.message}"
-        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
+__all__ = ["Problem", "RoutesError", "check_routes", "load_routes"]
 
 
 class RoutesError(Exception):
@@ -76,13 +55,15 @@ def load_routes(
     known_types: set[str] | None = None,
     known_adapters: set[str] | None = None,
     units: AdminUnits | None = None,
+    options_of: OptionsOf | None = None,
 ) -> RoutesConfig:
     """The validated routing configuration in ``path``; raises :class:`RoutesError` if broken.
 
     Pass what the running bus knows (its schemas' types, installed adapter kinds, the unit
-    table) so the file is checked against it; leave them out to check the file alone.
+    table, each adapter kind's options) so the file is checked against it; leave them out to
+    check the file alone.
     """
-    config, problems = _read(Path(path), known_types, known_adapters, units)
+    config, problems = _read(Path(path), known_types, known_adapters, units, options_of)
     if config is None or any(p.severity == "error" for p in problems):
         raise RoutesError(problems)
     return config
@@ -94,12 +75,13 @@ def check_routes(
     known_types: set[str] | None = None,
     known_adapters: set[str] | None = None,
     units: AdminUnits | None = None,
+    options_of: OptionsOf | None = None,
 ) -> list[Problem]:
     """Every problem in ``path``, errors and warnings, by line; never raises for bad content.
 
     What ``dvcbus routes check`` prints before a file is applied.
     """
-    return _read(Path(path), known_types, known_adapters, units)[1]
+    return _read(Path(path), known_types, known_adapters, units, options_of)[1]
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -110,6 +92,7 @@ def _read(
     known_types: set[str] | None,
     known_adapters: set[str] | None,
     units: AdminUnits | None,
+    options_of: OptionsOf | None,
 ) -> tuple[RoutesConfig | None, list[Problem]]:
     name = str(path)
     try:
@@ -121,7 +104,8 @@ def _read(
     config = None
     if data is not None:
         config = tree.validate(data)
-        _CrossCheck(tree, data, config, known_types, known_adapters, units).run()
+        written = Written(name, data, config, tree)
+        tree.problems += check_all(written, known_types, known_adapters, units, options_of)
     problems = sorted(set(tree.problems), key=lambda p: (p.line, p.column, p.message))
     if config is not None and not any(p.severity == "error" for p in problems):
         lines = {("target", t): tree.line_of(("targets", t), key=True) for t in config.targets}
@@ -177,11 +161,6 @@ def _is_text(path: Path_) -> bool:
     if head == "routes" and depth >= 3:
         return path[2] in ("name", "to") or (path[2] == "match" and depth >= 4)
     return path == ("unmatched",)
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Tree:
@@ -258,7 +237,7 @@ class _Tree:
             return None
         data = self.build(root, ())
         for where, path, text in self._pending:
-            self.problem(where, _where(path, data) + text)
+            self.problem(where, owner_of(path, data) + text)
         return data
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
@@ -311,7 +290,7 @@ class _Tree:
             first[key] = where[0]
             if shape is not None and key not in shape:
                 hint = _KEY_HINTS.get((*_shape_of(path), key))
-                advice = f" ({hint})" if hint else _suggest(key, shape)
+                advice = f" ({hint})" if hint else suggest(key, shape)
                 if not advice:
                     advice = f"; expected one of: {', '.join(shape)}"
                 self._pending.append((where, path, f"unknown key {key!r}{advice}"))
@@ -340,14 +319,14 @@ class _Tree:
         kind = error["type"]
         if kind == "missing":
             where = self.at(loc[:-1], key=True)
-            self.problem(where, f"{_where(loc[:-1], data)}missing required key {loc[-1]!r}")
+            self.problem(where, f"{owner_of(loc[:-1], data)}missing required key {loc[-1]!r}")
             return
         if kind == "literal_error" and loc == ("version",):
             message = "version must be 1 (the only format so far)"
         elif kind == "literal_error" and loc == ("unmatched",):
             message = "unmatched must be dead-letter (the only fate for now)"
         else:
-            message = _where(loc, data) + _pydantic_message(error)
+            message = owner_of(loc, data) + _pydantic_message(error)
             if loc[-1:] == ("match",) and kind == "model_type":
                 message += " (write `match: {}` to match every message)"
         self.problem(self.at(loc), message)
@@ -380,268 +359,5 @@ def _pydantic_message(error: Any) -> str:
     return message.replace("Input should", "should", 1)
 
 
-def _where(loc: Path_, data: Any) -> str:
-    """'route 'hanoi': match.agency: ' — who a problem belongs to, in the operator's words."""
-    if not loc:
-        return ""
-    head, rest = loc[0], loc[1:]
-    if head == "targets" and rest:
-        owner, rest = f"target {rest[0]!r}", rest[1:]
-    elif head == "sources" and rest:
-        owner, rest = f"sources of {rest[0]}", rest[1:]
-    elif head == "routes" and rest and isinstance(rest[0], int):
-        owner, rest = _route_label(rest[0], data), rest[1:]
-    else:
-        owner = str(head)
-    if head == "targets" and tuple(rest) == ("name",):
-        rest = ()  # the name is the key: the message already says which
-    named = ".".join(str(part) for part in rest if not isinstance(part, int) and part != "[key]")
-    return f"{owner}: {named}: " if named else f"{owner}: "
-
-
-def _route_label(index: int, data: Any) -> str:
-    routes = data.get("routes") if isinstance(data, dict) else None
-    if isinstance(routes, list) and index < len(routes) and isinstance(routes[index], dict):
-        name = routes[index].get("name")
-        if isinstance(name, str) and name:
-            return f"route {name!r}"
-    return f"route #{index + 1}"
-
-
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
-
-
-# --- checks across the file ----------------------------------------------------------------
-
-
-class _CrossCheck:
-    """Checks that relate one part of the file to another, or to what the bus knows."""
-
-    def __init__(
-        self,
-        tree: _Tree,
-        data: dict[str, Any],
-        config: RoutesConfig | None,
-        known_types: set[str] | None,
-        known_adapters: set[str] | None,
-        units: AdminUnits | None,
-    ) -> None:
-        self.tree = tree
-        self.data = data
-        self.config = config
-        self.known_types = known_types
-        self.known_adapters = known_adapters
-        self.units = units
-        routes = data.get("routes")
-        self.routes = [
-            (i, r)
-            for i, r in enumerate(routes if isinstance(routes, list) else [])
-            if isinstance(r, dict)
-        ]
-        self.routes_by_index = dict(self.routes)
-        targets = data.get("targets")
-        self.targets: dict[str, Any] = targets if isinstance(targets, dict) else {}
-        sources = data.get("sources")
-        self.sources: dict[str, Any] | None = sources if isinstance(sources, dict) else None
-
-    def run(self) -> None:
-        self.route_names()
-        self.route_targets()
-        self.message_types()
-        self.adapters()
-        self.unit_codes()
-        self.sources_for_routed_types()
-        self.unused_targets()
-        self.shadowed_routes()
-
-    def values(self, index: int, key: str) -> list[tuple[Path_, str]]:
-        """(path, value) of each text value of a route's match condition or `to`."""
-        route = self.routes_by_index.get(index, {})
-        base: Path_ = ("routes", index, key) if key == "to" else ("routes", index, "match", key)
-        holder = route.get("match") if key != "to" else route
-        value = holder.get(key) if isinstance(holder, dict) else None
-        if isinstance(value, str):
-            return [(base, value)]
-        if isinstance(value, list):
-            return [((*base, j), v) for j, v in enumerate(value) if isinstance(v, str)]
-        return []
-
-    def route_names(self) -> None:
-        seen: dict[str, int] = {}
-        for i, route in self.routes:
-            name = route.get("name")
-            if not isinstance(name, str):
-                continue
-            path = ("routes", i, "name")
-            if name in seen:
-                self.tree.problem(
-                    self.tree.at(path),
-                    f"route name {name!r} is used again (first at line {seen[name]}); "
-                    "route names must be unique",
-                )
-            else:
-                seen[name] = self.tree.line_of(path)
-
-    def route_targets(self) -> None:
-        for i, _route in self.routes:
-            for path, name in self.values(i, "to"):
-                if name not in self.targets:
-                    self.tree.problem(
-                        self.tree.at(path),
-                        f"{_where(('routes', i), self.data)}sends to unknown target {name!r}"
-                        f"{_suggest(name, self.targets)}",
-                    )
-
-    def message_types(self) -> None:
-        if self.known_types is None:
-            return
-        known = ", ".join(sorted(self.known_types))
-        for i, _route in self.routes:
-            for path, type_ in self.values(i, "type"):
-                self._known_type(path, type_, _where(("routes", i), self.data), known)
-        for type_ in self.sources or {}:
-            self._known_type(("sources", type_), type_, "sources: ", known, key=True)
-
-    def _known_type(
-        self, path: Path_, type_: str, owner: str, known: str, key: bool = False
-    ) -> None:
-        if not MESSAGE_TYPE.match(type_) or type_ in (self.known_types or ()):
-            return
-        advice = _suggest(type_, self.known_types or ()) or f"; known types: {known}"
-        self.tree.problem(
-            self.tree.at(path, key=key), f"{owner}unknown message type {type_!r}{advice}"
-        )
-
-    def adapters(self) -> None:
-        if self.known_adapters is None:
-            return
-        for name, target in self.targets.items():
-            kind = target.get("adapter") if isinstance(target, dict) else None
-            if isinstance(kind, str) and kind not in self.known_adapters:
-                advice = _suggest(kind, self.known_adapters) or (
-                    f"; installed kinds: {', '.join(sorted(self.known_adapters)) or 'none'}"
-                )
-                self.tree.problem(
-                    self.tree.at(("targets", name, "adapter")),
-                    f"target {name!r}: unknown adapter kind {kind!r}{advice}",
-                )
-
-    def unit_codes(self) -> None:
-        if self.units is None:
-            return
-        for i, _route in self.routes:
-            owner = _where(("routes", i), self.data)
-            for path, code in self.values(i, "province"):
-                if PROVINCE_CODE.match(code) and not self.units.is_current_province(code):
-                    self.tree.problem(self.tree.at(path), owner + self._old_province(code))
-            for path, code in self.values(i, "commune"):
-                if COMMUNE_CODE.match(code) and not self.units.is_current_commune(code):
-                    self.tree.problem(self.tree.at(path), owner + self._old_commune(code))
-
-    def _old_province(self, code: str) -> str:
-        assert self.units is not None
-        successor = self.units.successor_province(code)
-        if successor is not None:
-            return (
-                f"province {code} is a pre-1 July 2025 code; it is now "
-                f"{self.units.describe_province(successor)}: write {successor!r}"
-            )
-        translation = self.units.translate(code, None)
-        if translation.ambiguous:
-            return (
-                f"province {code} is a pre-1 July 2025 code that cannot be translated without "
-                f"guessing ({translation.ambiguous}): route on the current codes"
-            )
-        return f"province {code} is not a province code, before or after 1 July 2025"
-
-    def _old_commune(self, code: str) -> str:
-        assert self.units is not None
-        translation = self.units.translate(None, code)
-        if translation.ambiguous:
-            return (
-                f"commune {code} is a pre-1 July 2025 code that cannot be translated without "
-                f"guessing ({translation.ambiguous}): route on the current codes"
-            )
-        if translation.commune and translation.commune != code:
-            new = translation.commune
-            return (
-                f"commune {code} is a pre-1 July 2025 code; it is now "
-                f"{self.units.describe_commune(new)}: write {new!r}"
-            )
-        return f"commune {code} is not a commune code, before or after 1 July 2025"
-
-    def sources_for_routed_types(self) -> None:
-        reported: set[str] = set()
-        for i, _route in self.routes:
-            for path, type_ in self.values(i, "type"):
-                if type_ in reported or not MESSAGE_TYPE.match(type_):
-                    continue
-                if self.known_types is not None and type_ not in self.known_types:
-                    continue
-                if self.sources is None or type_ not in self.sources:
-                    reported.add(type_)
-                    self.tree.problem(
-                        self.tree.at(path),
-                        f"{_where(('routes', i), self.data)}routes {type_} but `sources` has "
-                        f"no entry for it: every {type_} would be dead-lettered unauthorised",
-                    )
-        for type_, allowed in (self.sources or {}).items():
-            if allowed is None or allowed == []:
-                self.tree.problem(
-                    self.tree.at(("sources", type_), key=True),
-                    f"sources of {type_} is empty: no system may send it, so every {type_} "
-                    "will be dead-lettered unauthorised",
-                    "warning",
-                )
-
-    def unused_targets(self) -> None:
-        if not self.routes and isinstance(self.data.get("routes"), list):
-            self.tree.problem(
-                self.tree.at(("routes",), key=True),
-                "there are no routes: every message will be dead-lettered unroutable",
-                "warning",
-            )
-        used = {name for i, _ in self.routes for _, name in self.values(i, "to")}
-        for name in self.targets:
-            if name not in used:
-                self.tree.problem(
-                    self.tree.at(("targets", name), key=True),
-                    f"target {name!r} is not used by any route: it will receive nothing",
-                    "warning",
-                )
-
-    def shadowed_routes(self) -> None:
-        """Warn about a route that an earlier, non-continuing route always takes first."""
-        if self.config is None:
-            return
-        routes = self.config.routes
-        for later_index, later in enumerate(routes):
-            for earlier_index, earlier in enumerate(routes[:later_index]):
-                if not earlier.continue_ and _covers(earlier.match, later.match):
-                    self.tree.problem(
-                        self.tree.at(("routes", later_index)),
-                        f"route {later.name!r} can never match: route {earlier.name!r} "
-                        f"(line {self.tree.line_of(('routes', earlier_index))}) comes first, "
-                        "matches every message it would, and does not continue",
-                        "warning",
-                    )
-                    break
-
-
-def _covers(earlier: RouteMatch, later: RouteMatch) -> bool:
-    """Whether every message ``later`` matches is also matched by ``earlier`` (cheap, sound)."""
-    for key, values in earlier.given().items():
-        other = getattr(later, key)
-        if other is None:
-            return False
-        if key in GLOB_KEYS:
-            regex = compile_values(values)
-            assert regex is not None
-            for value in other:
-                literal_hit = not is_glob(value) and regex.match(value) is not None
-                if not (value in values or "*" in values or literal_hit):
-                    return False
-        elif not set(other) <= set(values):
-            return False
-    return True

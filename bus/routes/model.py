@@ -1,17 +1,16 @@
 """The routing table as typed data: what routes.yaml says, with defaults merged into every target.
 
 The models validate one file on their own (shapes, code formats, patterns, secrets written
-inline); the loader adds what needs positions or outside knowledge (line numbers, duplicate
-keys, message types, adapter kinds, administrative units).
+inline); the loader adds what needs positions (line numbers, duplicate keys) and the checks
+what needs outside knowledge (message types, adapter kinds, administrative units). Reading
+the secrets behind credential references is :mod:`bus.routes.credentials`' job.
 """
 
 from __future__ import annotations
 
 import copy
 import fnmatch
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -28,6 +27,7 @@ from pydantic import (
 )
 
 from adapters.base import TargetSpec
+from bus.routes.credentials import resolve_credential
 from bus.routes.durations import parse_duration, parse_rate
 
 AGENCY_ID = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[GH]\d{2}$")
@@ -54,10 +54,6 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "delivery_limit": 20,
 }
 _NESTED_DEFAULTS = ("timeouts", "retry", "circuit")
-
-
-class CredentialError(Exception):
-    """A target's credential reference cannot be resolved; names the reference, never a value."""
 
 
 def is_glob(pattern: str) -> bool:
@@ -356,29 +352,6 @@ class Target(_Model):
             options=copy.deepcopy(self.options),
             credentials=credentials,
         )
-
-
-def resolve_credential(target: str, key: str, ref: str) -> str:
-    """The secret behind an ``env:NAME`` or ``file:/path`` reference.
-
-    Errors name the target and the reference so an operator can fix them, never the value.
-    """
-    where = f"target {target!r}: credential {key!r}"
-    if ref.startswith("env:"):
-        value = os.environ.get(ref[4:])
-        if value is None:
-            raise CredentialError(f"{where} refers to {ref}, which is not set")
-    elif ref.startswith("file:"):
-        try:
-            value = Path(ref[5:]).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-            raise CredentialError(f"{where} refers to {ref}, which cannot be read: {why}") from None
-    else:
-        raise CredentialError(f"{where} is not an env:NAME or file:/path reference")
-    if not value:
-        raise CredentialError(f"{where} refers to {ref}, which is empty")
-    return value
 
 
 def _conditions(item: Any) -> Any:

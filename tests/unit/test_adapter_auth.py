@@ -14,7 +14,7 @@ from adapters.kinds.rest import RestAdapter
 from adapters.options import AdapterConfigError
 from adapters.testing.standin import Behaviour, Endpoint, StandinThread
 from bus.contract.envelope import Message
-from bus.routes.model import resolve_credential
+from bus.routes.credentials import resolve_credential
 
 DOC = {
     "id": "01a21070-f5a8-745d-80bd-5ae508e1ed3d",

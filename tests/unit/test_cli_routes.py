@@ -39,6 +39,14 @@ def test_check_names_the_file_and_line_of_each_problem(fixture: str, line: int, 
     assert any(ln.startswith(f"{path}:{line}:") and words in ln for ln in out.splitlines()), out
 
 
+def test_check_names_the_line_and_name_of_a_misspelt_adapter_option() -> None:
+    path = FIXTURES / "options" / "bad_options.yaml"
+    code, out = run("routes", "check", str(path))
+    assert code == 1
+    wanted = "target 'hcmc': option 'read_timout': unknown option"
+    assert any(ln.startswith(f"{path}:12:") and wanted in ln for ln in out.splitlines()), out
+
+
 def test_check_of_a_missing_file_fails_clearly(tmp_path: Path) -> None:
     code, out = run("routes", "check", str(tmp_path / "nope.yaml"))
     assert code == 1

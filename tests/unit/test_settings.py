@@ -1,10 +1,11 @@
 """Settings: defaults, TOML file, DVCBUS_* environment, with precise errors."""
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from bus.settings import Settings, SettingsError
+from bus.settings import PROJECT_ROOT, Settings, SettingsError
 
 
 def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,3 +32,39 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
 def test_shipped_default_config_loads() -> None:
     root = Path(__file__).resolve().parents[2]
     assert Settings.load(root / "config" / "default.toml").namespace == "bus"
+
+
+DEFAULT_TOML = PROJECT_ROOT / "config" / "default.toml"
+
+
+def test_default_toml_lists_every_setting_and_nothing_else() -> None:
+    written = tomllib.loads(DEFAULT_TOML.read_text(encoding="utf-8"))
+    missing = set(Settings.model_fields) - set(written)
+    unknown = set(written) - set(Settings.model_fields)
+    assert not missing, f"settings missing from config/default.toml: {sorted(missing)}"
+    assert not unknown, f"config/default.toml sets what Settings lacks: {sorted(unknown)}"
+
+
+def test_default_toml_gives_the_same_values_as_the_settings_defaults() -> None:
+    written = Settings.model_validate(tomllib.loads(DEFAULT_TOML.read_text(encoding="utf-8")))
+    built_in = Settings()
+    differ = {
+        name: (getattr(written, name), getattr(built_in, name))
+        for name in Settings.model_fields
+        if getattr(written, name) != getattr(built_in, name)
+    }
+    assert not differ, f"config/default.toml and Settings disagree (file, built-in): {differ}"
+
+
+def test_a_relative_path_setting_is_from_the_project_root() -> None:
+    settings = Settings(routes_file="deploy/routes.yaml", schemas_dir="contracts")
+    assert settings.routes_file == PROJECT_ROOT / "deploy" / "routes.yaml"
+    assert settings.schemas_dir == PROJECT_ROOT / "contracts"
+
+
+def test_an_absolute_path_setting_is_kept(tmp_path: Path) -> None:
+    assert Settings(routes_file=tmp_path / "r.yaml").routes_file == tmp_path / "r.yaml"
+
+
+def test_an_empty_schemas_dir_means_the_default_schemas() -> None:
+    assert Settings(schemas_dir="").schemas_dir is None
