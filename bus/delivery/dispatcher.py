@@ -384,7 +384,7 @@ class Dispatcher:
             case RetryLater():
                 self._count_failure(lane, decision.failure, agency_answered=False)
                 tried, d.record = d.record, decision.record
-                if await self._park_for(d, decision.wait):
+                if await self._delay(d, decision.wait):
                     self.hops.emit(
                         d.hop(
                             Event.RETRIED,
@@ -410,7 +410,7 @@ class Dispatcher:
                 d.ack()
                 self.hops.emit(d.hop(Event.SUPERSEDED, detail=decision.detail))
             case Defer():
-                if await self._park_for(d, decision.wait):
+                if await self._delay(d, decision.wait):
                     self.hops.emit(
                         d.hop(
                             Event.DEFERRED,
@@ -437,7 +437,7 @@ class Dispatcher:
         else:
             lane.breaker.failure()
 
-    async def _park_for(self, d: Delivery, seconds: float) -> bool:
+    async def _delay(self, d: Delivery, seconds: float) -> bool:
         """Send the message to the delay tier of ``seconds`` and ack it; False if refused."""
         props = d.props
         copy = BasicProperties(
@@ -567,7 +567,7 @@ class Dispatcher:
         await adapter.close()
 
     def waiting_ages(self, now: float) -> dict[str, float]:
-        """Per target, how long the oldest message parked in a delay tier has been waiting."""
+        """Per target, how long the oldest message in a delay tier has been waiting."""
         ages = {}
         for name, lane in self.lanes.items():
             oldest = lane.oldest_waiting(now)
