@@ -21,6 +21,7 @@ from bus.contract.admin_units import AdminUnits
 from bus.contract.schemas import SchemaRegistry
 from bus.delivery import adapter_registry
 from bus.delivery.circuit import CircuitBreaker
+from bus.delivery.deadline import adapter_deadline
 from bus.delivery.dispatcher import Dispatcher, RetryPlan, TargetLane
 from bus.delivery.ratelimit import TokenBucket
 from bus.delivery.retry import tiers
@@ -108,8 +109,7 @@ def build_lane(name: str, target: Target) -> TargetLane:
         name=name,
         adapter=adapter,
         concurrency=spec.concurrency,
-        # room for two calls (a login, then the delivery) and some slack before abandoning it
-        deadline=2 * (spec.connect_timeout + spec.read_timeout) + 5.0,
+        deadline=adapter_deadline(spec),
         retry=RetryPlan(target.retry.schedule, target.retry.max_attempts, target.retry.max_age),
         breaker=CircuitBreaker(target.circuit.failures, target.circuit.cooldown),
         bucket=TokenBucket(target.rate_limit) if target.rate_limit else None,

@@ -3,7 +3,8 @@
 Each target is a lane with its own channel (prefetch twice the target's concurrency: the
 calls in flight, plus as many messages waiting for their record or their turn), circuit
 breaker and rate limit, so a slow or failing agency holds only its own messages and never
-slows the others. One message at one target goes through named steps:
+slows the others. One message at one target goes through named steps, each decided by a
+pure function of ``bus.delivery.steps`` and carried out here:
 
     duplicate?   already delivered to this target (store) → ack, ``duplicate_suppressed``
     superseded?  a status older than one already delivered → record, ack, ``superseded``
@@ -35,18 +36,29 @@ import structlog
 from pika import BasicProperties
 from pika.adapters.asyncio_connection import AsyncioConnection
 
-from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, TransientFailure
+from adapters.base import Adapter, Outcome
 from bus.broker.acks import ChannelAcks
 from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
 from bus.broker.topology import Names, Topology, declare
 from bus.contract.envelope import STATUS_TYPE, Message, status_of
 from bus.contract.rejections import Reason
-from bus.delivery import ordering
+from bus.delivery import ordering, steps
 from bus.delivery.circuit import CLOSED, OPEN, CircuitBreaker
 from bus.delivery.keylocks import KeyLocks
 from bus.delivery.ratelimit import TokenBucket
-from bus.delivery.retry import AttemptRecord, GiveUp, next_step
+from bus.delivery.retry import AttemptRecord
+from bus.delivery.steps import (
+    DeadLetter,
+    Decision,
+    Defer,
+    HandBack,
+    Record,
+    RetryLater,
+    RetryPlan,
+    Supersede,
+    Suppress,
+)
 from bus.observability.hops import Event, Hop, Hops
 from bus.recovery import dead_letters
 from bus.store import DELIVERED, SUPERSEDED, StatusPosition, Store, TargetState
@@ -55,12 +67,7 @@ from bus.store import Outcome as StoreOutcome
 log = structlog.get_logger("bus.dispatcher")
 STATE_INTERVAL = 2.0
 
-
-@dataclass(frozen=True, slots=True)
-class RetryPlan:
-    schedule: tuple[float, ...]
-    max_attempts: int
-    max_age: float
+__all__ = ["Delivery", "Dispatcher", "RetryPlan", "TargetLane"]
 
 
 @dataclass(slots=True)
@@ -186,9 +193,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._locks = KeyLocks()
         self._stopping = False
-        self._shortest_tier = min(
-            (w for lane in lanes.values() for w in lane.retry.schedule), default=10.0
-        )
+        self._circuit_open = steps.circuit_open(lane.retry for lane in lanes.values())
         for lane in lanes.values():
             lane.breaker.on_change = self._circuit_changed(lane)
 
@@ -307,8 +312,7 @@ class Dispatcher:
             try:
                 d.message = Message.from_doc(orjson.loads(body), body)
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                # The router validated it: reaching here means someone published around it.
-                await self._dead_letter(d, Reason.REJECTED, f"not a canonical message: {exc}")
+                await self._perform(d, steps.unreadable(exc, d.record))
                 return
             message = d.message
             lane.waiting.pop(message.id, None)  # back from a delay tier, if it was in one
@@ -331,23 +335,18 @@ class Dispatcher:
 
     async def _steps(self, d: Delivery, message: Message, position: StatusPosition | None) -> None:
         lane = d.lane
-        if self.store.delivered_already(message.id, lane.name):
-            d.ack()
-            self.hops.emit(d.hop(Event.DUPLICATE_SUPPRESSED))
-            return
-        if position is not None and message.dossier_no:
+        delivered_already = self.store.delivered_already(message.id, lane.name)
+        current = None
+        if not delivered_already and position is not None and message.dossier_no:
             current = self.store.status_position(message.dossier_no, lane.name)
-            if ordering.is_older(position, current):
-                await self.store.record(
-                    StoreOutcome(message.id, lane.name, SUPERSEDED, time.time(), d.record.attempt)
-                )
-                d.ack()
-                self.hops.emit(d.hop(Event.SUPERSEDED, detail=f"newer status {current}"))
-                return
+        screened = steps.screen(delivered_already, position, current)
+        if screened is not None:
+            await self._perform(d, screened)
+            return
         async with lane.slots:  # at most `concurrency` calls to the agency at once
             # Asked once a slot is free: the circuit may have opened while this one waited.
             if not lane.breaker.allow():
-                await self._defer(d)
+                await self._perform(d, self._circuit_open)
                 return
             started = time.perf_counter()
             try:
@@ -357,74 +356,88 @@ class Dispatcher:
                 async with asyncio.timeout(lane.deadline):  # no extra task, unlike wait_for
                     outcome: Outcome = await lane.adapter.deliver(message)
             except TimeoutError:
-                deadline = f"no outcome within {lane.deadline:.0f}s (adapter deadline)"
-                outcome = TransientFailure(deadline)
+                outcome = steps.timed_out(lane.deadline)
             except Exception as exc:
-                lane.breaker.release()
-                lane.note_error(f"adapter crashed: {type(exc).__name__}")
-                log.exception("dispatcher.adapter_crashed", target=lane.name, message_id=message.id)
-                d.nack()  # the broker's delivery limit ends a loop
+                await self._perform(d, steps.adapter_raised(exc))  # logs ``exc`` with its trace
                 return
         elapsed = time.perf_counter() - started
-        if isinstance(outcome, Delivered):
+        now = time.time()
+        decision = steps.after_call(outcome, d.record, lane.retry, lane.name, now)
+        if isinstance(decision, Record):  # the common case, carried out inline: no extra await
             lane.breaker.success()
             await self.store.record(
                 StoreOutcome(
-                    message.id, lane.name, DELIVERED, time.time(), d.record.attempt,
-                    outcome.reference, message.dossier_no, position,
+                    message.id, lane.name, DELIVERED, now, d.record.attempt,
+                    decision.reference, message.dossier_no, position,
                 )
             )  # fmt: skip
             lane.delivered += 1
             d.ack()
-            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=outcome.reference))
+            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=decision.reference))
             return
+        await self._perform(d, decision, elapsed)
+
+    async def _perform(self, d: Delivery, decision: Decision, elapsed: float | None = None) -> None:
+        """Carry out ``decision`` for ``d``: each ack only after the work it confirms."""
+        lane = d.lane
+        match decision:
+            case RetryLater():
+                self._count_failure(lane, decision.failure, agency_answered=False)
+                tried, d.record = d.record, decision.record
+                if await self._delay(d, decision.wait):
+                    self.hops.emit(
+                        d.hop(
+                            Event.RETRIED,
+                            attempt=tried.attempt,
+                            reason=decision.failure,
+                            detail=f"attempt {d.record.attempt} in {decision.wait:g}s",
+                            duration=elapsed,
+                        )
+                    )
+            case DeadLetter():
+                if decision.failure is not None:
+                    self._count_failure(lane, decision.failure, decision.agency_answered)
+                d.record = decision.record
+                await self._dead_letter(d, decision.reason, decision.detail, elapsed)
+            case Suppress():
+                d.ack()
+                self.hops.emit(d.hop(Event.DUPLICATE_SUPPRESSED))
+            case Supersede():
+                assert d.message is not None
+                await self.store.record(
+                    StoreOutcome(d.message.id, lane.name, SUPERSEDED, time.time(), d.record.attempt)
+                )
+                d.ack()
+                self.hops.emit(d.hop(Event.SUPERSEDED, detail=decision.detail))
+            case Defer():
+                if await self._delay(d, decision.wait):
+                    self.hops.emit(
+                        d.hop(
+                            Event.DEFERRED,
+                            reason=decision.why,
+                            detail=f"back in {decision.wait:g}s",
+                        )
+                    )
+            case HandBack():
+                lane.breaker.release()
+                lane.note_error(decision.note)
+                assert d.message is not None
+                log.exception(
+                    "dispatcher.adapter_crashed", target=lane.name, message_id=d.message.id
+                )
+                d.nack()  # the broker's delivery limit ends a loop
+
+    @staticmethod
+    def _count_failure(lane: TargetLane, failure: str, agency_answered: bool) -> None:
+        """A call failed: the target's counters, last error and circuit hear of it."""
         lane.failed += 1
-        lane.note_error(outcome.reason)
-        tried, d.record = d.record, d.record.failed(time.time(), outcome.reason, lane.name)
-        if isinstance(outcome, PermanentFailure):
+        lane.note_error(failure)
+        if agency_answered:
             lane.breaker.success()  # it answered: the agency is up, the message is wrong
-            await self._dead_letter(d, Reason.REJECTED, outcome.reason, elapsed)
-            return
-        lane.breaker.failure()
-        await self._retry_or_give_up(d, tried, outcome, elapsed)
+        else:
+            lane.breaker.failure()
 
-    async def _retry_or_give_up(
-        self, d: Delivery, tried: AttemptRecord, outcome: TransientFailure, elapsed: float
-    ) -> None:
-        """Attempt ``tried`` failed transiently (``d.record`` already counts it)."""
-        plan, now = d.lane.retry, time.time()
-        step = next_step(
-            tried,
-            schedule=plan.schedule,
-            max_attempts=plan.max_attempts,
-            max_age=plan.max_age,
-            now=now,
-        )
-        if isinstance(step, GiveUp):
-            detail = f"{outcome.reason}; gave up: {step.why}"
-            await self._dead_letter(d, Reason.RETRIES_EXHAUSTED, detail, elapsed)
-            return
-        if not await self._park_for(d, step.seconds):
-            return
-        self.hops.emit(
-            d.hop(
-                Event.RETRIED,
-                attempt=tried.attempt,
-                reason=outcome.reason,
-                detail=f"attempt {d.record.attempt} in {step.seconds:g}s",
-                duration=elapsed,
-            )
-        )
-
-    async def _defer(self, d: Delivery) -> None:
-        """Circuit open: park the message in the shortest delay tier without using an attempt."""
-        wait = self._shortest_tier
-        if await self._park_for(d, wait):
-            self.hops.emit(
-                d.hop(Event.DEFERRED, reason="circuit_open", detail=f"back in {wait:g}s")
-            )
-
-    async def _park_for(self, d: Delivery, seconds: float) -> bool:
+    async def _delay(self, d: Delivery, seconds: float) -> bool:
         """Send the message to the delay tier of ``seconds`` and ack it; False if refused."""
         props = d.props
         copy = BasicProperties(
@@ -554,7 +567,7 @@ class Dispatcher:
         await adapter.close()
 
     def waiting_ages(self, now: float) -> dict[str, float]:
-        """Per target, how long the oldest message parked in a delay tier has been waiting."""
+        """Per target, how long the oldest message in a delay tier has been waiting."""
         ages = {}
         for name, lane in self.lanes.items():
             oldest = lane.oldest_waiting(now)

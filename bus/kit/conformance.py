@@ -61,6 +61,7 @@ from adapters.testing.standin import REDIRECT_PATH, Behaviour, Endpoint, Profile
 from bus.contract.envelope import Message
 from bus.contract.schemas import SchemaRegistry
 from bus.delivery import adapter_registry
+from bus.delivery.deadline import adapter_deadline
 from bus.routes import RoutesConfig
 
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -411,7 +412,7 @@ class ConformanceKit:
         self, adapter: Adapter, message: Message, spec: TargetSpec
     ) -> tuple[Outcome | str, float]:
         """The adapter's outcome, or a text saying how it broke the contract."""
-        limit = spec.connect_timeout + spec.read_timeout + 5.0
+        limit = adapter_deadline(spec)
         started = time.monotonic()
         try:
             outcome = await asyncio.wait_for(adapter.deliver(message), limit)

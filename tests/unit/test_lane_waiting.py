@@ -1,4 +1,4 @@
-"""Messages parked in a delay tier count toward their target's oldest-waiting age."""
+"""Messages waiting in a delay tier count toward their target's oldest-waiting age."""
 
 from adapters.base import Adapter, TargetSpec
 from bus.delivery.circuit import CircuitBreaker
