@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 
 from bus.contract.ids import uuid7
-from bus.observability import metrics as metrics_module
 from bus.observability.backlog import OldestWaitingEstimate, created_at
 from bus.observability.hops import Event, Hop
 from bus.observability.metrics import MAX_EXTRA_REASONS, Metrics, MetricsSink
@@ -158,17 +157,6 @@ def test_circuit_state_is_a_number_per_target(metrics: Metrics) -> None:
     assert value(metrics, "dvcbus_circuit_state", target="hanoi") == 0
     with pytest.raises(ValueError, match="circuit state"):
         metrics.set_circuit_state("hanoi", "broken")
-
-
-def test_active_metrics_are_a_no_op_until_a_process_wires_them(metrics: Metrics) -> None:
-    metrics_module.set_active(None)
-    metrics_module.active().set_circuit_state("hanoi", "open")  # no error, nothing recorded
-    metrics_module.set_active(metrics)
-    try:
-        metrics_module.active().set_circuit_state("hanoi", "open")
-        assert value(metrics, "dvcbus_circuit_state", target="hanoi") == 1
-    finally:
-        metrics_module.set_active(None)
 
 
 def test_in_flight_and_concurrency_are_read_from_the_dispatcher_lanes(metrics: Metrics) -> None:
