@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks run --messages 500 --rounds 1 --latency-seconds 2
     .venv/bin/python -m benchmarks run --profile            # + py-spy on router and dispatcher
     .venv/bin/python -m benchmarks soak --messages 1000000  # RSS at intervals
+    .venv/bin/python -m benchmarks hops                     # µs per hop in the sinks (no broker)
 
 Prints a table and writes a JSON file under benchmarks/results/ (and ``--json PATH``).
 See benchmarks/README.md for what each figure means and how it is measured.
@@ -56,6 +57,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
         )
         p.add_argument("--prefetch", type=int, default=1000, help="router and ceiling prefetch")
         p.add_argument("--amqp-url", default=None, help="default: DVCBUS_AMQP_URL / settings")
+    hops = sub.add_parser("hops", help="µs per hop in the log and metrics sinks (no broker)")
+    hops.add_argument("--calls", type=int, default=20_000, help="calls per timing run")
+    hops.add_argument("--json", type=Path, help="also write the figures (µs) here")
     run = sub.choices["run"]
     run.add_argument("--rounds", type=int, default=2, help="ceiling/router rounds, alternated")
     run.add_argument(
@@ -83,6 +87,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(sys.argv[1:] if argv is None else argv)
+    if args.command == "hops":
+        return _hops(args)
     from benchmarks import stages
     from benchmarks.workload import Workload
 
@@ -134,6 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_bytes(data)
     report.print_tables(console, result)
     console.print(f"result: {path}" + (f" and {args.json}" if args.json else ""))
+    return 0
+
+
+def _hops(args: argparse.Namespace) -> int:
+    from benchmarks import hops
+
+    figures = hops.main(console, args.calls)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
     return 0
 
 

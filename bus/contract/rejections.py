@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 
@@ -28,3 +29,29 @@ class Rejection(Exception):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+Identity = tuple[str | None, str | None, str | None]
+
+
+def shown_identity(
+    stage: str,
+    event: str,
+    message_id: str | None,
+    message_type: str | None,
+    dossier_no: str | None,
+    mask: Callable[[str], str],
+) -> Identity:
+    """A hop's message id, type and dossier number as a log line or audit record shows them.
+
+    A message the router refused (``router`` / ``dead_lettered``) was never validated: these
+    are whatever the sender wrote (already cut to identifier length by the router), so each is
+    passed through ``mask`` like free text. Any other hop's identity is shown as it is.
+    """
+    if stage != "router" or event != "dead_lettered":
+        return message_id, message_type, dossier_no
+    return (
+        mask(message_id) if message_id else message_id,
+        mask(message_type) if message_type else message_type,
+        mask(dossier_no) if dossier_no else dossier_no,
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +29,14 @@ from jsonschema.exceptions import SchemaError
 from bus.contract.rejections import Reason, Rejection
 from bus.settings import PROJECT_ROOT
 
-__all__ = ["PII_KINDS", "ROUTE_ATTRIBUTES", "Problem", "SchemaLoadError", "SchemaRegistry"]
+__all__ = [
+    "PII_KINDS",
+    "ROUTE_ATTRIBUTES",
+    "Problem",
+    "SchemaLoadError",
+    "SchemaRegistry",
+    "format_problems",
+]
 
 ENVELOPE_FILE = "envelope.v1.json"
 PII_KINDS = frozenset({"name", "id_number", "phone", "email", "address", "tax_code", "free_text"})
@@ -64,6 +71,18 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path or '<root>'}: {self.rule} {self.expected}"
+
+
+def format_problems(problems: Sequence[Problem], limit: int = MAX_DETAIL_PROBLEMS) -> str:
+    """The one text of validation problems: a dead letter's ``invalid`` detail, CLI output.
+
+    ``path: rule expected`` per problem, ``; `` between them, the first ``limit`` only, then
+    ``; and N more``. Operators filter dead letters on this text: keep it stable.
+    """
+    text = "; ".join(str(p) for p in problems[:limit])
+    if len(problems) > limit:
+        text += f"; and {len(problems) - limit} more"
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,10 +532,7 @@ class SchemaRegistry:
         found = self.problems(doc)
         if not found:  # the validators disagree: never let the message through unexplained
             found = [Problem("", "schema", "rejected by the compiled validator")]
-        detail = "; ".join(str(p) for p in found[:MAX_DETAIL_PROBLEMS])
-        if len(found) > MAX_DETAIL_PROBLEMS:
-            detail += f"; and {len(found) - MAX_DETAIL_PROBLEMS} more"
-        return Rejection(Reason.INVALID, detail)
+        return Rejection(Reason.INVALID, format_problems(found))
 
     def _entry(self, type_: str, version: int) -> _TypeSchema:
         try:

@@ -38,7 +38,8 @@ from typing import Any
 import orjson
 import structlog
 
-from bus.observability.hops import Event, Hop
+from bus.contract.rejections import shown_identity
+from bus.observability.hops import Hop
 from bus.observability.masking import LOG_MASKER
 
 log = structlog.get_logger("bus.audit")
@@ -238,12 +239,9 @@ class AuditSink:
             self._drop(hop)
             return
         mask = self.mask
-        message_id, message_type, dossier_no = hop.message_id, hop.message_type, hop.dossier_no
-        if hop.stage == "router" and hop.event is Event.DEAD_LETTERED:
-            # Refused before validation: id, type and dossier number are the sender's text.
-            message_id = mask(message_id) if message_id else message_id
-            message_type = mask(message_type) if message_type else message_type
-            dossier_no = mask(dossier_no) if dossier_no else dossier_no
+        message_id, message_type, dossier_no = shown_identity(
+            hop.stage, hop.event, hop.message_id, hop.message_type, hop.dossier_no, mask
+        )
         self._batch.append(
             AuditRecord(
                 at=hop.at,

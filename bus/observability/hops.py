@@ -2,7 +2,9 @@
 
 The router and the dispatcher say what they did once, as a :class:`Hop`; metrics, logs and
 the audit trail are observers (:class:`HopSink`) that each turn hops into their own output.
-No pipeline step knows who listens, and a new observer is one class added in ``bus.app``.
+No pipeline step knows who listens: each process adds its sinks to its :class:`Hops`
+(``bus.app.build_hops`` gives the log sink; ``dvcbus run`` adds metrics and audit,
+``dvcbus dead replay`` adds audit).
 
 Sinks are called synchronously on the event loop for every hop, so they must be cheap:
 count, format a line, or append to a batch that is written elsewhere.

@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from bus.contract.rejections import shown_identity
 from bus.observability.hops import Event, Hop
 from bus.observability.masking import LOG_MASKER
 
@@ -83,14 +84,14 @@ class LogSink:
         if name is None:
             name = self._names[key] = f"{hop.stage}.{event.value}"
         mask = LOG_MASKER.text
-        refused = hop.stage == "router" and event is Event.DEAD_LETTERED
-        # A message the router refused was never validated: its id, type and dossier number
-        # are whatever the sender wrote, so they are masked like free text.
+        message_id, message_type, dossier_no = shown_identity(
+            hop.stage, event, hop.message_id, hop.message_type, hop.dossier_no, mask
+        )
         fields: dict[str, Any] = {
             "outcome": event.value,
-            "message_id": mask(hop.message_id) if refused and hop.message_id else hop.message_id,
-            "type": mask(hop.message_type) if refused and hop.message_type else hop.message_type,
-            "dossier_no": mask(hop.dossier_no) if refused and hop.dossier_no else hop.dossier_no,
+            "message_id": message_id,
+            "type": message_type,
+            "dossier_no": dossier_no,
             "attempt": hop.attempt,
         }
         if hop.target:

@@ -6,15 +6,13 @@ Label values are bounded whatever the input: ``type`` is a known message type or
 reason, a short slug the dispatcher reports (first :data:`MAX_EXTRA_REASONS` distinct ones)
 or ``other``. Never a dossier number, message id or person.
 
-Components report through three calls:
+Components report through two calls:
 
 * :meth:`Metrics.set_circuit_state` — ``closed`` / ``open`` / ``half_open`` per target (the
   dispatcher's circuit listeners call it);
 * :meth:`Metrics.register_age_source` — a callable returning ``{target: seconds}``, the age
   of the oldest undelivered message per target, for a component that knows it exactly (it
-  replaces the estimate of :mod:`bus.observability.backlog`);
-* :func:`active` — the process's :class:`Metrics` (a no-op stand-in before wiring), so a
-  component can report without being handed the object.
+  replaces the estimate of :mod:`bus.observability.backlog`).
 
 Shared-port (multiprocess) mode cannot remove a series: each process's values live in its
 own file, which prometheus-client keeps until the process is marked dead. A series that
@@ -53,7 +51,6 @@ __all__ = [
     "DURATION_BUCKETS",
     "Metrics",
     "MetricsSink",
-    "active",
     "multiprocess_dir",
 ]
 
@@ -597,31 +594,3 @@ class MetricsSink:
                 )
             children[0].observe(hop.duration)
         self.metrics.estimate.settled(target, hop.message_id, hop.at)
-
-
-class _NullMetrics:
-    """What :func:`active` returns before a process wired its metrics: accepts and ignores."""
-
-    def set_circuit_state(self, target: str, state: str) -> None:
-        if state not in CIRCUIT_STATES:
-            raise ValueError(f"circuit state {state!r} is not one of {sorted(CIRCUIT_STATES)}")
-
-    def register_age_source(self, source: Callable[[], Mapping[str, float]] | None) -> None:
-        return None
-
-    def add_age_floor(self, source: Callable[[float], Mapping[str, float]]) -> None:
-        return None
-
-
-_active: Metrics | _NullMetrics = _NullMetrics()
-
-
-def active() -> Metrics | _NullMetrics:
-    """The metrics of this process (set by the process wiring), or a no-op before that."""
-    return _active
-
-
-def set_active(metrics: Metrics | None) -> None:
-    """Make ``metrics`` the process's metrics (``None`` restores the no-op)."""
-    global _active
-    _active = metrics if metrics is not None else _NullMetrics()

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from bus.observability import metrics as metrics_module
 from bus.observability.endpoint import HttpEndpoint, supervisor_check
 from bus.observability.masking import LOG_MASKER
 from bus.observability.metrics import Metrics, MetricsSink
@@ -57,7 +56,6 @@ class ProcessObservability:
                 self.metrics,
                 interval=poll_interval,
             )
-        metrics_module.set_active(self.metrics)
 
     def _routes_in_use(self, digest: str) -> None:
         self.metrics.set_routes(digest, time.time())

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from bus.contract.rejections import Reason, Rejection
-from bus.contract.schemas import PII_KINDS, Problem, SchemaLoadError, SchemaRegistry, properties
+from bus.contract.schemas import (
+    PII_KINDS,
+    Problem,
+    SchemaLoadError,
+    SchemaRegistry,
+    format_problems,
+    properties,
+)
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 EXAMPLES = SCHEMAS / "examples"
@@ -412,3 +419,16 @@ def test_readme_documents_every_field_name() -> None:
         }
     )
     assert not missing, f"x-vi-names not in schemas/README.md: {missing}"
+
+
+def test_problems_are_written_as_path_rule_expected_then_a_count_of_the_rest() -> None:
+    problems = [
+        Problem("payload.applicant.id_number", "pattern", "^[0-9]{12}$"),
+        Problem("", "required", "property 'id'"),
+        Problem("payload.fees[0].amount", "minimum", ">= 0"),
+    ]
+    assert format_problems(problems, limit=2) == (
+        "payload.applicant.id_number: pattern ^[0-9]{12}$; <root>: required property 'id'"
+        "; and 1 more"
+    )
+    assert format_problems(problems[:1]) == "payload.applicant.id_number: pattern ^[0-9]{12}$"
