@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from bus.contract.envelope import Message
+    from adapters.message import Message
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ from pydantic import Field
 from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec
 from adapters.http import Answer
 from adapters.kinds.rest import RestAdapter, RestOptions
+from adapters.message import Message
 from adapters.options import require_credentials
-from bus.contract.envelope import Message
 
 DEFAULT_FIELDS = ("reference", "transaction_id", "amount", "paid_at")
 

@@ -45,8 +45,8 @@ from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec, Tran
 from adapters.http import Answer
 from adapters.kinds.rest import Call, RequestOptions, RestAdapter, RestOptions
 from adapters.mapping import MissingValue, path_getter
+from adapters.message import Message
 from adapters.options import AdapterOptions
-from bus.contract.envelope import Message
 
 VN_TIME = "yyyyMMddHHmmss"
 

@@ -59,13 +59,13 @@ from adapters.base import (
 from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions, UrlTemplate
 from adapters.mapping import Mapper, MappingError, MissingValue, compile_mapping, path_getter
 from adapters.masking import mask_text
+from adapters.message import Message
 from adapters.options import (
     AdapterConfigError,
     AdapterOptions,
     parse_options,
     placeholder_credentials,
 )
-from bus.contract.envelope import Message
 
 MAX_RESPONSE_BYTES = DEFAULT_MAX_RESPONSE_BYTES
 TRANSIENT_STATUSES = classify.TRANSIENT_STATUSES

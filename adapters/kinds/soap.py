@@ -53,6 +53,7 @@ from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOpt
 from adapters.kinds.rest import new_traceparent
 from adapters.mapping import Mapper, MappingError, MissingValue, compile_mapping
 from adapters.masking import mask_text
+from adapters.message import Message
 from adapters.options import (
     AdapterConfigError,
     AdapterOptions,
@@ -61,7 +62,6 @@ from adapters.options import (
     require_credentials,
 )
 from adapters.wsse import security_header
-from bus.contract.envelope import Message
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
