@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "adapters"
 FORBIDDEN = "bus"
+REPO_CODE = ("adapters", "bus", "tests", "scripts", "benchmarks")
 DYNAMIC_IMPORTERS = frozenset({"import_module", "__import__"})
 
 
@@ -104,6 +105,23 @@ def test_no_module_under_adapters_imports_the_bus() -> None:
     ]
     assert len(sdk_modules()) > 15  # the walk really covered the SDK
     assert not offenders, "adapters/ must not depend on bus/:\n" + "\n".join(offenders)
+
+
+def test_nothing_in_the_repo_imports_a_deprecated_path() -> None:
+    # The shims are for plug-ins outside the repo; inside it, one release later they go.
+    from tests.unit.test_adapter_sdk_shims import SHIMS
+
+    shim_files = {ROOT / (old.replace(".", "/") + ".py") for old in SHIMS}
+    own = {Path(__file__).resolve(), ROOT / "tests" / "unit" / "test_adapter_sdk_shims.py"}
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}: imports {name}"
+        for top in REPO_CODE
+        for path in sorted((ROOT / top).rglob("*.py"))
+        if path not in shim_files | own
+        for line, name in imports_of(path)
+        if name in SHIMS
+    ]
+    assert not offenders, "import the new paths:\n" + "\n".join(offenders)
 
 
 def test_importing_every_adapters_module_loads_no_bus_module() -> None:
