@@ -42,6 +42,7 @@ from pydantic import Field
 
 from adapters import classify
 from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec, TransientFailure
+from adapters.headers import IDEMPOTENCY_KEY, MESSAGE_TYPE
 from adapters.http import Answer
 from adapters.kinds.rest import Call, RequestOptions, RestAdapter, RestOptions
 from adapters.mapping import MissingValue, path_getter
@@ -211,8 +212,8 @@ class PortalSyncAdapter(RestAdapter):
         if len(batch) > 1:
             # One key per call: derived from its entries, each of which carries its own.
             joined = ",".join(m.id for m in batch).encode()
-            headers["Idempotency-Key"] = "batch-" + hashlib.sha256(joined).hexdigest()[:32]
-            headers["X-Message-Type"] = batch[0].type
+            headers[IDEMPOTENCY_KEY] = "batch-" + hashlib.sha256(joined).hexdigest()[:32]
+            headers[MESSAGE_TYPE] = batch[0].type
         headers["X-Batch-Size"] = str(len(batch))
         headers.update(call.headers)
         return headers

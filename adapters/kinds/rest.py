@@ -30,7 +30,6 @@ name the keys they use. Every request carries ``Idempotency-Key`` (the message i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,6 +55,8 @@ from adapters.base import (
     TargetSpec,
     TransientFailure,
 )
+from adapters.headers import contract_headers
+from adapters.headers import new_traceparent as new_traceparent  # its old home, kept
 from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions, UrlTemplate
 from adapters.mapping import Mapper, MappingError, MissingValue, compile_mapping, path_getter
 from adapters.masking import mask_text
@@ -223,12 +224,7 @@ class RestAdapter(Adapter):
 
     def headers_for(self, message: Message) -> dict[str, str]:
         """The headers every call for ``message`` carries (before authentication)."""
-        return {
-            "Content-Type": "application/json; charset=utf-8",
-            "Idempotency-Key": message.id,
-            "traceparent": message.traceparent or new_traceparent(),
-            "X-Message-Type": message.type,
-        }
+        return {"Content-Type": "application/json; charset=utf-8", **contract_headers(message)}
 
     async def deliver(self, message: Message) -> Outcome:
         return await self.deliver_with(self.calls.get(message.type, self.default_call), message)
@@ -387,8 +383,3 @@ class RestAdapter(Adapter):
                 auth_scheme=auth.scheme,
             )
         return Profile()
-
-
-def new_traceparent() -> str:
-    """A fresh W3C traceparent, for messages that arrived without one."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"

@@ -49,8 +49,8 @@ from adapters.base import (
     TargetSpec,
     TransientFailure,
 )
+from adapters.headers import IDEMPOTENCY_KEY, TRACEPARENT, contract_headers
 from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions
-from adapters.kinds.rest import new_traceparent
 from adapters.mapping import Mapper, MappingError, MissingValue, compile_mapping
 from adapters.masking import mask_text
 from adapters.message import Message
@@ -243,7 +243,7 @@ class SoapAdapter(Adapter):
         params = call.parameters(message.doc)
         serialized = call.zeep_operation.create(**params)
         envelope = serialized.content
-        traceparent = message.traceparent or new_traceparent()
+        contract = contract_headers(message)  # the SOAP header carries the same values
         header = _header_of(envelope, self.envelope_ns)
         o = self.options
         if o.wsse is not None:
@@ -261,24 +261,18 @@ class SoapAdapter(Adapter):
         key = etree.SubElement(
             header, f"{{{BUS_HEADERS}}}IdempotencyKey", nsmap={"bus": BUS_HEADERS}
         )
-        key.text = message.id
+        key.text = contract[IDEMPOTENCY_KEY]
         trace = etree.SubElement(
             header, f"{{{BUS_HEADERS}}}traceparent", nsmap={"bus": BUS_HEADERS}
         )
-        trace.text = traceparent
+        trace.text = contract[TRACEPARENT]
         body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
         if self.soap12:
             content_type = f'application/soap+xml; charset=utf-8; action="{call.action}"'
             headers = {"Content-Type": content_type}
         else:
             headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{call.action}"'}
-        headers.update(
-            {
-                "Idempotency-Key": message.id,
-                "traceparent": traceparent,
-                "X-Message-Type": message.type,
-            }
-        )
+        headers.update(contract)
         headers.update(o.headers)
         return call, body, headers
 
