@@ -9,8 +9,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from adapters.testing import *  # noqa: F403
 from adapters.testing import standin as _moved
-from adapters.testing.standin import *  # noqa: F403
 
 warnings.warn(
     "bus.standin is deprecated and goes in the next release: import adapters.testing",

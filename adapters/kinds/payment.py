@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import orjson
 from pydantic import Field
@@ -30,6 +30,9 @@ from adapters.http import Answer
 from adapters.kinds.rest import RestAdapter, RestOptions
 from adapters.message import Message
 from adapters.options import require_credentials
+
+if TYPE_CHECKING:
+    from adapters.testing.standin import Profile
 
 DEFAULT_FIELDS = ("reference", "transaction_id", "amount", "paid_at")
 
@@ -158,27 +161,10 @@ class PaymentConfirmationAdapter(RestAdapter):
         return {**doc, "payload": payload}
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile:
         """An agency payment endpoint that records the confirmation and acknowledges it."""
+        from adapters.testing.fakes import fake_payment_agency
+
         profile = super().standin_profile(target)
-        profile.respond = _acknowledge
+        profile.respond = fake_payment_agency
         return profile
-
-
-def _acknowledge(request: Any) -> tuple[int, Any]:
-    try:
-        doc = orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        return 400, {"errorCode": "01", "message": "Dữ liệu không hợp lệ"}
-    if not isinstance(doc, dict) or not doc.get("referenceId") or not doc.get("checksum"):
-        return 200, {"errorCode": "01", "message": "Thiếu mã tham chiếu hoặc chuỗi kiểm tra"}
-    seen: set[str] = request.memory.setdefault("references", set())
-    reference = str(doc["referenceId"])
-    code = "02" if reference in seen else "00"
-    seen.add(reference)
-    return 200, {
-        "errorCode": code,
-        "message": "Đã ghi nhận kết quả thanh toán" if code == "00" else "Đã ghi nhận trước đó",
-        "referenceId": reference,
-        "receiptId": f"PT-{request.target}-{request.seq}",
-    }

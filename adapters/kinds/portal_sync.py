@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from pydantic import Field
@@ -48,6 +48,9 @@ from adapters.kinds.rest import Call, RequestOptions, RestAdapter, RestOptions
 from adapters.mapping import MissingValue, path_getter
 from adapters.message import Message
 from adapters.options import AdapterOptions
+
+if TYPE_CHECKING:
+    from adapters.testing.standin import Profile
 
 VN_TIME = "yyyyMMddHHmmss"
 
@@ -268,11 +271,13 @@ class PortalSyncAdapter(RestAdapter):
         return failure(detail)
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile:
         """A fake portal sync API: session login, insert/update/progress, "already exists"."""
+        from adapters.testing.fakes import fake_portal_api, portal_entry_keys
+
         profile = super().standin_profile(target)
         profile.respond = fake_portal_api
-        profile.batch_keys = _entry_keys
+        profile.batch_keys = portal_entry_keys
         return profile
 
 
@@ -331,45 +336,3 @@ class ProgressBatcher:
             self._flush()
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=10)
-
-
-def _entry_keys(body: bytes) -> list[str] | None:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(doc, list):
-        keys = [str(e.get("MaDongBo")) for e in doc if isinstance(e, dict) and e.get("MaDongBo")]
-        return keys or None
-    return None
-
-
-def fake_portal_api(request: Any) -> tuple[int, Any]:
-    """The stand-in's imitation of the portal sync API (records kept in memory)."""
-    records: dict[str, Any] = request.memory.setdefault("records", {})
-    try:
-        doc = orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        return 400, {"error_code": "-1", "message": "Dữ liệu không hợp lệ"}
-    path = request.path.rstrip("/")
-    if path.endswith("/hoso/tien-do") and isinstance(doc, list):
-        results = []
-        for entry in doc:
-            key = entry.get("MaDongBo") if isinstance(entry, dict) else None
-            ok = isinstance(entry, dict) and entry.get("MaHoSo")
-            results.append(
-                {"MaDongBo": key, "error_code": "0" if ok else "-1", "message": "Thành công"}
-            )
-        return 200, {"error_code": "0", "message": "Thành công", "ket_qua": results}
-    if not isinstance(doc, dict) or not doc.get("MaHoSo"):
-        return 200, {"error_code": "-1", "message": "Thiếu mã hồ sơ"}
-    number = str(doc["MaHoSo"])
-    if path.endswith("/hoso/them-moi"):
-        if number in records:
-            return 200, {"error_code": "-2", "message": f"Hồ sơ {number} đã tồn tại"}
-        records[number] = doc
-        return 200, {"error_code": "0", "message": "Thành công", "data": {"MaHoSo": number}}
-    if path.endswith("/hoso/cap-nhat"):
-        records.setdefault(number, {}).update(doc)
-        return 200, {"error_code": "0", "message": "Thành công", "data": {"MaHoSo": number}}
-    return 404, {"error_code": "-404", "message": "Không tìm thấy API"}

@@ -31,7 +31,7 @@ name the keys they use. Every request carries ``Idempotency-Key`` (the message i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from pydantic import Field, field_validator
@@ -67,6 +67,9 @@ from adapters.options import (
     parse_options,
     placeholder_credentials,
 )
+
+if TYPE_CHECKING:
+    from adapters.testing.standin import Profile
 
 MAX_RESPONSE_BYTES = DEFAULT_MAX_RESPONSE_BYTES
 TRANSIENT_STATUSES = classify.TRANSIENT_STATUSES
@@ -364,7 +367,7 @@ class RestAdapter(Adapter):
         return None
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile:
         """How a stand-in imitates this target's system (see adapters.testing.standin.Profile)."""
         from adapters.testing.standin import Profile
 

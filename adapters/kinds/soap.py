@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import zeep
 from lxml import etree
@@ -62,6 +62,9 @@ from adapters.options import (
     require_credentials,
 )
 from adapters.wsse import security_header
+
+if TYPE_CHECKING:
+    from adapters.testing.standin import Profile
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -358,7 +361,7 @@ class SoapAdapter(Adapter):
     # --- the stand-in's imitation of this system ------------------------------------------
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile:
         """How a stand-in answers like this target's SOAP system (an adapters.testing Profile)."""
         from adapters.testing.standin import Profile
 

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,9 +43,6 @@ from aiohttp import web
 CONTROL = "/_standin"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-ACTS = frozenset(
-    {"answer", "close", "garbage", "fault", "billion_laughs", "xxe", "huge", "empty", "redirect"}
-)
 # Looks like a broken agency page, and quotes personal data an adapter must mask.
 GARBAGE = (
     b"\x00\x1f<<LOI HE THONG>> \xff\xfe Exception in thread: NullReference; "
@@ -58,21 +56,39 @@ REDIRECT_PATH = "chuyen-huong"
 REDIRECT_PII = "0987654321"
 
 
+class Act(StrEnum):
+    """What a stand-in does with a request: answer normally, or one way of misbehaving."""
+
+    ANSWER = "answer"
+    CLOSE = "close"  # promise an answer, drop the connection midway
+    GARBAGE = "garbage"  # bytes that are neither JSON nor XML, quoting personal data
+    FAULT = "fault"  # a SOAP fault (Behaviour.fault: Client or Server)
+    BILLION_LAUGHS = "billion_laughs"  # an XML entity bomb
+    XXE = "xxe"  # XML external entities (a file, an internal URL)
+    HUGE = "huge"  # Behaviour.size_mb megabytes, streamed
+    EMPTY = "empty"  # an empty body
+    REDIRECT = "redirect"  # a 3xx pointing elsewhere
+
+
+ACTS = frozenset(act.value for act in Act)
+
+
 @dataclass(slots=True)
 class Behaviour:
     """How a stand-in answers: status, JSON body, delay; ``times`` limits it to N requests.
 
-    ``act`` picks a misbehaviour (see ``ACTS``): ``fault`` answers a SOAP fault with code
-    ``fault`` (Client or Server); ``huge`` streams ``size_mb`` megabytes; ``redirect``
-    answers ``status`` (302 unless a 3xx is given) pointing at ``location`` (default: a
-    path below the request's own, ``…/chuyen-huong/0987654321``, on the stand-in).
+    ``act`` picks a misbehaviour (an :class:`Act`, or its value as a string): ``fault``
+    answers a SOAP fault with code ``fault`` (Client or Server); ``huge`` streams
+    ``size_mb`` megabytes; ``redirect`` answers ``status`` (302 unless a 3xx is given)
+    pointing at ``location`` (default: a path below the request's own,
+    ``…/chuyen-huong/0987654321``, on the stand-in).
     """
 
     status: int = 200
     delay: float = 0.0
     body: Any = None
     times: int | None = None
-    act: str = "answer"
+    act: Act = Act.ANSWER
     fault: str = "Server"
     size_mb: int = 100
     location: str | None = None
@@ -80,6 +96,7 @@ class Behaviour:
     def __post_init__(self) -> None:
         if self.act not in ACTS:
             raise ValueError(f"act {self.act!r} is not one of {sorted(ACTS)}")
+        self.act = Act(self.act)  # the control API and older callers give the value
 
 
 @dataclass(slots=True)
@@ -364,21 +381,21 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Any:
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         act = behaviour.act
-        if act == "close":
+        if act == Act.CLOSE:
             return await _close_midway(request, profile)
-        if act == "huge":
+        if act == Act.HUGE:
             return await _stream_huge(request, profile, behaviour.size_mb)
-        if act == "garbage":
+        if act == Act.GARBAGE:
             ctype = "text/xml" if profile.soap else "application/json"
             return web.Response(status=behaviour.status, body=GARBAGE, content_type=ctype)
-        if act == "empty":
+        if act == Act.EMPTY:
             return web.Response(status=behaviour.status, body=b"")
-        if act == "redirect":
+        if act == Act.REDIRECT:
             return _redirect(request, behaviour)
-        if act in ("billion_laughs", "xxe"):
-            hostile = BILLION_LAUGHS if act == "billion_laughs" else EXTERNAL_ENTITY
+        if act in (Act.BILLION_LAUGHS, Act.XXE):
+            hostile = BILLION_LAUGHS if act == Act.BILLION_LAUGHS else EXTERNAL_ENTITY
             return web.Response(status=behaviour.status, body=hostile, content_type="text/xml")
-        if act == "fault":
+        if act == Act.FAULT:
             status, fault = soap_fault(
                 behaviour.fault,
                 "Lỗi hệ thống, vui lòng thử lại sau"

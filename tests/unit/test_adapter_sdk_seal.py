@@ -143,3 +143,33 @@ def test_importing_every_adapters_module_loads_no_bus_module() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_production_adapter_modules_load_no_test_kit() -> None:
+    # Fakes and stand-ins live in adapters.testing; a kind reaches them only from its
+    # standin_profile, which production never calls. (Names come from the files:
+    # pkgutil.walk_packages would import adapters.testing itself to walk it.)
+    production = [
+        module_name(path, ROOT)
+        for path in sdk_modules()
+        if not module_name(path, ROOT).startswith("adapters.testing")
+    ]
+    assert "adapters.kinds.portal_sync" in production
+    script = textwrap.dedent(
+        """
+        import importlib, sys, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for name in sys.argv[1:]:
+            importlib.import_module(name)
+        loaded = sorted(m for m in sys.modules if m.startswith("adapters.testing"))
+        assert not loaded, loaded
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, *production],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import orjson
+import pytest
 
 import adapters
 from adapters import contract_headers, new_traceparent, safexml
@@ -117,3 +118,15 @@ def test_the_soap_header_elements_carry_the_same_values_as_the_http_headers() ->
     assert header.findtext(f"{{{BUS_HEADERS}}}traceparent") == headers["traceparent"]
     assert TRACEPARENT.match(headers["traceparent"])
     assert headers["X-Message-Type"] == message.type
+
+
+def test_the_test_kit_exports_resolve_and_a_behaviour_takes_an_act_or_its_value() -> None:
+    from adapters import testing
+    from adapters.testing import Act, Behaviour
+
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None, name
+    assert Behaviour(act="fault").act is Act.FAULT  # the control API sends the value
+    assert Behaviour(act=Act.REDIRECT).act == "redirect"
+    with pytest.raises(ValueError, match=r"act 'laugh' is not one of \['answer', "):
+        Behaviour(act="laugh")  # type: ignore[arg-type]
