@@ -42,6 +42,7 @@ from pydantic import Field
 
 from adapters import classify
 from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec, TransientFailure
+from adapters.codes import Verdict, code_text
 from adapters.headers import IDEMPOTENCY_KEY, MESSAGE_TYPE
 from adapters.http import Answer
 from adapters.kinds.rest import Call, RequestOptions, RestAdapter, RestOptions
@@ -256,19 +257,17 @@ class PortalSyncAdapter(RestAdapter):
             return TransientFailure(
                 f"the portal did not answer for this entry: no {key} {message.id} in {field}"
             )
-        code = result.get(rule.field)
-        if not isinstance(code, str | int) or isinstance(code, bool):
+        code = code_text(result.get(rule.field))
+        if code is None:
             return TransientFailure(
                 f"the portal did not answer for this entry: its {field} result has no {rule.field}"
             )
-        code = str(code)
-        if code in rule.success:
+        if rule.verdict(code) is Verdict.DELIVERED:
             return Delivered(reference=overall.reference)
         detail = f"portal {rule.field} {code} for this entry" + (
             f": {self._agency_says(result)}" if self._agency_says(result) else ""
         )
-        failure = TransientFailure if code in rule.transient else PermanentFailure
-        return failure(detail)
+        return rule.failure(code, detail)
 
     @classmethod
     def standin_profile(cls, target: TargetSpec) -> Profile:

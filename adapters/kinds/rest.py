@@ -53,8 +53,8 @@ from adapters.base import (
     Outcome,
     PermanentFailure,
     TargetSpec,
-    TransientFailure,
 )
+from adapters.codes import ErrorCodeRule, Verdict, code_text
 from adapters.headers import contract_headers
 from adapters.headers import new_traceparent as new_traceparent  # its old home, kept
 from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions, UrlTemplate
@@ -83,20 +83,6 @@ class RequestOptions(AdapterOptions):
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     body: dict[str, Any] | None = None
-
-
-class ErrorCodeRule(AdapterOptions):
-    """A JSON field in the answer that says whether the agency accepted the message."""
-
-    field: str = "error_code"
-    success: list[str] = Field(default_factory=lambda: ["0"])
-    transient: list[str] = Field(default_factory=list)
-    message_field: str | None = "message"
-
-    @field_validator("success", "transient", mode="before")
-    @classmethod
-    def _as_text(cls, value: Any) -> Any:
-        return [str(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 class AlreadyExistsRule(AdapterOptions):
@@ -306,18 +292,15 @@ class RestAdapter(Adapter):
         assert self.error_code is not None
         if not isinstance(doc, dict):
             return classify.unreadable(f"HTTP {answer.status}, no {self.error_code.field}", body)
-        code = self.code_of(doc)
-        if not isinstance(code, str | int) or isinstance(code, bool):
+        code = code_text(self.code_of(doc))
+        if code is None:
             return classify.unreadable(f"HTTP {answer.status}, no {self.error_code.field}", body)
-        code = str(code)
-        if code in self.error_code.success:
+        if self.error_code.verdict(code) is Verdict.DELIVERED:
             return Delivered(reference=self._reference(doc))
         detail = f"agency {self.error_code.field} {code}" + (
             f": {self._agency_says(doc)}" if self._agency_says(doc) else ""
         )
-        if code in self.error_code.transient:
-            return TransientFailure(detail)
-        return PermanentFailure(detail)
+        return self.error_code.failure(code, detail)
 
     def _already_exists(self, status: int, doc: Any) -> bool:
         """Whether the answer is the agency's "already exists" refusal of an insert.
@@ -331,17 +314,20 @@ class RestAdapter(Adapter):
         rule = self.already_exists
         if rule is None:
             return False
-        code = self.code_of(doc) if self.code_of is not None and isinstance(doc, dict) else None
-        code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
+        code = (
+            code_text(self.code_of(doc))
+            if self.code_of is not None and isinstance(doc, dict)
+            else None
+        )
         accepted = 200 <= status < 300 and (
-            self.error_code is None or (code is not None and code in self.error_code.success)
+            self.error_code is None or self.error_code.is_success(code)
         )
         if accepted:
             return False
         if status in rule.status or (code is not None and code in rule.values):
             return True
         transient = classify.is_transient_status(status) or (
-            self.error_code is not None and code in self.error_code.transient
+            self.error_code is not None and self.error_code.is_transient(code)
         )
         if rule.message_contains and self.message_of is not None and not transient:
             text = str(self.message_of(doc) or "").lower() if isinstance(doc, dict) else ""

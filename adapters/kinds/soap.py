@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import zeep
 from lxml import etree
-from pydantic import Field, field_validator
+from pydantic import Field
 from zeep.exceptions import ExternalReferenceForbidden
 from zeep.transports import Transport
 from zeep.wsdl.bindings.soap import Soap12Binding, SoapBinding
@@ -49,6 +49,7 @@ from adapters.base import (
     TargetSpec,
     TransientFailure,
 )
+from adapters.codes import ResultCodeRule, Verdict
 from adapters.headers import IDEMPOTENCY_KEY, TRACEPARENT, contract_headers
 from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions
 from adapters.mapping import Mapper, MappingError, MissingValue, compile_mapping
@@ -61,14 +62,12 @@ from adapters.options import (
     placeholder_credentials,
     require_credentials,
 )
+from adapters.soapns import BUS_HEADERS, ENVELOPES, SOAP11, SOAP12
 from adapters.wsse import security_header
 
 if TYPE_CHECKING:
     from adapters.testing.standin import Profile
 
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-BUS_HEADERS = "urn:dvcbus:soap:headers:1"
 # The project root: the checkout, or site-packages when installed from a wheel, which ships
 # config/wsdl/ as package data (pyproject.toml), so the same rule finds the shipped WSDLs.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -87,18 +86,6 @@ class WsseOptions(AdapterOptions):
     ttl: float = Field(default=300.0, gt=0)
     username: str = "username"  # credentials keys
     password: str = "password"
-
-
-class ResultCodeRule(AdapterOptions):
-    element: str
-    success: list[str] = Field(default_factory=lambda: ["0"])
-    transient: list[str] = Field(default_factory=list)
-    message_element: str | None = None
-
-    @field_validator("success", "transient", mode="before")
-    @classmethod
-    def _as_text(cls, value: Any) -> Any:
-        return [str(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 class SoapResponseOptions(AdapterOptions):
@@ -324,7 +311,7 @@ class SoapAdapter(Adapter):
                 return classify.unreadable(f"HTTP {answer.status}, {exc}", body)
             return _for_status(answer)  # e.g. an HTML error page of a proxy
         envelope_ns = _namespace(root)
-        if safexml.local_name(root) != "Envelope" or envelope_ns not in (SOAP11, SOAP12):
+        if safexml.local_name(root) != "Envelope" or envelope_ns not in ENVELOPES:
             if not answer.ok:
                 return _for_status(answer)
             return classify.unreadable(f"HTTP {answer.status}, not a SOAP envelope", body)
@@ -348,15 +335,13 @@ class SoapAdapter(Adapter):
         code = safexml.text_of(content, rule.element)
         if code is None:
             return classify.unreadable(f"HTTP {answer.status}, no {rule.element}", body)
-        if code in rule.success:
+        if rule.verdict(code) is Verdict.DELIVERED:
             return Delivered(reference=reference, detail=f"{rule.element} {code}")
         says = safexml.text_of(content, rule.message_element) if rule.message_element else None
         detail = f"{operation or 'agency'} answered {rule.element} {code}" + (
             f": {classify.quote(says.encode())}" if says else ""
         )
-        if code in rule.transient:
-            return TransientFailure(detail)
-        return PermanentFailure(detail)
+        return rule.failure(code, detail)
 
     # --- the stand-in's imitation of this system ------------------------------------------
 

@@ -40,9 +40,9 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
+from adapters.soapns import SOAP11, SOAP12
+
 CONTROL = "/_standin"
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 # Looks like a broken agency page, and quotes personal data an adapter must mask.
 GARBAGE = (
     b"\x00\x1f<<LOI HE THONG>> \xff\xfe Exception in thread: NullReference; "
