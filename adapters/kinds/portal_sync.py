@@ -45,7 +45,15 @@ from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec, Tran
 from adapters.codes import Verdict, code_text
 from adapters.headers import IDEMPOTENCY_KEY, MESSAGE_TYPE
 from adapters.http import Answer
-from adapters.kinds.rest import Call, RequestOptions, RestAdapter, RestOptions
+from adapters.kinds.rest import (
+    Call,
+    RequestOptions,
+    RestAdapter,
+    RestOptions,
+    RetryAsUpdate,
+    agency_says,
+    compile_call,
+)
 from adapters.mapping import MissingValue, path_getter
 from adapters.message import Message
 from adapters.options import AdapterOptions
@@ -153,10 +161,10 @@ class PortalSyncAdapter(RestAdapter):
         o = self.options
         assert isinstance(o, PortalSyncOptions)
         self.sync_options = o
-        self.insert_call = self._compile(o.insert, "insert.")
-        self.closing_call = self._compile(o.update, "update.")
-        self.progress_call = self._compile(o.progress, "progress.")
-        self.payment_call = self._compile(o.payment, "payment.")
+        self.insert_call = compile_call(o.insert, o, target, "insert.")
+        self.closing_call = compile_call(o.update, o, target, "update.")
+        self.progress_call = compile_call(o.progress, o, target, "progress.")
+        self.payment_call = compile_call(o.payment, o, target, "payment.")
         self.insert_statuses = frozenset(o.insert_statuses)
         self.update_statuses = frozenset(o.update_statuses)
         self.results_of = path_getter(o.results_field, "results_field")
@@ -182,7 +190,8 @@ class PortalSyncAdapter(RestAdapter):
             return PermanentFailure(f"message cannot be mapped: {exc}")
         except Exception as exc:  # a bug here must not reach the dispatcher as an exception
             return classify.for_bug(exc, self.kind)
-        return outcome  # type: ignore[return-value]
+        assert not isinstance(outcome, RetryAsUpdate)  # retried=True: never asked to
+        return outcome
 
     async def close(self) -> None:
         await self.batcher.drain()
@@ -250,7 +259,7 @@ class PortalSyncAdapter(RestAdapter):
         portal-side fault); the retry carries the same ``MaDongBo``, so a repeat of an entry
         it did record is recognised.
         """
-        rule = self.error_code
+        rule = self.rules.error_code
         assert rule is not None
         field, key = self.sync_options.results_field, self.sync_options.entry_key
         if result is None:
@@ -265,7 +274,7 @@ class PortalSyncAdapter(RestAdapter):
         if rule.verdict(code) is Verdict.DELIVERED:
             return Delivered(reference=overall.reference)
         detail = f"portal {rule.field} {code} for this entry" + (
-            f": {self._agency_says(result)}" if self._agency_says(result) else ""
+            f": {agency_says(result, self.rules)}" if agency_says(result, self.rules) else ""
         )
         return rule.failure(code, detail)
 
