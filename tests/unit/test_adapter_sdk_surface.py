@@ -130,3 +130,14 @@ def test_the_test_kit_exports_resolve_and_a_behaviour_takes_an_act_or_its_value(
     assert Behaviour(act=Act.REDIRECT).act == "redirect"
     with pytest.raises(ValueError, match=r"act 'laugh' is not one of \['answer', "):
         Behaviour(act="laugh")  # type: ignore[arg-type]
+
+
+def test_the_docs_list_exactly_the_sdk_surface() -> None:
+    text = (ROOT / "docs" / "adapters.md").read_text(encoding="utf-8")
+    section = text.split("## The SDK surface", 1)[1].split("**Compatibility promise.**", 1)[0]
+    table, kit = section.split("**`adapters.testing`**", 1)
+    first_column = [row.split("|")[1] for row in table.splitlines() if row.startswith("| `")]
+    documented = {name for cell in first_column for name in re.findall(r"`(\w+)`", cell)}
+    assert documented == set(adapters.__all__)
+    kit_names = set(re.findall(r"`(\w+)`", kit.split("__all__`:", 1)[1].split("(see", 1)[0]))
+    assert kit_names == set(adapters.testing.__all__)
