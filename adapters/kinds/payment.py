@@ -27,7 +27,7 @@ from pydantic import Field
 
 from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec
 from adapters.http import Answer
-from adapters.kinds.rest import RestAdapter, RestOptions
+from adapters.kinds.rest import RestAdapter, RestOptions, RetryAsUpdate
 from adapters.message import Message
 from adapters.options import require_credentials
 
@@ -127,7 +127,9 @@ class PaymentConfirmationAdapter(RestAdapter):
             )
         return None
 
-    def interpret(self, answer: Answer, *, can_retry_as_update: bool = True) -> Any:
+    def interpret(
+        self, answer: Answer, *, can_retry_as_update: bool = True
+    ) -> Outcome | RetryAsUpdate:
         outcome = super().interpret(answer, can_retry_as_update=can_retry_as_update)
         mode = self.payment_options.verify_reply
         if not isinstance(outcome, Delivered) or mode == "ignore":

@@ -235,8 +235,9 @@ class PortalSyncAdapter(RestAdapter):
         if not isinstance(answer, Answer):
             return [answer] * len(batch)
         overall = self.interpret(answer, can_retry_as_update=False)
+        assert not isinstance(overall, RetryAsUpdate)  # not allowed to ask for it
         if not isinstance(overall, Delivered):
-            return [overall] * len(batch)  # type: ignore[list-item]
+            return [overall] * len(batch)
         try:
             doc = orjson.loads(answer.body)
         except orjson.JSONDecodeError:

@@ -111,7 +111,9 @@ class _LocalOnly(Transport):
     """A zeep transport that reads local files and refuses the network."""
 
     def __init__(self) -> None:
-        super().__init__(cache=None, timeout=1, operation_timeout=1)
+        super().__init__(  # type: ignore[no-untyped-call]  # zeep is not annotated
+            cache=None, timeout=1, operation_timeout=1
+        )
 
     def load(self, url: str) -> bytes:
         if "://" in url and not url.startswith("file://"):
@@ -119,7 +121,8 @@ class _LocalOnly(Transport):
                 f"the WSDL refers to {url}: remote documents are never fetched; "
                 "ship every imported WSDL/XSD next to it"
             )
-        return super().load(url)
+        document: bytes = super().load(url)  # type: ignore[no-untyped-call]  # zeep: untyped
+        return document
 
     def post(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never used
         raise RuntimeError("zeep's own transport is not used to send; aiohttp is")
@@ -153,7 +156,8 @@ def load_wsdl(path: str, mtime: float) -> zeep.Client:
         xml_huge_tree=False,
     )  # fmt: skip
     try:
-        return zeep.Client(path, transport=_LocalOnly(), settings=settings)
+        # zeep is not annotated
+        return zeep.Client(path, transport=_LocalOnly(), settings=settings)  # type: ignore[no-untyped-call]
     except AdapterConfigError:
         raise
     except ExternalReferenceForbidden as exc:
@@ -318,8 +322,8 @@ class SoapAdapter(Adapter):
         soap_body = root.find(f"{{{envelope_ns}}}Body")
         content = _first_element(soap_body) if soap_body is not None else None
         if content is not None and safexml.local_name(content) == "Fault":
-            code, text = _fault(content, envelope_ns)
-            return classify.soap_fault(code, text)
+            fault_code, text = _fault(content, envelope_ns)
+            return classify.soap_fault(fault_code, text)
         if not answer.ok:
             return _for_status(answer)
         if content is None:

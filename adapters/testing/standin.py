@@ -31,7 +31,7 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -228,6 +228,9 @@ class StandinState:
         return expiry is not None and time.monotonic() < expiry
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 # --- answers ---------------------------------------------------------------------------
 
 
@@ -364,7 +367,7 @@ def _soap_answer(profile: Profile, target: str, seq: int, body: bytes) -> web.Re
     return web.Response(body=answer, content_type=content_type, charset="utf-8")
 
 
-def _agency_handler(state: StandinState, target: str, profile: Profile) -> Any:
+def _agency_handler(state: StandinState, target: str, profile: Profile) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         if profile.auth:
@@ -375,7 +378,8 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Any:
                 return _json(401, {"error_code": "401", "message": "Phiên làm việc đã hết hạn"})
         keys = profile.batch_keys(body) if profile.batch_keys else None
         seq = 0
-        for key in keys or [None]:
+        recorded: list[str | None] = [*keys] if keys else [None]
+        for key in recorded:
             seq = state.record(target, request, body, key)
         behaviour = state.behaviour_for(target)
         if behaviour.delay:
@@ -426,7 +430,7 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Any:
     return handle
 
 
-def _auth_handler(state: StandinState, target: str, profile: Profile) -> Any:
+def _auth_handler(state: StandinState, target: str, profile: Profile) -> Handler:
     """A token endpoint (OAuth2 client credentials) or a login endpoint (session)."""
 
     async def handle(request: web.Request) -> web.Response:
@@ -658,11 +662,10 @@ class StandinThread:
         return self.state.refused.get(target, 0)
 
     def reset(self) -> None:
-        self._call(
-            lambda: (
-                self.state.received.clear(),
-                self.state.behaviours.clear(),
-                self.state.tokens.clear(),
-                self.state.memory.clear(),
-            )
-        )
+        def forget() -> None:
+            self.state.received.clear()
+            self.state.behaviours.clear()
+            self.state.tokens.clear()
+            self.state.memory.clear()
+
+        self._call(forget)
