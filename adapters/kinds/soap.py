@@ -68,8 +68,8 @@ from adapters.wsse import security_header
 if TYPE_CHECKING:
     from adapters.testing.standin import Profile
 
-# The project root: the checkout, or site-packages when installed from a wheel, which ships
-# config/wsdl/ as package data (pyproject.toml), so the same rule finds the shipped WSDLs.
+# The checkout the bus runs from (installed editable, docs/decisions.md): config/wsdl/ is
+# not package data, so the shipped WSDLs are found in the checkout, beside the code.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WSDL_DIR = PROJECT_ROOT / "config" / "wsdl"
 
