@@ -287,4 +287,4 @@ def _prefixed(outcome: Outcome, prefix: str) -> Outcome:
     reason = getattr(outcome, "reason", None)
     if reason is None:
         return outcome
-    return type(outcome)(prefix + reason)  # type: ignore[call-arg]
+    return type(outcome)(prefix + reason)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from bus.contract.envelope import Message
+    from adapters.message import Message
+    from adapters.testing.standin import Profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +81,12 @@ class Adapter:
     # --- for stand-ins and the conformance kit (optional) -----------------------------
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile | None:
         """How a stand-in imitates this kind's agency system (an ``adapters.testing.Profile``).
 
         None (the default) means the stand-in answers JSON ``{"error_code": "0", ...}``.
+        Only tests, the demo and the conformance kit call it: a kind imports its fakes
+        (``adapters.testing``) inside it, never at module level.
         """
         return None
 

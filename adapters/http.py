@@ -187,9 +187,8 @@ class UrlTemplate:
             self._parts = template_parts(template, where)
         except MappingError as exc:
             raise AdapterConfigError(f"option {where!r}: {exc}") from None
-        self.static = next(iter(self._parts)) if len(self._parts) == 1 else None
-        if self.static is not None and not isinstance(self.static, str):
-            self.static = None
+        only = self._parts[0] if len(self._parts) == 1 else None
+        self.static: str | None = only if isinstance(only, str) else None
 
     def render(self, doc: Any) -> str:
         if self.static is not None:

@@ -62,7 +62,7 @@ def path_getter(path: str, where: str = "") -> Getter:
                     return _MISSING
                 value = value[part]
             elif isinstance(value, dict):
-                value = value.get(part, _MISSING)  # type: ignore[arg-type]
+                value = value.get(part, _MISSING)
                 if value is _MISSING:
                     return _MISSING
             else:
@@ -199,9 +199,9 @@ def _field(spec: Any, where: str) -> Getter:
     elif kind == "each":
         get = _each(spec, where)
     elif kind == "fields":
-        get = _object(spec["fields"], where) if isinstance(spec["fields"], dict) else None
-        if get is None:
+        if not isinstance(spec["fields"], dict):
             raise MappingError(f"{where}.fields: expected a mapping of fields")
+        get = _object(spec["fields"], where)
     else:
         get = path_getter(spec["from"], where)
     get = _converted(get, spec, where)

@@ -70,7 +70,9 @@ def parse(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
     if root is None:
         raise UnsafeXml("XML answer has no root element")
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo = tree.docinfo
+    # lxml-stubs 0.5 lacks DocInfo.doctype (lxml has it)
+    if docinfo.doctype or docinfo.internalDTD is not None:  # type: ignore[union-attr]
         raise UnsafeXml(_DTD, hostile=True)
     return root
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+from adapters.soapns import WSSE, WSU
+
 _PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
 PASSWORD_TEXT = f"{_PROFILE}#PasswordText"
 PASSWORD_DIGEST = f"{_PROFILE}#PasswordDigest"

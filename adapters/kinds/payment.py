@@ -20,16 +20,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import orjson
 from pydantic import Field
 
 from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec
 from adapters.http import Answer
-from adapters.kinds.rest import RestAdapter, RestOptions
+from adapters.kinds.rest import RestAdapter, RestOptions, RetryAsUpdate
+from adapters.message import Message
 from adapters.options import require_credentials
-from bus.contract.envelope import Message
+
+if TYPE_CHECKING:
+    from adapters.testing.standin import Profile
 
 DEFAULT_FIELDS = ("reference", "transaction_id", "amount", "paid_at")
 
@@ -124,7 +127,9 @@ class PaymentConfirmationAdapter(RestAdapter):
             )
         return None
 
-    def interpret(self, answer: Answer, *, can_retry_as_update: bool = True) -> Any:
+    def interpret(
+        self, answer: Answer, *, can_retry_as_update: bool = True
+    ) -> Outcome | RetryAsUpdate:
         outcome = super().interpret(answer, can_retry_as_update=can_retry_as_update)
         mode = self.payment_options.verify_reply
         if not isinstance(outcome, Delivered) or mode == "ignore":
@@ -158,27 +163,10 @@ class PaymentConfirmationAdapter(RestAdapter):
         return {**doc, "payload": payload}
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile:
         """An agency payment endpoint that records the confirmation and acknowledges it."""
+        from adapters.testing.fakes import fake_payment_agency
+
         profile = super().standin_profile(target)
-        profile.respond = _acknowledge
+        profile.respond = fake_payment_agency
         return profile
-
-
-def _acknowledge(request: Any) -> tuple[int, Any]:
-    try:
-        doc = orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        return 400, {"errorCode": "01", "message": "Dữ liệu không hợp lệ"}
-    if not isinstance(doc, dict) or not doc.get("referenceId") or not doc.get("checksum"):
-        return 200, {"errorCode": "01", "message": "Thiếu mã tham chiếu hoặc chuỗi kiểm tra"}
-    seen: set[str] = request.memory.setdefault("references", set())
-    reference = str(doc["referenceId"])
-    code = "02" if reference in seen else "00"
-    seen.add(reference)
-    return 200, {
-        "errorCode": code,
-        "message": "Đã ghi nhận kết quả thanh toán" if code == "00" else "Đã ghi nhận trước đó",
-        "referenceId": reference,
-        "receiptId": f"PT-{request.target}-{request.seq}",
-    }

@@ -35,18 +35,31 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from pydantic import Field
 
 from adapters import classify
 from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec, TransientFailure
+from adapters.codes import Verdict, code_text
+from adapters.headers import IDEMPOTENCY_KEY, MESSAGE_TYPE
 from adapters.http import Answer
-from adapters.kinds.rest import Call, RequestOptions, RestAdapter, RestOptions
+from adapters.kinds.rest import (
+    Call,
+    RequestOptions,
+    RestAdapter,
+    RestOptions,
+    RetryAsUpdate,
+    agency_says,
+    compile_call,
+)
 from adapters.mapping import MissingValue, path_getter
+from adapters.message import Message
 from adapters.options import AdapterOptions
-from bus.contract.envelope import Message
+
+if TYPE_CHECKING:
+    from adapters.testing.standin import Profile
 
 VN_TIME = "yyyyMMddHHmmss"
 
@@ -148,10 +161,10 @@ class PortalSyncAdapter(RestAdapter):
         o = self.options
         assert isinstance(o, PortalSyncOptions)
         self.sync_options = o
-        self.insert_call = self._compile(o.insert, "insert.")
-        self.closing_call = self._compile(o.update, "update.")
-        self.progress_call = self._compile(o.progress, "progress.")
-        self.payment_call = self._compile(o.payment, "payment.")
+        self.insert_call = compile_call(o.insert, o, target, "insert.")
+        self.closing_call = compile_call(o.update, o, target, "update.")
+        self.progress_call = compile_call(o.progress, o, target, "progress.")
+        self.payment_call = compile_call(o.payment, o, target, "payment.")
         self.insert_statuses = frozenset(o.insert_statuses)
         self.update_statuses = frozenset(o.update_statuses)
         self.results_of = path_getter(o.results_field, "results_field")
@@ -177,7 +190,8 @@ class PortalSyncAdapter(RestAdapter):
             return PermanentFailure(f"message cannot be mapped: {exc}")
         except Exception as exc:  # a bug here must not reach the dispatcher as an exception
             return classify.for_bug(exc, self.kind)
-        return outcome  # type: ignore[return-value]
+        assert not isinstance(outcome, RetryAsUpdate)  # retried=True: never asked to
+        return outcome
 
     async def close(self) -> None:
         await self.batcher.drain()
@@ -211,8 +225,8 @@ class PortalSyncAdapter(RestAdapter):
         if len(batch) > 1:
             # One key per call: derived from its entries, each of which carries its own.
             joined = ",".join(m.id for m in batch).encode()
-            headers["Idempotency-Key"] = "batch-" + hashlib.sha256(joined).hexdigest()[:32]
-            headers["X-Message-Type"] = batch[0].type
+            headers[IDEMPOTENCY_KEY] = "batch-" + hashlib.sha256(joined).hexdigest()[:32]
+            headers[MESSAGE_TYPE] = batch[0].type
         headers["X-Batch-Size"] = str(len(batch))
         headers.update(call.headers)
         return headers
@@ -221,8 +235,9 @@ class PortalSyncAdapter(RestAdapter):
         if not isinstance(answer, Answer):
             return [answer] * len(batch)
         overall = self.interpret(answer, can_retry_as_update=False)
+        assert not isinstance(overall, RetryAsUpdate)  # not allowed to ask for it
         if not isinstance(overall, Delivered):
-            return [overall] * len(batch)  # type: ignore[list-item]
+            return [overall] * len(batch)
         try:
             doc = orjson.loads(answer.body)
         except orjson.JSONDecodeError:
@@ -245,33 +260,33 @@ class PortalSyncAdapter(RestAdapter):
         portal-side fault); the retry carries the same ``MaDongBo``, so a repeat of an entry
         it did record is recognised.
         """
-        rule = self.error_code
+        rule = self.rules.error_code
         assert rule is not None
         field, key = self.sync_options.results_field, self.sync_options.entry_key
         if result is None:
             return TransientFailure(
                 f"the portal did not answer for this entry: no {key} {message.id} in {field}"
             )
-        code = result.get(rule.field)
-        if not isinstance(code, str | int) or isinstance(code, bool):
+        code = code_text(result.get(rule.field))
+        if code is None:
             return TransientFailure(
                 f"the portal did not answer for this entry: its {field} result has no {rule.field}"
             )
-        code = str(code)
-        if code in rule.success:
+        if rule.verdict(code) is Verdict.DELIVERED:
             return Delivered(reference=overall.reference)
         detail = f"portal {rule.field} {code} for this entry" + (
-            f": {self._agency_says(result)}" if self._agency_says(result) else ""
+            f": {agency_says(result, self.rules)}" if agency_says(result, self.rules) else ""
         )
-        failure = TransientFailure if code in rule.transient else PermanentFailure
-        return failure(detail)
+        return rule.failure(code, detail)
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile:
         """A fake portal sync API: session login, insert/update/progress, "already exists"."""
+        from adapters.testing.fakes import fake_portal_api, portal_entry_keys
+
         profile = super().standin_profile(target)
         profile.respond = fake_portal_api
-        profile.batch_keys = _entry_keys
+        profile.batch_keys = portal_entry_keys
         return profile
 
 
@@ -330,45 +345,3 @@ class ProgressBatcher:
             self._flush()
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=10)
-
-
-def _entry_keys(body: bytes) -> list[str] | None:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(doc, list):
-        keys = [str(e.get("MaDongBo")) for e in doc if isinstance(e, dict) and e.get("MaDongBo")]
-        return keys or None
-    return None
-
-
-def fake_portal_api(request: Any) -> tuple[int, Any]:
-    """The stand-in's imitation of the portal sync API (records kept in memory)."""
-    records: dict[str, Any] = request.memory.setdefault("records", {})
-    try:
-        doc = orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        return 400, {"error_code": "-1", "message": "Dữ liệu không hợp lệ"}
-    path = request.path.rstrip("/")
-    if path.endswith("/hoso/tien-do") and isinstance(doc, list):
-        results = []
-        for entry in doc:
-            key = entry.get("MaDongBo") if isinstance(entry, dict) else None
-            ok = isinstance(entry, dict) and entry.get("MaHoSo")
-            results.append(
-                {"MaDongBo": key, "error_code": "0" if ok else "-1", "message": "Thành công"}
-            )
-        return 200, {"error_code": "0", "message": "Thành công", "ket_qua": results}
-    if not isinstance(doc, dict) or not doc.get("MaHoSo"):
-        return 200, {"error_code": "-1", "message": "Thiếu mã hồ sơ"}
-    number = str(doc["MaHoSo"])
-    if path.endswith("/hoso/them-moi"):
-        if number in records:
-            return 200, {"error_code": "-2", "message": f"Hồ sơ {number} đã tồn tại"}
-        records[number] = doc
-        return 200, {"error_code": "0", "message": "Thành công", "data": {"MaHoSo": number}}
-    if path.endswith("/hoso/cap-nhat"):
-        records.setdefault(number, {}).update(doc)
-        return 200, {"error_code": "0", "message": "Thành công", "data": {"MaHoSo": number}}
-    return 404, {"error_code": "-404", "message": "Không tìm thấy API"}

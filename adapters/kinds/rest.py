@@ -30,9 +30,8 @@ name the keys they use. Every request carries ``Idempotency-Key`` (the message i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import orjson
 from pydantic import Field, field_validator
@@ -54,18 +53,30 @@ from adapters.base import (
     Outcome,
     PermanentFailure,
     TargetSpec,
-    TransientFailure,
 )
+from adapters.codes import ErrorCodeRule, Verdict, code_text
+from adapters.headers import contract_headers
+from adapters.headers import new_traceparent as new_traceparent  # its old home, kept
 from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions, UrlTemplate
-from adapters.mapping import Mapper, MappingError, MissingValue, compile_mapping, path_getter
+from adapters.mapping import (
+    Getter,
+    Mapper,
+    MappingError,
+    MissingValue,
+    compile_mapping,
+    path_getter,
+)
 from adapters.masking import mask_text
+from adapters.message import Message
 from adapters.options import (
     AdapterConfigError,
     AdapterOptions,
     parse_options,
     placeholder_credentials,
 )
-from bus.contract.envelope import Message
+
+if TYPE_CHECKING:
+    from adapters.testing.standin import Profile
 
 MAX_RESPONSE_BYTES = DEFAULT_MAX_RESPONSE_BYTES
 TRANSIENT_STATUSES = classify.TRANSIENT_STATUSES
@@ -79,20 +90,6 @@ class RequestOptions(AdapterOptions):
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     body: dict[str, Any] | None = None
-
-
-class ErrorCodeRule(AdapterOptions):
-    """A JSON field in the answer that says whether the agency accepted the message."""
-
-    field: str = "error_code"
-    success: list[str] = Field(default_factory=lambda: ["0"])
-    transient: list[str] = Field(default_factory=list)
-    message_field: str | None = "message"
-
-    @field_validator("success", "transient", mode="before")
-    @classmethod
-    def _as_text(cls, value: Any) -> Any:
-        return [str(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 class AlreadyExistsRule(AdapterOptions):
@@ -152,15 +149,209 @@ class Call:
         return orjson.dumps(self.body(message.doc))
 
 
-class _AlreadyExists:
-    """Marker: the agency says the record exists; the caller retries as an update."""
+@dataclass(frozen=True, slots=True)
+class RestRequest:
+    """One HTTP request for one message, ready to send (credentials are added on sending)."""
+
+    method: str
+    url: str
+    data: bytes
+    headers: dict[str, str]
 
 
-ALREADY_EXISTS = _AlreadyExists()
+@dataclass(frozen=True, slots=True)
+class AnswerRules:
+    """The target's declared answer rules (``response:``), compiled once."""
+
+    expect_json: bool
+    reference: tuple[Getter, ...]
+    error_code: ErrorCodeRule | None
+    code_of: Getter | None
+    message_of: Getter | None
+    already_exists: AlreadyExistsRule | None
+
+    @classmethod
+    def compile(cls, response: ResponseOptions) -> AnswerRules:
+        """Raises :class:`MappingError` naming the option whose path is wrong."""
+        rule = response.error_code
+        return cls(
+            expect_json=response.expect == "json",
+            reference=tuple(path_getter(f, "response.reference") for f in response.reference),
+            error_code=rule,
+            code_of=path_getter(rule.field, "response.error_code.field") if rule else None,
+            message_of=(
+                path_getter(rule.message_field, "response.error_code.message_field")
+                if rule and rule.message_field
+                else None
+            ),
+            already_exists=response.already_exists,
+        )
+
+
+class RetryAsUpdate:
+    """Not an outcome: the agency says the record exists, so the insert is retried as the
+    declared update (``response.already_exists.retry_as``)."""
+
+
+RETRY_AS_UPDATE = RetryAsUpdate()
+ALREADY_EXISTS = RETRY_AS_UPDATE  # its earlier name
+
+
+def compile_call(
+    request: RequestOptions, options: RestOptions, target: TargetSpec, where: str = ""
+) -> Call:
+    """The call ``request`` describes, any key it leaves out taken from the kind's ``options``.
+
+    ``where`` prefixes option names in errors (``types.payment.confirmed.``).
+    """
+    body_spec = request.body if request.body is not None else options.body
+    try:
+        body = compile_mapping(body_spec, f"{where}body") if body_spec is not None else None
+    except MappingError as exc:
+        raise AdapterConfigError(f"target {target.name!r}: option {exc}") from None
+    return Call(
+        method=(request.method or options.method).upper(),
+        url=UrlTemplate(request.url or options.url, target.endpoint, f"{where}url"),
+        body=body,
+        headers={**options.headers, **request.headers},
+    )
+
+
+def request_headers(message: Message) -> dict[str, str]:
+    """The headers every JSON call for ``message`` carries (before the call's own and auth)."""
+    return {"Content-Type": "application/json; charset=utf-8", **contract_headers(message)}
+
+
+def build_request(
+    call: Call, message: Message, base_headers: dict[str, str] | None = None
+) -> RestRequest:
+    """``call`` for ``message``: URL, body and headers (raises MissingValue while mapping).
+
+    ``base_headers`` (default :func:`request_headers`) come first, then the call's own.
+    """
+    url = call.url.render(message.doc)
+    data = call.payload(message)
+    headers = dict(base_headers) if base_headers is not None else request_headers(message)
+    headers.update(call.headers)
+    return RestRequest(call.method, url, data, headers)
+
+
+@overload
+def interpret_answer(
+    status: int,
+    body: bytes,
+    rules: AnswerRules,
+    *,
+    location: str | None = None,
+    allow_update: Literal[False] = False,
+) -> Outcome: ...
+@overload
+def interpret_answer(
+    status: int,
+    body: bytes,
+    rules: AnswerRules,
+    *,
+    location: str | None = None,
+    allow_update: bool,
+) -> Outcome | RetryAsUpdate: ...
+def interpret_answer(
+    status: int,
+    body: bytes,
+    rules: AnswerRules,
+    *,
+    location: str | None = None,
+    allow_update: bool = False,
+) -> Outcome | RetryAsUpdate:
+    """What an agency's answer means: status first, then the declared answer rules.
+
+    ``location`` is the answer's Location header (a redirect is named, never followed).
+    With ``allow_update``, an "already exists" refusal (``rules.already_exists``) comes back
+    as :data:`RETRY_AS_UPDATE` instead of a failure.
+    """
+    doc: Any = None
+    if body.strip():
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            if 200 <= status < 300 and rules.expect_json:
+                return classify.unreadable(f"HTTP {status}, not JSON", body)
+    if allow_update and _already_exists(status, doc, rules):
+        return RETRY_AS_UPDATE
+    if not 200 <= status < 300:
+        return classify.for_status(status, agency_says(doc, rules), location=location)
+    rule = rules.error_code
+    if rule is None or rules.code_of is None:
+        return Delivered(reference=reference_of(doc, rules))
+    if not isinstance(doc, dict):
+        return classify.unreadable(f"HTTP {status}, no {rule.field}", body)
+    code = code_text(rules.code_of(doc))
+    if code is None:
+        return classify.unreadable(f"HTTP {status}, no {rule.field}", body)
+    if rule.verdict(code) is Verdict.DELIVERED:
+        return Delivered(reference=reference_of(doc, rules))
+    says = agency_says(doc, rules)
+    return rule.failure(code, f"agency {rule.field} {code}" + (f": {says}" if says else ""))
+
+
+def _already_exists(status: int, doc: Any, rules: AnswerRules) -> bool:
+    """Whether the answer is the agency's "already exists" refusal of an insert.
+
+    Only a refusal qualifies: an accepted answer whose text happens to say "đã tồn tại"
+    ("recorded; it already existed") is a delivery, and a transient refusal ("busy")
+    must wait for a retry rather than become an update. The declared ``status`` and
+    ``values`` are taken as the agency declares them; ``message_contains`` is a looser
+    match, so it applies only to a permanent refusal.
+    """
+    rule = rules.already_exists
+    if rule is None:
+        return False
+    error_code = rules.error_code
+    code = (
+        code_text(rules.code_of(doc))
+        if rules.code_of is not None and isinstance(doc, dict)
+        else None
+    )
+    accepted = 200 <= status < 300 and (error_code is None or error_code.is_success(code))
+    if accepted:
+        return False
+    if status in rule.status or (code is not None and code in rule.values):
+        return True
+    transient = classify.is_transient_status(status) or (
+        error_code is not None and error_code.is_transient(code)
+    )
+    if rule.message_contains and rules.message_of is not None and not transient:
+        text = str(rules.message_of(doc) or "").lower() if isinstance(doc, dict) else ""
+        return any(fragment.lower() in text for fragment in rule.message_contains)
+    return False
+
+
+def agency_says(doc: Any, rules: AnswerRules) -> str:
+    """The agency's own message (masked, short) when the answer rules name one."""
+    if rules.message_of is None or not isinstance(doc, dict):
+        return ""
+    message = rules.message_of(doc)
+    if not isinstance(message, str) or not message:
+        return ""
+    return repr(mask_text(" ".join(message.split()))[:160])
+
+
+def reference_of(doc: Any, rules: AnswerRules) -> str | None:
+    """The agency's own id for the delivery, from the first declared field that has one."""
+    if not isinstance(doc, dict):
+        return None
+    for get in rules.reference:
+        value = get(doc)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)
+    return None
 
 
 class RestAdapter(Adapter):
-    """Delivers a message as one HTTP call, mapped or unchanged, and reads the agency's answer."""
+    """Delivers a message as one HTTP call, mapped or unchanged, and reads the agency's answer.
+
+    Built from the public pieces above (:func:`compile_call`, :func:`build_request`,
+    :func:`interpret_answer`): a new kind composes them rather than subclassing this.
+    """
 
     kind: ClassVar[str] = "rest"
     options_model: ClassVar[type[RestOptions]] = RestOptions
@@ -171,49 +362,26 @@ class RestAdapter(Adapter):
         self.options = parse_options(self.options_model, target, self.default_options)
         o = self.options
         try:
-            self.default_call = self._compile(RequestOptions(), "")
+            self.default_call = compile_call(RequestOptions(), o, target)
             self.calls = {
-                type_: self._compile(request, f"types.{type_}.")
+                type_: compile_call(request, o, target, f"types.{type_}.")
                 for type_, request in o.types.items()
             }
-            rules = o.response
-            self.expect_json = rules.expect == "json"
-            self.reference_fields = [path_getter(f, "response.reference") for f in rules.reference]
-            self.error_code = rules.error_code
-            self.code_of = (
-                path_getter(rules.error_code.field, "response.error_code.field")
-                if rules.error_code
-                else None
-            )
-            self.message_of = (
-                path_getter(rules.error_code.message_field, "response.error_code.message_field")
-                if rules.error_code and rules.error_code.message_field
-                else None
-            )
-            self.already_exists = rules.already_exists
+            self.rules = AnswerRules.compile(o.response)
             self.update_call = (
-                self._compile(rules.already_exists.retry_as, "response.already_exists.retry_as.")
-                if rules.already_exists
+                compile_call(
+                    o.response.already_exists.retry_as,
+                    o,
+                    target,
+                    "response.already_exists.retry_as.",
+                )
+                if o.response.already_exists
                 else None
             )
         except MappingError as exc:
             raise AdapterConfigError(f"target {target.name!r}: option {exc}") from None
         self.auth: Auth = build_auth(o.auth, target)
         self.http = HttpClient(target, tls=o.tls, max_response_bytes=o.max_response_bytes)
-
-    def _compile(self, request: RequestOptions, where: str) -> Call:
-        o = self.options
-        body_spec = request.body if request.body is not None else o.body
-        try:
-            body = compile_mapping(body_spec, f"{where}body") if body_spec is not None else None
-        except MappingError as exc:
-            raise AdapterConfigError(f"target {self.target.name!r}: option {exc}") from None
-        return Call(
-            method=(request.method or o.method).upper(),
-            url=UrlTemplate(request.url or o.url, self.target.endpoint, f"{where}url"),
-            body=body,
-            headers={**o.headers, **request.headers},
-        )
 
     async def start(self) -> None:
         self.http.session  # noqa: B018 - open the pool before the first delivery
@@ -223,12 +391,7 @@ class RestAdapter(Adapter):
 
     def headers_for(self, message: Message) -> dict[str, str]:
         """The headers every call for ``message`` carries (before authentication)."""
-        return {
-            "Content-Type": "application/json; charset=utf-8",
-            "Idempotency-Key": message.id,
-            "traceparent": message.traceparent or new_traceparent(),
-            "X-Message-Type": message.type,
-        }
+        return request_headers(message)
 
     async def deliver(self, message: Message) -> Outcome:
         return await self.deliver_with(self.calls.get(message.type, self.default_call), message)
@@ -237,25 +400,22 @@ class RestAdapter(Adapter):
         """Deliver with ``call``; an "already exists" answer is retried once as the update."""
         try:
             outcome = await self.send(call, message)
-            if outcome is ALREADY_EXISTS:
+            if outcome is RETRY_AS_UPDATE:
                 assert self.update_call is not None
                 outcome = await self.send(self.update_call, message, retried=True)
         except MissingValue as exc:
             return PermanentFailure(f"message cannot be mapped: {exc}")
         except Exception as exc:  # a bug here must not reach the dispatcher as an exception
             return classify.for_bug(exc, self.kind)
-        assert not isinstance(outcome, _AlreadyExists)
+        assert not isinstance(outcome, RetryAsUpdate)
         return outcome
 
     async def send(
         self, call: Call, message: Message, *, retried: bool = False
-    ) -> Outcome | _AlreadyExists:
+    ) -> Outcome | RetryAsUpdate:
         """One call for ``message``, classified (may raise MissingValue while mapping)."""
-        url = call.url.render(message.doc)
-        data = call.payload(message)
-        headers = self.headers_for(message)
-        headers.update(call.headers)
-        answer = await self.exchange(call.method, url, data, headers)
+        request = build_request(call, message, self.headers_for(message))
+        answer = await self.exchange(request.method, request.url, request.data, request.headers)
         if not isinstance(answer, Answer):
             return answer
         can_update = not retried and self.update_call is not None
@@ -286,89 +446,18 @@ class RestAdapter(Adapter):
 
     def interpret(
         self, answer: Answer, *, can_retry_as_update: bool = True
-    ) -> Outcome | _AlreadyExists:
-        """What the agency's answer means: status first, then the declared answer rules."""
-        body = answer.body
-        doc: Any = None
-        if body.strip():
-            try:
-                doc = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                if answer.ok and self.expect_json:
-                    return classify.unreadable(f"HTTP {answer.status}, not JSON", body)
-        if can_retry_as_update and self._already_exists(answer.status, doc):
-            return ALREADY_EXISTS
-        if not answer.ok:
-            return classify.for_status(
-                answer.status, self._agency_says(doc), location=answer.location
-            )
-        if self.code_of is None:
-            return Delivered(reference=self._reference(doc))
-        assert self.error_code is not None
-        if not isinstance(doc, dict):
-            return classify.unreadable(f"HTTP {answer.status}, no {self.error_code.field}", body)
-        code = self.code_of(doc)
-        if not isinstance(code, str | int) or isinstance(code, bool):
-            return classify.unreadable(f"HTTP {answer.status}, no {self.error_code.field}", body)
-        code = str(code)
-        if code in self.error_code.success:
-            return Delivered(reference=self._reference(doc))
-        detail = f"agency {self.error_code.field} {code}" + (
-            f": {self._agency_says(doc)}" if self._agency_says(doc) else ""
+    ) -> Outcome | RetryAsUpdate:
+        """What the agency's answer means (:func:`interpret_answer` with this target's rules)."""
+        return interpret_answer(
+            answer.status,
+            answer.body,
+            self.rules,
+            location=answer.location,
+            allow_update=can_retry_as_update,
         )
-        if code in self.error_code.transient:
-            return TransientFailure(detail)
-        return PermanentFailure(detail)
-
-    def _already_exists(self, status: int, doc: Any) -> bool:
-        """Whether the answer is the agency's "already exists" refusal of an insert.
-
-        Only a refusal qualifies: an accepted answer whose text happens to say "đã tồn tại"
-        ("recorded; it already existed") is a delivery, and a transient refusal ("busy")
-        must wait for a retry rather than become an update. The declared ``status`` and
-        ``values`` are taken as the agency declares them; ``message_contains`` is a looser
-        match, so it applies only to a permanent refusal.
-        """
-        rule = self.already_exists
-        if rule is None:
-            return False
-        code = self.code_of(doc) if self.code_of is not None and isinstance(doc, dict) else None
-        code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
-        accepted = 200 <= status < 300 and (
-            self.error_code is None or (code is not None and code in self.error_code.success)
-        )
-        if accepted:
-            return False
-        if status in rule.status or (code is not None and code in rule.values):
-            return True
-        transient = classify.is_transient_status(status) or (
-            self.error_code is not None and code in self.error_code.transient
-        )
-        if rule.message_contains and self.message_of is not None and not transient:
-            text = str(self.message_of(doc) or "").lower() if isinstance(doc, dict) else ""
-            return any(fragment.lower() in text for fragment in rule.message_contains)
-        return False
-
-    def _agency_says(self, doc: Any) -> str:
-        """The agency's own message (masked, short) when the answer rules name one."""
-        if self.message_of is None or not isinstance(doc, dict):
-            return ""
-        message = self.message_of(doc)
-        if not isinstance(message, str) or not message:
-            return ""
-        return repr(mask_text(" ".join(message.split()))[:160])
-
-    def _reference(self, doc: Any) -> str | None:
-        if not isinstance(doc, dict):
-            return None
-        for get in self.reference_fields:
-            value = get(doc)
-            if isinstance(value, str | int) and not isinstance(value, bool):
-                return str(value)
-        return None
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile:
         """How a stand-in imitates this target's system (see adapters.testing.standin.Profile)."""
         from adapters.testing.standin import Profile
 
@@ -387,8 +476,3 @@ class RestAdapter(Adapter):
                 auth_scheme=auth.scheme,
             )
         return Profile()
-
-
-def new_traceparent() -> str:
-    """A fresh W3C traceparent, for messages that arrived without one."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"

@@ -31,11 +31,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import zeep
 from lxml import etree
-from pydantic import Field, field_validator
+from pydantic import Field
 from zeep.exceptions import ExternalReferenceForbidden
 from zeep.transports import Transport
 from zeep.wsdl.bindings.soap import Soap12Binding, SoapBinding
@@ -49,10 +49,12 @@ from adapters.base import (
     TargetSpec,
     TransientFailure,
 )
+from adapters.codes import ResultCodeRule, Verdict
+from adapters.headers import IDEMPOTENCY_KEY, TRACEPARENT, contract_headers
 from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions
-from adapters.kinds.rest import new_traceparent
 from adapters.mapping import Mapper, MappingError, MissingValue, compile_mapping
 from adapters.masking import mask_text
+from adapters.message import Message
 from adapters.options import (
     AdapterConfigError,
     AdapterOptions,
@@ -60,14 +62,14 @@ from adapters.options import (
     placeholder_credentials,
     require_credentials,
 )
+from adapters.soapns import BUS_HEADERS, ENVELOPES, SOAP11, SOAP12
 from adapters.wsse import security_header
-from bus.contract.envelope import Message
 
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-BUS_HEADERS = "urn:dvcbus:soap:headers:1"
-# The project root: the checkout, or site-packages when installed from a wheel, which ships
-# config/wsdl/ as package data (pyproject.toml), so the same rule finds the shipped WSDLs.
+if TYPE_CHECKING:
+    from adapters.testing.standin import Profile
+
+# The checkout the bus runs from (installed editable, docs/decisions.md): config/wsdl/ is
+# not package data, so the shipped WSDLs are found in the checkout, beside the code.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WSDL_DIR = PROJECT_ROOT / "config" / "wsdl"
 
@@ -84,18 +86,6 @@ class WsseOptions(AdapterOptions):
     ttl: float = Field(default=300.0, gt=0)
     username: str = "username"  # credentials keys
     password: str = "password"
-
-
-class ResultCodeRule(AdapterOptions):
-    element: str
-    success: list[str] = Field(default_factory=lambda: ["0"])
-    transient: list[str] = Field(default_factory=list)
-    message_element: str | None = None
-
-    @field_validator("success", "transient", mode="before")
-    @classmethod
-    def _as_text(cls, value: Any) -> Any:
-        return [str(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 class SoapResponseOptions(AdapterOptions):
@@ -121,7 +111,9 @@ class _LocalOnly(Transport):
     """A zeep transport that reads local files and refuses the network."""
 
     def __init__(self) -> None:
-        super().__init__(cache=None, timeout=1, operation_timeout=1)
+        super().__init__(  # type: ignore[no-untyped-call]  # zeep is not annotated
+            cache=None, timeout=1, operation_timeout=1
+        )
 
     def load(self, url: str) -> bytes:
         if "://" in url and not url.startswith("file://"):
@@ -129,7 +121,8 @@ class _LocalOnly(Transport):
                 f"the WSDL refers to {url}: remote documents are never fetched; "
                 "ship every imported WSDL/XSD next to it"
             )
-        return super().load(url)
+        document: bytes = super().load(url)  # type: ignore[no-untyped-call]  # zeep: untyped
+        return document
 
     def post(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never used
         raise RuntimeError("zeep's own transport is not used to send; aiohttp is")
@@ -163,7 +156,8 @@ def load_wsdl(path: str, mtime: float) -> zeep.Client:
         xml_huge_tree=False,
     )  # fmt: skip
     try:
-        return zeep.Client(path, transport=_LocalOnly(), settings=settings)
+        # zeep is not annotated
+        return zeep.Client(path, transport=_LocalOnly(), settings=settings)  # type: ignore[no-untyped-call]
     except AdapterConfigError:
         raise
     except ExternalReferenceForbidden as exc:
@@ -243,7 +237,7 @@ class SoapAdapter(Adapter):
         params = call.parameters(message.doc)
         serialized = call.zeep_operation.create(**params)
         envelope = serialized.content
-        traceparent = message.traceparent or new_traceparent()
+        contract = contract_headers(message)  # the SOAP header carries the same values
         header = _header_of(envelope, self.envelope_ns)
         o = self.options
         if o.wsse is not None:
@@ -261,24 +255,18 @@ class SoapAdapter(Adapter):
         key = etree.SubElement(
             header, f"{{{BUS_HEADERS}}}IdempotencyKey", nsmap={"bus": BUS_HEADERS}
         )
-        key.text = message.id
+        key.text = contract[IDEMPOTENCY_KEY]
         trace = etree.SubElement(
             header, f"{{{BUS_HEADERS}}}traceparent", nsmap={"bus": BUS_HEADERS}
         )
-        trace.text = traceparent
+        trace.text = contract[TRACEPARENT]
         body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
         if self.soap12:
             content_type = f'application/soap+xml; charset=utf-8; action="{call.action}"'
             headers = {"Content-Type": content_type}
         else:
             headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{call.action}"'}
-        headers.update(
-            {
-                "Idempotency-Key": message.id,
-                "traceparent": traceparent,
-                "X-Message-Type": message.type,
-            }
-        )
+        headers.update(contract)
         headers.update(o.headers)
         return call, body, headers
 
@@ -327,15 +315,15 @@ class SoapAdapter(Adapter):
                 return classify.unreadable(f"HTTP {answer.status}, {exc}", body)
             return _for_status(answer)  # e.g. an HTML error page of a proxy
         envelope_ns = _namespace(root)
-        if safexml.local_name(root) != "Envelope" or envelope_ns not in (SOAP11, SOAP12):
+        if safexml.local_name(root) != "Envelope" or envelope_ns not in ENVELOPES:
             if not answer.ok:
                 return _for_status(answer)
             return classify.unreadable(f"HTTP {answer.status}, not a SOAP envelope", body)
         soap_body = root.find(f"{{{envelope_ns}}}Body")
         content = _first_element(soap_body) if soap_body is not None else None
         if content is not None and safexml.local_name(content) == "Fault":
-            code, text = _fault(content, envelope_ns)
-            return classify.soap_fault(code, text)
+            fault_code, text = _fault(content, envelope_ns)
+            return classify.soap_fault(fault_code, text)
         if not answer.ok:
             return _for_status(answer)
         if content is None:
@@ -351,20 +339,18 @@ class SoapAdapter(Adapter):
         code = safexml.text_of(content, rule.element)
         if code is None:
             return classify.unreadable(f"HTTP {answer.status}, no {rule.element}", body)
-        if code in rule.success:
+        if rule.verdict(code) is Verdict.DELIVERED:
             return Delivered(reference=reference, detail=f"{rule.element} {code}")
         says = safexml.text_of(content, rule.message_element) if rule.message_element else None
         detail = f"{operation or 'agency'} answered {rule.element} {code}" + (
             f": {classify.quote(says.encode())}" if says else ""
         )
-        if code in rule.transient:
-            return TransientFailure(detail)
-        return PermanentFailure(detail)
+        return rule.failure(code, detail)
 
     # --- the stand-in's imitation of this system ------------------------------------------
 
     @classmethod
-    def standin_profile(cls, target: TargetSpec) -> Any:
+    def standin_profile(cls, target: TargetSpec) -> Profile:
         """How a stand-in answers like this target's SOAP system (an adapters.testing Profile)."""
         from adapters.testing.standin import Profile
 

@@ -31,20 +31,18 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
 
+from adapters.soapns import SOAP11, SOAP12
+
 CONTROL = "/_standin"
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-ACTS = frozenset(
-    {"answer", "close", "garbage", "fault", "billion_laughs", "xxe", "huge", "empty", "redirect"}
-)
 # Looks like a broken agency page, and quotes personal data an adapter must mask.
 GARBAGE = (
     b"\x00\x1f<<LOI HE THONG>> \xff\xfe Exception in thread: NullReference; "
@@ -58,21 +56,39 @@ REDIRECT_PATH = "chuyen-huong"
 REDIRECT_PII = "0987654321"
 
 
+class Act(StrEnum):
+    """What a stand-in does with a request: answer normally, or one way of misbehaving."""
+
+    ANSWER = "answer"
+    CLOSE = "close"  # promise an answer, drop the connection midway
+    GARBAGE = "garbage"  # bytes that are neither JSON nor XML, quoting personal data
+    FAULT = "fault"  # a SOAP fault (Behaviour.fault: Client or Server)
+    BILLION_LAUGHS = "billion_laughs"  # an XML entity bomb
+    XXE = "xxe"  # XML external entities (a file, an internal URL)
+    HUGE = "huge"  # Behaviour.size_mb megabytes, streamed
+    EMPTY = "empty"  # an empty body
+    REDIRECT = "redirect"  # a 3xx pointing elsewhere
+
+
+ACTS = frozenset(act.value for act in Act)
+
+
 @dataclass(slots=True)
 class Behaviour:
     """How a stand-in answers: status, JSON body, delay; ``times`` limits it to N requests.
 
-    ``act`` picks a misbehaviour (see ``ACTS``): ``fault`` answers a SOAP fault with code
-    ``fault`` (Client or Server); ``huge`` streams ``size_mb`` megabytes; ``redirect``
-    answers ``status`` (302 unless a 3xx is given) pointing at ``location`` (default: a
-    path below the request's own, ``…/chuyen-huong/0987654321``, on the stand-in).
+    ``act`` picks a misbehaviour (an :class:`Act`, or its value as a string): ``fault``
+    answers a SOAP fault with code ``fault`` (Client or Server); ``huge`` streams
+    ``size_mb`` megabytes; ``redirect`` answers ``status`` (302 unless a 3xx is given)
+    pointing at ``location`` (default: a path below the request's own,
+    ``…/chuyen-huong/0987654321``, on the stand-in).
     """
 
     status: int = 200
     delay: float = 0.0
     body: Any = None
     times: int | None = None
-    act: str = "answer"
+    act: Act = Act.ANSWER
     fault: str = "Server"
     size_mb: int = 100
     location: str | None = None
@@ -80,6 +96,7 @@ class Behaviour:
     def __post_init__(self) -> None:
         if self.act not in ACTS:
             raise ValueError(f"act {self.act!r} is not one of {sorted(ACTS)}")
+        self.act = Act(self.act)  # the control API and older callers give the value
 
 
 @dataclass(slots=True)
@@ -209,6 +226,9 @@ class StandinState:
     def token_valid(self, target: str, token: str | None) -> bool:
         expiry = self.tokens.get(target, {}).get(token or "")
         return expiry is not None and time.monotonic() < expiry
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # --- answers ---------------------------------------------------------------------------
@@ -347,7 +367,7 @@ def _soap_answer(profile: Profile, target: str, seq: int, body: bytes) -> web.Re
     return web.Response(body=answer, content_type=content_type, charset="utf-8")
 
 
-def _agency_handler(state: StandinState, target: str, profile: Profile) -> Any:
+def _agency_handler(state: StandinState, target: str, profile: Profile) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         if profile.auth:
@@ -358,27 +378,28 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Any:
                 return _json(401, {"error_code": "401", "message": "Phiên làm việc đã hết hạn"})
         keys = profile.batch_keys(body) if profile.batch_keys else None
         seq = 0
-        for key in keys or [None]:
+        recorded: list[str | None] = [*keys] if keys else [None]
+        for key in recorded:
             seq = state.record(target, request, body, key)
         behaviour = state.behaviour_for(target)
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         act = behaviour.act
-        if act == "close":
+        if act == Act.CLOSE:
             return await _close_midway(request, profile)
-        if act == "huge":
+        if act == Act.HUGE:
             return await _stream_huge(request, profile, behaviour.size_mb)
-        if act == "garbage":
+        if act == Act.GARBAGE:
             ctype = "text/xml" if profile.soap else "application/json"
             return web.Response(status=behaviour.status, body=GARBAGE, content_type=ctype)
-        if act == "empty":
+        if act == Act.EMPTY:
             return web.Response(status=behaviour.status, body=b"")
-        if act == "redirect":
+        if act == Act.REDIRECT:
             return _redirect(request, behaviour)
-        if act in ("billion_laughs", "xxe"):
-            hostile = BILLION_LAUGHS if act == "billion_laughs" else EXTERNAL_ENTITY
+        if act in (Act.BILLION_LAUGHS, Act.XXE):
+            hostile = BILLION_LAUGHS if act == Act.BILLION_LAUGHS else EXTERNAL_ENTITY
             return web.Response(status=behaviour.status, body=hostile, content_type="text/xml")
-        if act == "fault":
+        if act == Act.FAULT:
             status, fault = soap_fault(
                 behaviour.fault,
                 "Lỗi hệ thống, vui lòng thử lại sau"
@@ -409,7 +430,7 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Any:
     return handle
 
 
-def _auth_handler(state: StandinState, target: str, profile: Profile) -> Any:
+def _auth_handler(state: StandinState, target: str, profile: Profile) -> Handler:
     """A token endpoint (OAuth2 client credentials) or a login endpoint (session)."""
 
     async def handle(request: web.Request) -> web.Response:
@@ -641,11 +662,10 @@ class StandinThread:
         return self.state.refused.get(target, 0)
 
     def reset(self) -> None:
-        self._call(
-            lambda: (
-                self.state.received.clear(),
-                self.state.behaviours.clear(),
-                self.state.tokens.clear(),
-                self.state.memory.clear(),
-            )
-        )
+        def forget() -> None:
+            self.state.received.clear()
+            self.state.behaviours.clear()
+            self.state.tokens.clear()
+            self.state.memory.clear()
+
+        self._call(forget)

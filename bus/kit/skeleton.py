@@ -66,7 +66,7 @@ name = "__DIST__"
 version = "0.1.0"
 description = "dvc-bus adapter kind __KIND__"
 requires-python = ">=3.11"
-dependencies = ["dvc-bus"]
+dependencies = ["dvc-bus"]  # for its adapter SDK >=1.0,<2 (adapters.SDK_VERSION)
 
 [project.optional-dependencies]
 test = ["pytest>=8"]
@@ -122,8 +122,12 @@ in routes.yaml, and a wrong key stops the target at start with the option's name
 
 - return one outcome (Delivered, TransientFailure, PermanentFailure), never raise;
 - classify with adapters.classify, so your kind follows the bus's rules;
-- send the message id as Idempotency-Key and the traceparent on every call;
+- send adapters.contract_headers(message) on every call (Idempotency-Key, traceparent,
+  X-Message-Type);
 - never log personal data or secrets (the conformance kit checks).
+
+Import only from ``adapters`` (and ``adapters.testing`` in tests): that is the SDK, which
+keeps its promises within a major version (docs/adapters.md, "The SDK surface").
 """
 
 from __future__ import annotations
@@ -133,13 +137,29 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from adapters import classify
-from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, TargetSpec
-from adapters.http import HttpClient, TlsOptions, UrlTemplate
-from adapters.mapping import MissingValue, compile_mapping
-from adapters.options import AdapterOptions, parse_options
-from adapters.kinds.rest import new_traceparent
-from bus.contract.envelope import Message
+from adapters import (
+    SDK_VERSION,
+    Adapter,
+    AdapterOptions,
+    Delivered,
+    Message,
+    Outcome,
+    PermanentFailure,
+    TargetSpec,
+    classify,
+    contract_headers,
+    http,
+    mapping,
+    parse_options,
+)
+
+# The adapter SDK versions this kind is written for: >=1.0,<2 (a minor version only adds).
+SUPPORTED_SDK = ((1, 0), (2, 0))
+_SDK = tuple(int(part) for part in SDK_VERSION.split(".")[:2])
+if not SUPPORTED_SDK[0] <= _SDK < SUPPORTED_SDK[1]:
+    raise ImportError(
+        f"adapter kind __KIND__ is written for adapter SDK >=1.0,<2; this bus has {SDK_VERSION}"
+    )
 
 DEFAULT_BODY = {
     "MaDongBo": "id",
@@ -155,7 +175,7 @@ class Options(AdapterOptions):
     url: str = "{endpoint}"  # where to send; {payload.dossier_no} placeholders allowed
     system_code: str = "DVCBUS"  # sent as NguonGui: an example of a setting of your own
     body: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_BODY))  # field mapping
-    tls: TlsOptions | None = None
+    tls: http.TlsOptions | None = None
 
 
 class __CLASS__(Adapter):
@@ -166,9 +186,9 @@ class __CLASS__(Adapter):
     def __init__(self, target: TargetSpec) -> None:
         super().__init__(target)
         self.options = parse_options(Options, target)
-        self.url = UrlTemplate(self.options.url, target.endpoint, "url")
-        self.body = compile_mapping(self.options.body)
-        self.http = HttpClient(target, tls=self.options.tls)
+        self.url = http.UrlTemplate(self.options.url, target.endpoint, "url")
+        self.body = mapping.compile_mapping(self.options.body)
+        self.http = http.HttpClient(target, tls=self.options.tls)
 
     async def start(self) -> None:
         self.http.session  # noqa: B018 - open the connection pool
@@ -180,15 +200,10 @@ class __CLASS__(Adapter):
         try:
             url = self.url.render(message.doc)
             document = self.body(message.doc)
-        except MissingValue as exc:
+        except mapping.MissingValue as exc:
             return PermanentFailure(f"message cannot be mapped: {exc}")
         document["NguonGui"] = self.options.system_code
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "Idempotency-Key": message.id,
-            "traceparent": message.traceparent or new_traceparent(),
-            "X-Message-Type": message.type,
-        }
+        headers = {"Content-Type": "application/json; charset=utf-8", **contract_headers(message)}
         token = self.target.credentials.get("token")
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -220,9 +235,8 @@ import socket
 import orjson
 
 from __MODULE__ import __CLASS__
-from adapters.base import Delivered, TargetSpec, TransientFailure
-from bus.contract.envelope import Message
-from adapters.testing.standin import Behaviour, Endpoint, StandinThread
+from adapters import Delivered, Message, TargetSpec, TransientFailure
+from adapters.testing import Behaviour, Endpoint, StandinThread
 
 DOC = {
     "id": "01a21070-f5a8-745d-80bd-5ae508e1ed3d",
@@ -276,6 +290,7 @@ def test_a_message_is_delivered_with_idempotency_key_and_mapped_body() -> None:
     call = received[0]
     assert call.headers["Idempotency-Key"] == DOC["id"]
     assert call.headers["traceparent"] == DOC["traceparent"]
+    assert call.headers["X-Message-Type"] == DOC["type"]
     assert call.headers["Authorization"] == "Bearer t0ken"
     body = orjson.loads(call.body)
     assert body["MaHoSo"] == "000.00.12.H26-261125-0001"

@@ -13,7 +13,7 @@ from adapters.base import Adapter, Delivered, PermanentFailure, TargetSpec, Tran
 from adapters.kinds.onestop import OneStopSoapAdapter
 from adapters.kinds.payment import PaymentConfirmationAdapter, payment_checksum
 from adapters.kinds.portal_sync import PortalSyncAdapter
-from adapters.testing.standin import Behaviour, Endpoint, StandinThread
+from adapters.testing import Behaviour, Endpoint, StandinThread
 from adapters.wsse import WSSE, check_username_token
 from bus.contract.envelope import Message
 from tests.integration.harness import ROOT, free_port

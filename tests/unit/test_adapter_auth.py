@@ -12,7 +12,7 @@ import pytest
 from adapters.base import Delivered, PermanentFailure, TargetSpec, TransientFailure
 from adapters.kinds.rest import RestAdapter
 from adapters.options import AdapterConfigError
-from adapters.testing.standin import Behaviour, Endpoint, StandinThread
+from adapters.testing import Behaviour, Endpoint, StandinThread
 from bus.contract.envelope import Message
 from bus.routes.credentials import resolve_credential
 

@@ -13,7 +13,7 @@ from adapters.http import Answer
 from adapters.kinds.onestop import OneStopSoapAdapter
 from adapters.kinds.soap import BUS_HEADERS, SOAP11, SOAP12, SoapAdapter, find_wsdl
 from adapters.options import AdapterConfigError
-from adapters.testing.standin import BILLION_LAUGHS, EXTERNAL_ENTITY, soap_fault
+from adapters.testing import BILLION_LAUGHS, EXTERNAL_ENTITY, soap_fault
 from adapters.wsse import WSSE, WSU, check_username_token, password_digest, security_header
 from bus.contract.envelope import Message
 
