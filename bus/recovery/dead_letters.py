@@ -15,6 +15,7 @@ from pika import BasicProperties
 
 from bus.broker.wire import Header, header_text, last_death
 from bus.contract.rejections import Reason
+from bus.observability.hops import Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ def read(props: BasicProperties) -> DeadLetterInfo:
     headers = props.headers or {}
     reason = header_text(headers.get(Header.REASON))
     detail = header_text(headers.get(Header.DETAIL))
-    stage = header_text(headers.get(Header.STAGE)) or "broker"
+    stage = header_text(headers.get(Header.STAGE)) or Stage.BROKER.value
     target = header_text(headers.get(Header.TARGET)) or None
     death = last_death(headers)
     if death is not None and death.reason == "delivery_limit" and Header.REASON not in headers:
@@ -43,7 +44,7 @@ def read(props: BasicProperties) -> DeadLetterInfo:
             f"delivery limit reached on {death.queue}: "
             "the consumer failed or crashed on it repeatedly"
         )
-        stage = "broker"
+        stage = Stage.BROKER.value
     elif not reason:
         if target:
             reason = Reason.NO_DELIVERY_QUEUE.value

@@ -26,7 +26,7 @@ import structlog
 from bus.broker.topology import Names
 from bus.broker.wire import BROKER_DEATH_HEADERS, Header, replay_properties
 from bus.contract.envelope import STATUS_TYPE, status_of
-from bus.observability.hops import Event, Hop, Hops
+from bus.observability.hops import Event, Hop, Hops, Stage
 from bus.store import PARKED, REPLAYED, DeadFilter, DeadLetter, Store
 
 log = structlog.get_logger("bus.replay")
@@ -64,7 +64,7 @@ def actor() -> str:
 
 def destination(letter: DeadLetter) -> tuple[str, str, str]:
     """(exchange kind, routing key, description) a dead letter is replayed to."""
-    if letter.target and letter.stage != "router":
+    if letter.target and letter.stage != Stage.ROUTER:
         return "deliver", letter.target, f"target {letter.target}"
     return "ingress", letter.message_type or "replay", "ingress"
 
@@ -159,7 +159,7 @@ def _replay_one(
     hops.emit(
         Hop(
             Event.REPLAYED,
-            "operator",
+            Stage.OPERATOR,
             letter.message_id,
             letter.message_type,
             letter.dossier_no,

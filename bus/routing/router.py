@@ -20,11 +20,12 @@ from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
 from bus.broker.topology import Names, Topology, declare
 from bus.broker.wire import copy_properties, dead_letter_properties, replay_of, route_headers
-from bus.observability.hops import Event, Hop, Hops
+from bus.observability.hops import Event, Hop, Hops, Stage
 from bus.routes import RoutingTable
 from bus.routing.pipeline import Forward, Park, RouterPipeline
 
 log = structlog.get_logger("bus.router")
+STAGE = Stage.ROUTER  # bound once: read for every message
 
 
 class RouterStats:
@@ -123,7 +124,7 @@ class Router:
             self.hops.emit(
                 Hop(
                     Event.ROUTED,
-                    "router",
+                    STAGE,
                     decision.message_id,
                     decision.message_type,
                     decision.dossier_no,
@@ -139,7 +140,7 @@ class Router:
             self.hops.emit(
                 Hop(
                     Event.DEAD_LETTERED,
-                    "router",
+                    STAGE,
                     decision.message_id,
                     decision.message_type,
                     decision.dossier_no,
@@ -155,7 +156,7 @@ class Router:
         self.hops.emit(
             Hop(
                 Event.REPLAYED,
-                "router",
+                STAGE,
                 decision.message_id,
                 decision.message_type,
                 decision.dossier_no,
@@ -178,7 +179,7 @@ class Router:
         dl_props = dead_letter_properties(
             decision.reason,
             decision.detail,
-            stage="router",
+            stage=STAGE,
             original=props,
             message_id=decision.message_id,
             message_type=decision.message_type,
