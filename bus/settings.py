@@ -9,11 +9,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bus.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "DVCBUS_"
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigError):
     """The settings file or environment holds a value the bus cannot use."""
 
 

@@ -28,6 +28,7 @@ from jsonschema.exceptions import SchemaError
 
 import bus
 from bus.contract.rejections import Reason, Rejection
+from bus.errors import ConfigError
 
 __all__ = ["PII_KINDS", "ROUTE_ATTRIBUTES", "Problem", "SchemaLoadError", "SchemaRegistry"]
 
@@ -50,7 +51,7 @@ _ANNOTATIONS = frozenset({"description", "title", "$comment", "examples"})
 _SAFE_PROPERTY_NAME = re.compile(r"^[^\W\d][\w-]{0,63}\Z")
 
 
-class SchemaLoadError(Exception):
+class SchemaLoadError(ConfigError):
     """A schema file is missing, not JSON, not a valid draft-07 schema, or breaks a house rule."""
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from bus.errors import ConfigError
 from bus.routes.model import (
     COMMUNE_CODE,
     GLOB_KEYS,
@@ -59,7 +60,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
 
 
-class RoutesError(Exception):
+class RoutesError(ConfigError):
     """routes.yaml is refused; ``problems`` lists every problem found (errors and warnings)."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from adapters.base import TargetSpec
+from bus.errors import ConfigError
 from bus.routes.durations import parse_duration, parse_rate
 
 AGENCY_ID = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[GH]\d{2}$")
@@ -56,7 +57,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 _NESTED_DEFAULTS = ("timeouts", "retry", "circuit")
 
 
-class CredentialError(Exception):
+class CredentialError(ConfigError):
     """A target's credential reference cannot be resolved; names the reference, never a value."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bus.errors import DvcBusError
 from bus.store.base import (
     DEAD_LETTERED,
     DELIVERED,
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(DvcBusError):
     """The store URL is not one we can open."""
 
 
