@@ -31,3 +31,15 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
 def test_shipped_default_config_loads() -> None:
     root = Path(__file__).resolve().parents[2]
     assert Settings.load(root / "config" / "default.toml").namespace == "bus"
+
+
+def test_a_refused_value_names_where_it_was_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("router_prefetch = 0\n")
+    with pytest.raises(SettingsError, match=rf"^{cfg}: router_prefetch: "):
+        Settings.load(cfg)
+    monkeypatch.setenv("DVCBUS_ROUTER_PREFETCH", "lots")
+    with pytest.raises(SettingsError, match=r"^DVCBUS_ROUTER_PREFETCH: router_prefetch: "):
+        Settings.load(cfg)
