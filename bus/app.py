@@ -25,6 +25,7 @@ from bus.delivery.deadline import adapter_deadline
 from bus.delivery.dispatcher import Dispatcher, RetryPlan, TargetLane
 from bus.delivery.ratelimit import TokenBucket
 from bus.delivery.retry import tiers
+from bus.errors import ConfigError
 from bus.observability.audit import AuditSink
 from bus.observability.hops import Hops
 from bus.observability.logsink import LogSink
@@ -104,7 +105,7 @@ def open_store(loaded: Loaded) -> Store:
 def build_lane(name: str, target: Target) -> TargetLane:
     """A target's lane: its adapter, limits, retry plan and circuit breaker."""
     spec = target.spec()
-    adapter = adapter_registry.load(spec.adapter)(spec)
+    adapter = adapter_registry.build(spec)
     return TargetLane(
         name=name,
         adapter=adapter,
@@ -122,8 +123,9 @@ def build_dispatcher(
 ) -> Dispatcher:
     """A dispatcher for every target (or the ``only`` ones) whose adapter can be built.
 
-    A target whose adapter cannot be built (unknown kind, missing credential) is left out
-    with an error: its messages wait in its queue while the other targets are served.
+    A target whose adapter cannot be built (a :class:`ConfigError`: unknown kind, options or
+    a WSDL the adapter refuses, missing credential) is left out with an error: its messages
+    wait in its queue while the other targets are served.
     """
     wanted = set(only) if only else set(loaded.routes.targets)
     lanes: dict[str, TargetLane] = {}
@@ -133,7 +135,7 @@ def build_dispatcher(
             raise KeyError(f"no target {name!r} in {loaded.settings.routes_file}")
         try:
             lanes[name] = build_lane(name, target)
-        except Exception as exc:
+        except ConfigError as exc:
             log.error("dispatcher.target_disabled", target=name, error=str(exc))
     s = loaded.settings
     return Dispatcher(

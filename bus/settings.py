@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # The checkout (or install) the bus runs from: the one place bus/ works out its root.
 # (The adapter SDK finds its own, adapters/kinds/soap.py: it must not import bus.)
+from bus.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "DVCBUS_"
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigError):
     """The settings file or environment holds a value the bus cannot use."""
 
 
@@ -69,24 +71,34 @@ class Settings(BaseModel):
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
         """Build settings from defaults, a TOML file, the environment and explicit overrides."""
         values: dict[str, Any] = {}
+        origin: dict[str, str] = {}  # where each value came from, for the error message
         path = config_file or _env_path("DVCBUS_CONFIG")
         if path is not None:
             try:
                 values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise SettingsError(f"{path}: {exc}") from None
+            origin.update(dict.fromkeys(values, str(path)))
         for name in cls.model_fields:
             env = os.environ.get(ENV_PREFIX + name.upper())
             if env is not None:
                 values[name] = env
-        values.update({k: v for k, v in overrides.items() if v is not None})
+                origin[name] = ENV_PREFIX + name.upper()
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        origin.update(dict.fromkeys(given, "command line"))
         try:
             return cls(**values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
+            problems = "; ".join(_problem(err, origin) for err in exc.errors())
             raise SettingsError(problems) from None
+
+
+def _problem(err: Any, origin: dict[str, str]) -> str:
+    """One refused value: where it was set (the file, the env var), its name, what is wrong."""
+    loc = err["loc"]
+    where = origin.get(str(loc[0]), "settings") if loc else "settings"
+    return f"{where}: {'.'.join(str(p) for p in loc)}: {err['msg']}"
 
 
 def _env_path(name: str) -> Path | None:

@@ -17,13 +17,10 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.channel import Channel
 
 from bus.broker import pika_tuning
+from bus.errors import BrokerError, FatalSetupError  # defined in the tree, still imported from here
 
 log = structlog.get_logger("bus.amqp")
 pika_tuning.apply()
-
-
-class BrokerError(Exception):
-    """The broker refused an operation or went away while it was pending."""
 
 
 def parameters(url: str, *, name: str) -> pika.URLParameters:
@@ -226,10 +223,6 @@ class Supervisor:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-
-
-class FatalSetupError(Exception):
-    """A set-up problem that reconnecting cannot fix (e.g. the live topology is unsafe)."""
 
 
 def _safe(url: str) -> str:

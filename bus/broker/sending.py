@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
-from pika import BasicProperties
 
 from bus.broker.connection import ChannelOps, connect
 from bus.broker.publisher import ConfirmingPublisher, Settle
 from bus.broker.topology import Names
+from bus.broker.wire import ingress_properties
 from bus.contract.ids import uuid7
 
 
@@ -119,9 +119,7 @@ async def send_bodies(
             mid = message_id_of(body)
             result = SendResult(message_id=mid, published_at=time.time())
             results.append(result)
-            props = BasicProperties(
-                content_type="application/json", delivery_mode=2, message_id=mid
-            )
+            props = ingress_properties(mid)
             outstanding += 1
             all_done.clear()
             publisher.publish(

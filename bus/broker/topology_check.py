@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from bus.broker.topology import Topology
+from bus.errors import BrokerError
 
 _LIMITS = ("max-length", "max-length-bytes", "delivery-limit", "message-ttl", "expires")
 
@@ -34,7 +35,7 @@ class Policy:
     definition: dict[str, Any]
 
 
-class PolicyCheckUnavailable(Exception):
+class PolicyCheckUnavailable(BrokerError):
     """The management API could not be asked; the check did not run."""
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from bus.cli.common import Ctx
+from bus.cli.common import BusGroup, Ctx
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BusGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

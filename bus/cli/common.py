@@ -1,16 +1,18 @@
-"""What every ``dvcbus`` command shares: settings from --config/env, consoles, loading."""
+"""What every ``dvcbus`` command shares: settings from --config/env, consoles, loading, and
+how a configuration problem ends a command."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
-from bus.settings import Settings, SettingsError
+from bus.errors import ConfigError
+from bus.settings import Settings
 
 if TYPE_CHECKING:
     from bus.app import Loaded
@@ -31,6 +33,32 @@ routes_option = click.option(
 )
 
 
+class ConfigProblem(click.ClickException):
+    """A :class:`ConfigError` as the command line reports it: one line, exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, error: ConfigError) -> None:
+        # One line whatever the message holds: the file (and line) first, as raised.
+        super().__init__(" ".join(str(error).split()))
+
+
+class BusGroup(click.Group):
+    """The ``dvcbus`` group: a configuration problem in any command ends it the same way.
+
+    A broken settings file, schema, routes file or adapter configuration is something the
+    operator fixes, not a crash: ``Error: <file>[:line]: <what>`` on stderr and exit code 2,
+    never a traceback. Commands load their configuration before connecting to the broker,
+    so this happens before anything is sent.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise ConfigProblem(exc) from None
+
+
 class Ctx:
     """The command line's context object: where settings come from."""
 
@@ -38,10 +66,7 @@ class Ctx:
         self.config = config
 
     def settings(self, **overrides: object) -> Settings:
-        try:
-            return Settings.load(self.config, **overrides)
-        except SettingsError as exc:
-            raise click.ClickException(f"settings: {exc}") from None
+        return Settings.load(self.config, **overrides)
 
 
 def load_with_store(ctx: Ctx) -> tuple[Loaded, Store]:
@@ -53,13 +78,7 @@ def load_with_store(ctx: Ctx) -> tuple[Loaded, Store]:
 
 
 def load_or_exit(settings: Settings) -> Loaded:
-    """Load schemas, units and routes; a broken routes.yaml prints its problems and exits 2."""
+    """Load schemas, units and routes; a broken one ends the command (see :class:`BusGroup`)."""
     from bus import app
-    from bus.routes import RoutesError
 
-    try:
-        return app.load(settings)
-    except RoutesError as exc:
-        for problem in exc.problems:
-            err_console.print(str(problem), markup=False, soft_wrap=True)
-        raise SystemExit(2) from None
+    return app.load(settings)

@@ -27,6 +27,7 @@ from jsonschema import Draft7Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
 from bus.contract.rejections import Reason, Rejection
+from bus.errors import ConfigError
 from bus.settings import PROJECT_ROOT
 
 __all__ = [
@@ -57,7 +58,7 @@ _ANNOTATIONS = frozenset({"description", "title", "$comment", "examples"})
 _SAFE_PROPERTY_NAME = re.compile(r"^[^\W\d][\w-]{0,63}\Z")
 
 
-class SchemaLoadError(Exception):
+class SchemaLoadError(ConfigError):
     """A schema file is missing, not JSON, not a valid draft-07 schema, or breaks a house rule."""
 
 

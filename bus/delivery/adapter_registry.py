@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from adapters.base import Adapter
+from adapters.base import Adapter, TargetSpec
+from adapters.options import AdapterConfigError as AdapterOptionsError
+from bus.errors import AdapterConfigError
 
 GROUP = "dvcbus.adapters"
 
 
-class AdapterNotFound(Exception):
+class AdapterNotFound(AdapterConfigError):
     """routes.yaml names an adapter kind that no installed package provides."""
 
 
@@ -60,3 +62,20 @@ def load(kind: str) -> type[Adapter]:
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise AdapterNotFound(f"entry point {kind!r} ({ep.value}) is not an Adapter subclass")
     return cls
+
+
+def build(spec: TargetSpec) -> Adapter:
+    """The adapter of ``spec``'s target, or :class:`AdapterConfigError` naming target and kind.
+
+    The edge between the bus and an adapter's own errors: a kind not installed, options the
+    adapter refuses (the SDK's error, or any ValueError) and a file it cannot read (a WSDL,
+    a CA file) are configuration problems of that target. Anything else is a bug and
+    propagates as it is.
+    """
+    where = f"target {spec.name!r} (adapter {spec.adapter!r})"
+    try:
+        return load(spec.adapter)(spec)
+    except AdapterNotFound as exc:
+        raise AdapterNotFound(f"{where}: {exc}") from exc
+    except (AdapterOptionsError, ValueError, OSError) as exc:
+        raise AdapterConfigError(f"{where}: {exc}") from exc

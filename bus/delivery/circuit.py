@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from enum import StrEnum
 
-CLOSED = "closed"
-OPEN = "open"
-HALF_OPEN = "half_open"
+
+class CircuitState(StrEnum):
+    """A breaker's state. The value is what logs, metrics and the store show."""
+
+    CLOSED = "closed"  # calls flow
+    OPEN = "open"  # no calls until the cool-down is over
+    HALF_OPEN = "half_open"  # one probe call decides
+
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
 class CircuitBreaker:
@@ -23,14 +31,14 @@ class CircuitBreaker:
         self,
         failures: int,
         cooldown: float,
-        on_change: Callable[[str, str], None] | None = None,
+        on_change: Callable[[CircuitState, CircuitState], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = failures
         self.cooldown = cooldown
         self.on_change = on_change
         self.clock = clock
-        self.state = CLOSED
+        self.state: CircuitState = CLOSED
         self.consecutive = 0
         self.opened_at = 0.0
         self.probing = False
@@ -70,7 +78,7 @@ class CircuitBreaker:
     def seconds_until_probe(self) -> float:
         return max(0.0, self.cooldown - (self.clock() - self.opened_at))
 
-    def _move(self, new: str) -> None:
+    def _move(self, new: CircuitState) -> None:
         old, self.state = self.state, new
         if self.on_change is not None and old != new:
             self.on_change(old, new)

@@ -37,6 +37,7 @@ from pika import BasicProperties
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from adapters.base import Adapter, Outcome
+from bus.broker import wire
 from bus.broker.acks import ChannelAcks
 from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
@@ -60,7 +61,6 @@ from bus.delivery.steps import (
     Suppress,
 )
 from bus.observability.hops import Event, Hop, Hops
-from bus.recovery import dead_letters
 from bus.store import DELIVERED, SUPERSEDED, StatusPosition, Store, TargetState
 from bus.store import Outcome as StoreOutcome
 
@@ -316,7 +316,7 @@ class Dispatcher:
                 return
             message = d.message
             lane.waiting.pop(message.id, None)  # back from a delay tier, if it was in one
-            replay_of = (props.headers or {}).get(dead_letters.REPLAY_OF)
+            replay_of = wire.replay_of(props.headers)
             if replay_of is not None and d.record.attempt == 1:  # not again at each retry
                 self.hops.emit(
                     d.hop(Event.REPLAYED, detail=f"replay of dead letter {replay_of} taken up")
@@ -440,14 +440,7 @@ class Dispatcher:
     async def _delay(self, d: Delivery, seconds: float) -> bool:
         """Send the message to the delay tier of ``seconds`` and ack it; False if refused."""
         props = d.props
-        copy = BasicProperties(
-            content_type=props.content_type,
-            delivery_mode=2,
-            message_id=props.message_id,
-            type=props.type,
-            timestamp=props.timestamp,
-            headers=d.record.headers(props.headers),
-        )
+        copy = wire.retry_properties(props, d.record.headers(props.headers))
         if not await self._publish(self.names.retry_tier(seconds), d.lane.name, d.body, copy):
             d.nack()
             return False
@@ -461,15 +454,13 @@ class Dispatcher:
         self, d: Delivery, reason: Reason, detail: str, duration: float | None = None
     ) -> None:
         props = d.props
-        original = BasicProperties(
-            content_type=props.content_type,
-            message_id=props.message_id,
-            type=props.type,
-            timestamp=props.timestamp,
+        dl_props = wire.dead_letter_properties(
+            reason,
+            detail,
+            stage="dispatcher",
+            original=props,
             headers=d.record.headers(props.headers),
-        )
-        dl_props = dead_letters.properties(
-            reason, detail, stage="dispatcher", original=original, target=d.lane.name
+            target=d.lane.name,
         )
         if not await self._publish(self.names.dead_exchange, "", d.body, dl_props):
             d.nack()

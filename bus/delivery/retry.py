@@ -19,15 +19,14 @@ from typing import Any
 
 import orjson
 
+from bus.broker.wire import BROKER_DEATH_HEADERS, Header
 from bus.routes.durations import format_duration
 
-ATTEMPT = "x-dvcbus-attempt"
-FIRST_ATTEMPT_AT = "x-dvcbus-first-attempt-ms"  # Unix ms: AMQP headers carry no floats
-HISTORY = "x-dvcbus-history"
 MAX_HISTORY = 50  # entries kept in the header (each names its attempt number)
-BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue",
-                  "x-first-death-reason", "x-delivery-count", "x-last-death-exchange",
-                  "x-last-death-queue", "x-last-death-reason")  # fmt: skip
+# Plain str keys: read and written for every delivery (see bus.broker.wire).
+_ATTEMPT = Header.ATTEMPT.value
+_FIRST_ATTEMPT_AT = Header.FIRST_ATTEMPT_AT.value
+_HISTORY = Header.HISTORY.value
 
 
 def tier_name(namespace: str, seconds: float) -> str:
@@ -52,14 +51,14 @@ class AttemptRecord:
     def from_headers(cls, headers: dict[str, Any] | None, now: float) -> AttemptRecord:
         headers = headers or {}
         try:
-            attempt = int(headers.get(ATTEMPT, 1))
+            attempt = int(headers.get(_ATTEMPT, 1))
         except (TypeError, ValueError):
             attempt = 1
         try:
-            first = int(headers[FIRST_ATTEMPT_AT]) / 1000
+            first = int(headers[_FIRST_ATTEMPT_AT]) / 1000
         except (KeyError, TypeError, ValueError):
             first = now
-        raw = headers.get(HISTORY)
+        raw = headers.get(_HISTORY)
         try:
             history = orjson.loads(raw) if raw else []
         except orjson.JSONDecodeError:
@@ -76,10 +75,10 @@ class AttemptRecord:
 
     def headers(self, base: dict[str, Any] | None = None) -> dict[str, Any]:
         """Headers for the next publish: ours updated, the broker's death records dropped."""
-        headers = {k: v for k, v in (base or {}).items() if k not in BROKER_HEADERS}
-        headers[ATTEMPT] = self.attempt
-        headers[FIRST_ATTEMPT_AT] = int(self.first_attempt_at * 1000)
-        headers[HISTORY] = orjson.dumps(self.history).decode()
+        headers = {k: v for k, v in (base or {}).items() if k not in BROKER_DEATH_HEADERS}
+        headers[_ATTEMPT] = self.attempt
+        headers[_FIRST_ATTEMPT_AT] = int(self.first_attempt_at * 1000)
+        headers[_HISTORY] = orjson.dumps(self.history).decode()
         return headers
 
 

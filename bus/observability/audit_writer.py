@@ -28,13 +28,14 @@ from typing import BinaryIO
 
 import orjson
 
+from bus.errors import DvcBusError
 from bus.observability.audit import AuditRecord
 
 _LENGTH = 4
 OK = b"ok"
 
 
-class AuditWriterError(Exception):
+class AuditWriterError(DvcBusError):
     """The writer process could not commit a batch (or is gone); the batch is not written."""
 
 

@@ -35,12 +35,21 @@ class Event(StrEnum):
     REPLAYED = "replayed"  # operator sent a dead letter back
 
 
+class Stage(StrEnum):
+    """Who acted on a message: a hop's stage, and the ``x-dvcbus-stage`` of a dead letter."""
+
+    ROUTER = "router"
+    DISPATCHER = "dispatcher"
+    OPERATOR = "operator"  # dvcbus dead replay
+    BROKER = "broker"  # dead letters only: the broker parked it (delivery limit, no queue)
+
+
 @dataclass(slots=True)
 class Hop:
     """One step of one message. ``body`` is the message as on the wire (for hashing)."""
 
     event: Event
-    stage: str  # "router" | "dispatcher" | "operator"
+    stage: Stage
     message_id: str | None
     message_type: str | None
     dossier_no: str | None = None

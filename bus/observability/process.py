@@ -23,6 +23,7 @@ from bus.observability.endpoint import HttpEndpoint, supervisor_check
 from bus.observability.masking import LOG_MASKER
 from bus.observability.metrics import Metrics, MetricsSink
 from bus.observability.queues import QueueDepthPoller
+from bus.routes.credentials import CredentialError
 
 if TYPE_CHECKING:
     from bus.app import Loaded
@@ -121,7 +122,7 @@ def protect_logs(loaded: Loaded) -> None:
     for target in loaded.routes.targets.values():
         try:
             spec = target.spec()
-        except Exception:  # an unresolvable credential: the dispatcher reports it
+        except CredentialError:  # the dispatcher reports it when it builds the target
             continue
         secrets.extend(v for v in spec.credentials.values() if isinstance(v, str))
     LOG_MASKER.add_secrets(secrets)

@@ -21,6 +21,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.topology import Names, Topology, declare
+from bus.broker.wire import Header, last_death
 from bus.contract.envelope import dossier_no_of
 from bus.contract.rejections import Reason
 from bus.delivery.retry import AttemptRecord
@@ -48,22 +49,13 @@ def _poison_deliveries(headers: dict[str, Any], limits: dict[str, int]) -> tuple
     RabbitMQ 3.10 does not carry the count of the last delivery onto the dead letter (its
     ``x-delivery-count`` is the dead-letter queue's own); it dead-letters a message when it
     comes back after ``x-delivery-limit`` redeliveries, so it was delivered limit + 1 times.
-    ``x-death`` names the queue (its ``count`` is how often it died there, not deliveries).
+    The queue is the one of the message's last death (``x-death`` counts deaths, not
+    deliveries).
     """
-    deaths = headers.get("x-death")
-    queue = ""
-    if isinstance(deaths, list):
-        for death in deaths:
-            if isinstance(death, dict) and _text(death.get("reason")) == "delivery_limit":
-                queue = _text(death.get("queue"))
-                break
-    queue = queue or _text(headers.get("x-first-death-queue"))
+    death = last_death(headers)
+    queue = death.queue if death is not None and death.reason == "delivery_limit" else ""
     limit = limits.get(queue)
     return queue, None if limit is None else limit + 1
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
 
 
 def to_dead_letter(
@@ -95,7 +87,7 @@ def to_dead_letter(
     if isinstance(doc, dict):
         dossier_no = dossier_no_of(doc)
     dead_at = now
-    stamp = headers.get(dead_letters.DEAD_AT)
+    stamp = headers.get(Header.DEAD_AT)
     if isinstance(stamp, bytes | str):
         with contextlib.suppress(ValueError):
             dead_at = datetime.fromisoformat(

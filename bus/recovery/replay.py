@@ -24,24 +24,23 @@ import pika
 import structlog
 
 from bus.broker.topology import Names
+from bus.broker.wire import BROKER_DEATH_HEADERS, Header, replay_properties
 from bus.contract.envelope import STATUS_TYPE, status_of
-from bus.delivery import retry
-from bus.observability.hops import Event, Hop, Hops
-from bus.recovery import dead_letters
+from bus.observability.hops import Event, Hop, Hops, Stage
 from bus.store import PARKED, REPLAYED, DeadFilter, DeadLetter, Store
 
 log = structlog.get_logger("bus.replay")
 
-REPLAY_OF = dead_letters.REPLAY_OF
+# A replay starts afresh: no dead-letter record, no retry budget spent, no broker deaths.
 _DROP = {
-    dead_letters.REASON,
-    dead_letters.DETAIL,
-    dead_letters.STAGE,
-    dead_letters.DEAD_AT,
-    retry.ATTEMPT,
-    retry.FIRST_ATTEMPT_AT,
-    retry.HISTORY,
-    *retry.BROKER_HEADERS,
+    Header.REASON,
+    Header.DETAIL,
+    Header.STAGE,
+    Header.DEAD_AT,
+    Header.ATTEMPT,
+    Header.FIRST_ATTEMPT_AT,
+    Header.HISTORY,
+    *BROKER_DEATH_HEADERS,
 }
 
 
@@ -65,7 +64,7 @@ def actor() -> str:
 
 def destination(letter: DeadLetter) -> tuple[str, str, str]:
     """(exchange kind, routing key, description) a dead letter is replayed to."""
-    if letter.target and letter.stage != "router":
+    if letter.target and letter.stage != Stage.ROUTER:
         return "deliver", letter.target, f"target {letter.target}"
     return "ingress", letter.message_type or "replay", "ingress"
 
@@ -73,7 +72,7 @@ def destination(letter: DeadLetter) -> tuple[str, str, str]:
 def replay_headers(letter: DeadLetter) -> dict[str, Any]:
     """The original headers without the dead letter's and the retries' own."""
     headers = {k: v for k, v in letter.headers.items() if k not in _DROP}
-    headers[REPLAY_OF] = letter.id
+    headers[Header.REPLAY_OF.value] = letter.id
     return headers
 
 
@@ -145,14 +144,7 @@ def _replay_one(
     if not store.mark(dead_id, REPLAYED, "replay", who, f"to {where}"):
         return ReplayResult(dead_id, letter.message_id, where, False, "no longer parked")
     exchange = names.deliver_exchange if kind == "deliver" else names.ingress_exchange
-    props = pika.BasicProperties(
-        content_type="application/json",
-        delivery_mode=2,
-        message_id=letter.message_id,
-        type=letter.message_type,
-        timestamp=int(time.time()),
-        headers=replay_headers(letter),
-    )
+    props = replay_properties(letter.message_id, letter.message_type, replay_headers(letter))
     try:
         channel.basic_publish(exchange, key, letter.body, props, mandatory=True)
     except Exception as exc:  # refused, or not known to be sent: never leave it claimed
@@ -167,7 +159,7 @@ def _replay_one(
     hops.emit(
         Hop(
             Event.REPLAYED,
-            "operator",
+            Stage.OPERATOR,
             letter.message_id,
             letter.message_type,
             letter.dossier_no,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bus.errors import ConfigError
 
-class CredentialError(Exception):
+
+class CredentialError(ConfigError):
     """A target's credential reference cannot be resolved; names the reference, never a value."""
 
 

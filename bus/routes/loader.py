@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from bus.errors import ConfigError
 from bus.routes.checks import OptionsOf, Written, check_all
 from bus.routes.model import (
     CircuitPolicy,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Problem", "RoutesError", "check_routes", "load_routes"]
 
 
-class RoutesError(Exception):
+class RoutesError(ConfigError):
     """routes.yaml is refused; ``problems`` lists every problem found (errors and warnings)."""
 
     def __init__(self, problems: list[Problem]) -> None:

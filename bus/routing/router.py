@@ -19,15 +19,13 @@ from bus.broker.acks import IngressAcks
 from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
 from bus.broker.topology import Names, Topology, declare
-from bus.observability.hops import Event, Hop, Hops
-from bus.recovery import dead_letters
+from bus.broker.wire import copy_properties, dead_letter_properties, replay_of, route_headers
+from bus.observability.hops import Event, Hop, Hops, Stage
 from bus.routes import RoutingTable
 from bus.routing.pipeline import Forward, Park, RouterPipeline
 
 log = structlog.get_logger("bus.router")
-
-ROUTES_HEADER = "x-dvcbus-routes"
-UNITS_HEADER = "x-dvcbus-units"
+STAGE = Stage.ROUTER  # bound once: read for every message
 
 
 class RouterStats:
@@ -110,33 +108,23 @@ class Router:
             log.exception("router.decide_failed", delivery_tag=method.delivery_tag)
             acks.fail(method.delivery_tag)
             return
-        headers_in = props.headers
-        if headers_in and dead_letters.REPLAY_OF in headers_in:
-            self._taken_up(decision, headers_in[dead_letters.REPLAY_OF], body)
+        dead_id = replay_of(props.headers)
+        if dead_id is not None:
+            self._taken_up(decision, dead_id, body)
         if type(decision) is Forward:
             pending = acks.track(method.delivery_tag, len(decision.targets))
-            headers: dict[str, Any] = {ROUTES_HEADER: ",".join(decision.routes)}
-            if decision.unit_notes:
-                headers[UNITS_HEADER] = "; ".join(decision.unit_notes)
+            shared = route_headers(decision.routes, decision.unit_notes)
             exchange = self.names.deliver_exchange
+            message_id, message_type = decision.message_id, decision.message_type
             for target in decision.targets:
-                copy_headers = dict(headers)
-                copy_headers[dead_letters.TARGET] = target
-                copy_props = BasicProperties(
-                    content_type="application/json",
-                    delivery_mode=2,
-                    message_id=decision.message_id,
-                    type=decision.message_type,
-                    timestamp=int(time.time()),
-                    headers=copy_headers,
-                )
+                copy_props = copy_properties(message_id, message_type, shared, target)
                 publisher.publish(exchange, target, decision.body, copy_props, pending.settle)
             stats.forwarded += 1
             stats.copies += len(decision.targets)
             self.hops.emit(
                 Hop(
                     Event.ROUTED,
-                    "router",
+                    STAGE,
                     decision.message_id,
                     decision.message_type,
                     decision.dossier_no,
@@ -152,7 +140,7 @@ class Router:
             self.hops.emit(
                 Hop(
                     Event.DEAD_LETTERED,
-                    "router",
+                    STAGE,
                     decision.message_id,
                     decision.message_type,
                     decision.dossier_no,
@@ -168,7 +156,7 @@ class Router:
         self.hops.emit(
             Hop(
                 Event.REPLAYED,
-                "router",
+                STAGE,
                 decision.message_id,
                 decision.message_type,
                 decision.dossier_no,
@@ -188,10 +176,10 @@ class Router:
     ) -> None:
         self.stats.parked += 1
         pending = acks.track(tag, 1)
-        dl_props = dead_letters.properties(
+        dl_props = dead_letter_properties(
             decision.reason,
             decision.detail,
-            stage="router",
+            stage=STAGE,
             original=props,
             message_id=decision.message_id,
             message_type=decision.message_type,

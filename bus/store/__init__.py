@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bus.errors import DvcBusError
 from bus.store.base import (
     DEAD_LETTERED,
     DELIVERED,
@@ -13,6 +14,8 @@ from bus.store.base import (
     SUPERSEDED,
     DeadFilter,
     DeadLetter,
+    DeadLetterState,
+    FinalOutcome,
     Outcome,
     StatusPosition,
     Store,
@@ -28,6 +31,8 @@ __all__ = [
     "SUPERSEDED",
     "DeadFilter",
     "DeadLetter",
+    "DeadLetterState",
+    "FinalOutcome",
     "Outcome",
     "StatusPosition",
     "Store",
@@ -37,7 +42,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(DvcBusError):
     """The store URL is not one we can open."""
 
 

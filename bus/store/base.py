@@ -17,19 +17,33 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import structlog
 
 log = structlog.get_logger("bus.store")
 
-DELIVERED = "delivered"
-SUPERSEDED = "superseded"
-DEAD_LETTERED = "dead_lettered"
 
-PARKED = "parked"
-REPLAYED = "replayed"
-PURGED = "purged"
+class FinalOutcome(StrEnum):
+    """How a message ended at a target (the ``deliveries.outcome`` column)."""
+
+    DELIVERED = "delivered"  # the agency accepted it
+    SUPERSEDED = "superseded"  # a newer status of the dossier was delivered first
+    DEAD_LETTERED = "dead_lettered"  # parked for an operator
+
+
+class DeadLetterState(StrEnum):
+    """Where a dead letter stands (the ``dead_letters.state`` column)."""
+
+    PARKED = "parked"  # waiting for an operator
+    REPLAYED = "replayed"  # sent back to a target or the ingress
+    PURGED = "purged"  # given up on; its body is deleted
+
+
+DELIVERED, SUPERSEDED = FinalOutcome.DELIVERED, FinalOutcome.SUPERSEDED
+DEAD_LETTERED = FinalOutcome.DEAD_LETTERED
+PARKED, REPLAYED, PURGED = DeadLetterState.PARKED, DeadLetterState.REPLAYED, DeadLetterState.PURGED
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +65,7 @@ class Outcome:
 
     message_id: str
     target: str
-    outcome: str  # DELIVERED | SUPERSEDED | DEAD_LETTERED
+    outcome: FinalOutcome
     at: float
     attempts: int = 1
     reference: str | None = None
@@ -76,7 +90,7 @@ class DeadLetter:
     dead_at: float
     dossier_no: str | None = None
     id: int | None = None
-    state: str = PARKED
+    state: str = PARKED  # a DeadLetterState value, as read back from the store
     recorded_at: float = 0.0
     actions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -90,7 +104,7 @@ class DeadFilter:
     message_type: str | None = None
     reason: str | None = None
     since: float | None = None
-    state: str | None = PARKED
+    state: DeadLetterState | None = PARKED
     limit: int | None = None
 
 
@@ -216,7 +230,14 @@ class Store(ABC):
 
     @abstractmethod
     def mark(
-        self, dead_id: int, state: str, action: str, actor: str, detail: str, *, was: str = PARKED
+        self,
+        dead_id: int,
+        state: DeadLetterState,
+        action: str,
+        actor: str,
+        detail: str,
+        *,
+        was: DeadLetterState = PARKED,
     ) -> bool:
         """Move a dead letter from state ``was`` to ``state`` and record the action.
 

@@ -19,8 +19,10 @@ from bus.store.base import (
     DEAD_LETTERED,
     DELIVERED,
     PARKED,
+    PURGED,
     DeadFilter,
     DeadLetter,
+    DeadLetterState,
     Outcome,
     StatusPosition,
     Store,
@@ -339,10 +341,17 @@ class SqlStore(Store):
         )
 
     def mark(
-        self, dead_id: int, state: str, action: str, actor: str, detail: str, *, was: str = PARKED
+        self,
+        dead_id: int,
+        state: DeadLetterState,
+        action: str,
+        actor: str,
+        detail: str,
+        *,
+        was: DeadLetterState = PARKED,
     ) -> bool:
         with self.transaction() as cur:
-            body_clause = ", body = NULL" if state == "purged" else ""
+            body_clause = ", body = NULL" if state == PURGED else ""
             cur.execute(
                 self.sql(
                     f"UPDATE dead_letters SET state = ?{body_clause} WHERE id = ? AND state = ?"

@@ -2,13 +2,14 @@
 
 from pika import BasicProperties
 
+from bus.broker.wire import MAX_DETAIL, Header, dead_letter_properties
 from bus.contract.rejections import Reason
 from bus.recovery import dead_letters
 
 
 def test_reason_and_detail_round_trip() -> None:
     original = BasicProperties(message_id="m1", type="dossier.submitted", headers={"x-trace": "t"})
-    props = dead_letters.properties(
+    props = dead_letter_properties(
         Reason.INVALID,
         "payload.procedure_code: pattern ^[1-3]\\.\\d{6}$",
         stage="router",
@@ -23,10 +24,10 @@ def test_reason_and_detail_round_trip() -> None:
 
 
 def test_overlong_detail_is_cut() -> None:
-    props = dead_letters.properties(
+    props = dead_letter_properties(
         Reason.REJECTED, "x" * 10_000, stage="dispatcher", target="hanoi"
     )
-    assert len(props.headers[dead_letters.DETAIL]) == dead_letters.MAX_DETAIL
+    assert len(props.headers[Header.DETAIL]) == MAX_DETAIL
     assert dead_letters.read(props).target == "hanoi"
 
 
@@ -34,7 +35,7 @@ def test_delivery_limit_dead_letter_reads_as_poison() -> None:
     props = BasicProperties(
         message_id="m2",
         headers={
-            dead_letters.TARGET: "hanoi",
+            Header.TARGET: "hanoi",
             "x-first-death-reason": "delivery_limit",
             "x-first-death-queue": "bus.deliver.hanoi",
         },
@@ -45,7 +46,7 @@ def test_delivery_limit_dead_letter_reads_as_poison() -> None:
 
 
 def test_copy_parked_by_the_alternate_exchange_reads_as_no_delivery_queue() -> None:
-    props = BasicProperties(message_id="m3", headers={dead_letters.TARGET: "gone"})
+    props = BasicProperties(message_id="m3", headers={Header.TARGET: "gone"})
     info = dead_letters.read(props)
     assert info.reason == Reason.NO_DELIVERY_QUEUE.value
     assert "gone" in info.detail

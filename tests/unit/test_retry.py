@@ -1,9 +1,7 @@
 """Retry policy: the schedule, its last wait repeating, and giving up by attempts or age."""
 
+from bus.broker.wire import Header
 from bus.delivery.retry import (
-    ATTEMPT,
-    FIRST_ATTEMPT_AT,
-    HISTORY,
     AttemptRecord,
     GiveUp,
     RetryIn,
@@ -11,6 +9,7 @@ from bus.delivery.retry import (
     tiers,
 )
 
+ATTEMPT, FIRST_ATTEMPT_AT, HISTORY = Header.ATTEMPT, Header.FIRST_ATTEMPT_AT, Header.HISTORY
 SCHEDULE = (10.0, 60.0, 600.0, 3600.0)
 
 

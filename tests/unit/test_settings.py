@@ -68,3 +68,15 @@ def test_an_absolute_path_setting_is_kept(tmp_path: Path) -> None:
 
 def test_an_empty_schemas_dir_means_the_default_schemas() -> None:
     assert Settings(schemas_dir="").schemas_dir is None
+
+
+def test_a_refused_value_names_where_it_was_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("router_prefetch = 0\n")
+    with pytest.raises(SettingsError, match=rf"^{cfg}: router_prefetch: "):
+        Settings.load(cfg)
+    monkeypatch.setenv("DVCBUS_ROUTER_PREFETCH", "lots")
+    with pytest.raises(SettingsError, match=r"^DVCBUS_ROUTER_PREFETCH: router_prefetch: "):
+        Settings.load(cfg)
