@@ -40,7 +40,7 @@ def parse_options(model: type[M], target: TargetSpec, defaults: dict[str, Any] |
     try:
         return model.model_validate(options)
     except ValidationError as exc:
-        problems = "; ".join(_problem(error) for error in exc.errors())
+        problems = "; ".join(option_problem(error) for error in exc.errors())
         raise AdapterConfigError(
             f"target {target.name!r} (adapter {target.adapter}): {problems}"
         ) from None
@@ -65,7 +65,8 @@ def merge_options(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, 
     return result
 
 
-def _problem(error: Any) -> str:
+def option_problem(error: Any) -> str:
+    """One pydantic error of an options model as an operator reads it: the option, then why."""
     parts = list(error.get("loc", ()))
     # pydantic puts the chosen member of a tagged union in the location (auth.oauth2.x):
     # an operator wrote auth.x.
@@ -73,7 +74,7 @@ def _problem(error: Any) -> str:
         p for i, p in enumerate(parts) if not (i and parts[i - 1] == "auth" and p in _AUTH_TAGS)
     ]
     loc = ".".join(str(part) for part in parts if not _is_union_tag(part))
-    message = error.get("msg", "invalid")
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
         message = "unknown option (check its spelling and docs/adapters.md)"
     return f"option {loc or '(options)'!r}: {message}"

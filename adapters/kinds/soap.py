@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import zeep
 from lxml import etree
-from pydantic import Field
+from pydantic import Field, field_validator
 from zeep.exceptions import ExternalReferenceForbidden
 from zeep.transports import Transport
 from zeep.wsdl.bindings.soap import Soap12Binding, SoapBinding
@@ -105,6 +105,16 @@ class SoapOptions(AdapterOptions):
     response: SoapResponseOptions = Field(default_factory=SoapResponseOptions)
     tls: TlsOptions | None = None
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0, le=64 * 1024 * 1024)
+
+    @field_validator("wsdl")
+    @classmethod
+    def _wsdl_found(cls, value: str) -> str:
+        # A local lookup only, so `dvcbus routes check` names a missing WSDL at its line.
+        try:
+            find_wsdl(value)
+        except AdapterConfigError as exc:
+            raise ValueError(str(exc).removeprefix("option 'wsdl': ")) from None
+        return value
 
 
 class _LocalOnly(Transport):

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from adapters.options import _problem as option_problem
-from adapters.options import merge_options
+from adapters.options import merge_options, option_problem
 from bus.routes.model import (
     COMMUNE_CODE,
     GLOB_KEYS,

@@ -66,6 +66,13 @@ def test_a_missing_option_is_cited_at_the_targets_options_key() -> None:
     assert "option 'operations': Field required" in problem.message
 
 
+def test_a_missing_wsdl_is_cited_at_its_line_not_found_when_the_dispatcher_starts() -> None:
+    [problem] = [p for p in check(BAD) if "lienthong-v2.wsdl" in p.message]
+    written = BAD.read_text(encoding="utf-8").splitlines()[problem.line - 1]
+    assert written.strip().startswith("wsdl: lienthong-v2.wsdl")
+    assert "Value error" not in problem.message
+
+
 def test_valid_options_of_every_shipped_kind_raise_no_alarm() -> None:
     written = set(re.findall(r"adapter: ([a-z-]+)", VALID.read_text(encoding="utf-8")))
     assert written >= SHIPPED_KINDS
