@@ -231,7 +231,8 @@ class AdminUnits:
             elif province in self._old_provinces:
                 name, successors = self._old_provinces[province]
                 if len(successors) == 1 or implied in successors:
-                    current = successors[0] if len(successors) == 1 else implied
+                    # the successor holding the commune, else the only one
+                    current = implied if implied in successors else successors[0]
                     notes.insert(
                         0, f"province {province} ({name}) → {current} ({self._provinces[current]})"
                     )
@@ -268,7 +269,8 @@ class AdminUnits:
         if code in self._communes:
             return self._communes[code][0]
         if code in self._old_communes:
-            return self._old_communes[code][0]
+            name: str = self._old_communes[code][0]  # the table's rows are untyped JSON lists
+            return name
         return "?"
 
     def _resolve_old_commune(self, code: str) -> _Old:
@@ -280,6 +282,7 @@ class AdminUnits:
         extra: dict[str, str] = rest[0] if rest else {}
         dname, old_province = self._old_districts.get(district, ("?", ""))
         provinces = {self._communes[c][1] for c in candidates}
+        province: str | None
         if len(provinces) == 1:
             province = provinces.pop()
         elif not candidates:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastjsonschema
 from jsonschema import Draft7Validator, ValidationError, validators
@@ -122,7 +122,8 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(_DOLLAR.sub(r"\\Z", pattern))
 
 
-_Explainer = validators.extend(Draft7Validator, {"pattern": _pattern_keyword})
+# types-jsonschema leaves validators.extend unannotated
+_Explainer = validators.extend(Draft7Validator, {"pattern": _pattern_keyword})  # type: ignore[no-untyped-call]
 
 
 def _read_files(directory: Path) -> dict[str, dict[str, Any]]:
@@ -217,7 +218,9 @@ def _inline(
     return {k: _inline(v, current, files, seen) for k, v in node.items()}
 
 
-def _subschemas(node: dict[str, Any], path: tuple[str, ...]) -> Iterator[tuple[Any, tuple]]:
+def _subschemas(
+    node: dict[str, Any], path: tuple[str, ...]
+) -> Iterator[tuple[Any, tuple[str, ...]]]:
     """Child schemas of a schema node with the instance path they apply to."""
     for name, sub in (node.get("properties") or {}).items():
         yield sub, (*path, name)
@@ -238,7 +241,9 @@ def _subschemas(node: dict[str, Any], path: tuple[str, ...]) -> Iterator[tuple[A
             yield node[key], path
 
 
-def walk(schema: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple, dict]]:
+def walk(
+    schema: dict[str, Any], path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     """Every schema node of an inlined schema with its instance path ("*" = any array item)."""
     yield path, schema
     for sub, sub_path in _subschemas(schema, path):
@@ -246,7 +251,9 @@ def walk(schema: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[t
             yield from walk(sub, sub_path)
 
 
-def properties(schema: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple, dict]]:
+def properties(
+    schema: dict[str, Any], path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     """Every declared property of an inlined schema: (path, its schema). Used by the docs test."""
     for node_path, node in walk(schema, path):
         for name, sub in (node.get("properties") or {}).items():
@@ -282,7 +289,7 @@ def _check_house_rules(schema: dict[str, Any], where: str) -> None:
 
 def _annotations(
     schema: dict[str, Any], prefix: tuple[str, ...], where: str
-) -> tuple[dict[str, tuple[str, ...]], dict[tuple, str], dict[tuple, str]]:
+) -> tuple[dict[str, tuple[str, ...]], dict[tuple[str, ...], str], dict[tuple[str, ...], str]]:
     routes: dict[str, tuple[str, ...]] = {}
     pii: dict[tuple[str, ...], str] = {}
     vi: dict[tuple[str, ...], str] = {}
@@ -380,7 +387,7 @@ def _problems_of(error: ValidationError, prefix: tuple[Any, ...]) -> Iterator[Pr
     value = error.validator_value
     instance = error.instance
     if rule == "required" and isinstance(instance, dict):
-        for name in value:
+        for name in cast("list[str]", value):  # "required" always holds its property names
             if name not in instance:
                 yield Problem(path, "required", f"property {name!r}")
     elif rule == "additionalProperties" and isinstance(instance, dict):
@@ -391,7 +398,11 @@ def _problems_of(error: ValidationError, prefix: tuple[Any, ...]) -> Iterator[Pr
         yield Problem(path, rule, _expected(rule, value))
 
 
-def _sort_key(problem: Problem, parts: tuple[Any, ...]) -> tuple:
+# array indexes after names at each level, then by rule and constraint
+_SortKey = tuple[tuple[tuple[int, Any], ...], str, str]
+
+
+def _sort_key(problem: Problem, parts: tuple[Any, ...]) -> _SortKey:
     return (
         tuple((1, p) if isinstance(p, int) else (0, p) for p in parts),
         problem.rule,
@@ -400,7 +411,7 @@ def _sort_key(problem: Problem, parts: tuple[Any, ...]) -> tuple:
 
 
 def _explain(validator: Draft7Validator, instance: Any, prefix: tuple[Any, ...]) -> list[Problem]:
-    found: dict[Problem, tuple] = {}
+    found: dict[Problem, _SortKey] = {}
     for error in validator.iter_errors(instance):
         parts = (*prefix, *error.absolute_path)
         for problem in _problems_of(error, prefix):
@@ -448,7 +459,7 @@ class SchemaRegistry:
 
         def prepare(name: str) -> dict[str, Any]:
             where = str(directory / name)
-            schema = _inline(files[name], name, files, (f"{name}#",))
+            schema: dict[str, Any] = _inline(files[name], name, files, (f"{name}#",))
             schema.pop("$id", None)
             schema.pop("definitions", None)
             _check_house_rules(schema, where)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKED = ("adapters",)
+CHECKED = ("adapters", "bus/contract")
 
 
 def test_the_typed_packages_pass_mypy_strict() -> None:
