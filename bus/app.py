@@ -20,6 +20,7 @@ from bus.broker.topology import Names, Topology, plan
 from bus.contract.admin_units import AdminUnits
 from bus.contract.schemas import SchemaRegistry
 from bus.delivery import adapter_registry
+from bus.delivery.adapter_registry import AdapterNotFound
 from bus.delivery.circuit import CircuitBreaker
 from bus.delivery.deadline import adapter_deadline
 from bus.delivery.dispatcher import Dispatcher, RetryPlan, TargetLane
@@ -31,6 +32,7 @@ from bus.observability.hops import Hops
 from bus.observability.logsink import LogSink
 from bus.recovery.dead_letter_recorder import DeadLetterRecorder
 from bus.routes import RoutesConfig, RoutingTable, Target, load_routes
+from bus.routes.checks import KindOptions
 from bus.routing.pipeline import RouterPipeline
 from bus.routing.router import Router
 from bus.settings import Settings
@@ -50,10 +52,17 @@ class Loaded:
     table: RoutingTable
     names: Names
     topology: Topology
+    checked_adapter_options: bool = False  # a reload checks the new file the same way
 
 
-def load(settings: Settings) -> Loaded:
-    """Load and check schemas, unit table and routes; raises on the first broken one."""
+def load(settings: Settings, *, check_adapter_options: bool = False) -> Loaded:
+    """Load and check schemas, unit table and routes; raises on the first broken one.
+
+    ``check_adapter_options``: also read every target's ``options`` with its kind's model,
+    as ``dvcbus routes check`` does, so a process that builds adapters refuses a misspelt
+    option or a missing WSDL at start (exit 2) and on reload (keeps its routes). The router
+    builds no adapter and leaves it off: it would import every kind for nothing.
+    """
     schemas = SchemaRegistry.load(settings.schemas_dir)
     units = AdminUnits.load()
     routes = load_routes(
@@ -61,10 +70,25 @@ def load(settings: Settings) -> Loaded:
         known_types={t for t, _ in schemas.message_types},
         known_adapters=adapter_registry.kind_names(),
         units=units,
+        options_of=kind_options if check_adapter_options else None,
     )
     names = Names(settings.namespace)
     topology = topology_for(routes, settings)
-    return Loaded(settings, schemas, units, routes, RoutingTable(routes, units), names, topology)
+    table = RoutingTable(routes, units)
+    return Loaded(settings, schemas, units, routes, table, names, topology, check_adapter_options)
+
+
+def kind_options(kind: str) -> KindOptions | None:
+    """The options an installed adapter kind accepts, read from its class (nothing is built).
+
+    None for a kind that is not installed (the loader reports it as unknown) or cannot be
+    imported (`dvcbus adapters list` says why): its options cannot be checked.
+    """
+    try:
+        adapter_class = adapter_registry.load(kind)
+    except (AdapterNotFound, ImportError, AttributeError):
+        return None
+    return KindOptions.of(adapter_class)
 
 
 def topology_for(routes: RoutesConfig, settings: Settings) -> Topology:

@@ -77,8 +77,8 @@ def load_with_store(ctx: Ctx) -> tuple[Loaded, Store]:
     return loaded, app.open_store(loaded)
 
 
-def load_or_exit(settings: Settings) -> Loaded:
+def load_or_exit(settings: Settings, *, check_adapter_options: bool = False) -> Loaded:
     """Load schemas, units and routes; a broken one ends the command (see :class:`BusGroup`)."""
     from bus import app
 
-    return app.load(settings)
+    return app.load(settings, check_adapter_options=check_adapter_options)

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from bus.cli.common import Ctx, console, load_or_exit, routes_option
-
-if TYPE_CHECKING:
-    from bus.routes.checks import KindOptions
 
 
 @click.group()
@@ -23,6 +19,7 @@ def routes() -> None:
 @click.pass_obj
 def routes_check(obj: Ctx, file: Path | None) -> None:
     """Check FILE (default: the configured routes.yaml); exit 1 and list every problem if broken."""
+    from bus import app
     from bus.contract.admin_units import AdminUnits
     from bus.contract.schemas import SchemaRegistry
     from bus.delivery import adapter_registry
@@ -36,7 +33,7 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
         known_types={t for t, _ in schemas.message_types},
         known_adapters=adapter_registry.kind_names(),
         units=AdminUnits.load(),
-        options_of=_kind_options,
+        options_of=app.kind_options,
     )
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
@@ -47,20 +44,6 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
         console.print(f"{path}: {errors} error(s), {warnings} warning(s)")
         raise SystemExit(1)
     console.print(f"{path}: OK ({warnings} warning(s))")
-
-
-def _kind_options(kind: str) -> KindOptions | None:
-    """The options an installed adapter kind accepts, read from its class (nothing is built)."""
-    from bus.delivery import adapter_registry
-    from bus.routes.checks import KindOptions
-
-    try:
-        adapter_class = adapter_registry.load(kind)
-    except Exception:
-        # Not installed (reported as an unknown kind) or broken (`dvcbus adapters list` says
-        # so): its options cannot be checked here.
-        return None
-    return KindOptions.of(adapter_class)
 
 
 @routes.command("explain")

@@ -39,7 +39,8 @@ def run(
 
     settings = obj.settings(routes_file=routes_file)
     log.configure(settings.log_level, settings.log_format, process=component)
-    loaded = load_or_exit(settings)
+    builds_adapters = component in ("dispatcher", "all")
+    loaded = load_or_exit(settings, check_adapter_options=builds_adapters)
     _refuse_unsafe_broker(loaded)
     hops = app.build_hops(loaded)
     watch = observability.build(loaded, component, http_port)

@@ -82,7 +82,7 @@ def run_demo(
     settings = settings.model_copy(
         update={"namespace": namespace, "log_format": "json", "store_url": store_url}
     )
-    loaded = app.load(settings)
+    loaded = app.load(settings, check_adapter_options=True)
     names = Names(namespace)
     eps = endpoints(loaded.routes)
     console.print(

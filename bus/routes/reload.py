@@ -45,7 +45,11 @@ class RoutesReloader:
     async def reload(self) -> bool:
         """Re-read the routes file; True when the new routes are in use."""
         try:
-            new = await asyncio.to_thread(load, self.current.settings)
+            new = await asyncio.to_thread(
+                load,
+                self.current.settings,
+                check_adapter_options=self.current.checked_adapter_options,
+            )
         except RoutesError as exc:
             self.refusals += 1
             log.error(
