@@ -210,7 +210,7 @@ class StandinState:
                 method=request.method,
                 path=request.path_qs,
                 received_at=time.time(),
-                headers=dict(request.headers),
+                headers=plain_headers(request),
                 body=body if self.keep_bodies else b"",
                 key=key,
             )
@@ -420,7 +420,7 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Handl
             )
         if profile.respond is not None and behaviour.status == 200:
             ctx = Request(
-                target, seq, request.method, request.path, dict(request.headers), body,
+                target, seq, request.method, request.path, plain_headers(request), body,
                 state.memory.setdefault(target, {}),
             )  # fmt: skip
             status, doc = profile.respond(ctx)
@@ -483,6 +483,11 @@ def _put(doc: dict[str, Any], path: str, value: Any) -> None:
     for part in parents:
         doc = doc.setdefault(part, {})
     doc[last] = value
+
+
+def plain_headers(request: web.Request) -> dict[str, str]:
+    """A request's headers as plain ``str`` keys: aiohttp's are ``istr``, which JSON refuses."""
+    return {str(name): value for name, value in request.headers.items()}
 
 
 def _control_routes(state: StandinState) -> list[web.RouteDef]:

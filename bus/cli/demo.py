@@ -17,8 +17,10 @@ from bus.cli.common import Ctx, console, routes_option
 def standin(obj: Ctx, routes_file: Path | None) -> None:
     """Run stand-in agency servers for every loopback HTTP target of routes.yaml."""
     from bus.demo.agencies import serve_forever
+    from bus.observability import log
 
     settings = obj.settings(routes_file=routes_file)
+    log.configure(settings.log_level, settings.log_format, process="standin")
     asyncio.run(serve_forever(settings.routes_file))
 
 

@@ -1,10 +1,20 @@
 """The `dvcbus` command against the real broker: send, and the demo itself."""
 
+import json
 import os
+import socket
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
-from tests.integration.harness import ROOT, bus_env, collect_dead, wait_until
+from bus.routes import load_routes
+from tests.integration.harness import (
+    ROOT,
+    bus_env,
+    collect_dead,
+    example_routes_on_free_ports,
+    wait_until,
+)
 
 EXAMPLE = ROOT / "schemas" / "examples" / "dossier.status_changed.v1" / "valid" / "received.json"
 
@@ -58,3 +68,32 @@ def test_demo_runs_unattended_and_accounts_for_every_message() -> None:
     for reason in ("invalid", "unroutable", "unauthorised"):
         assert reason in out
     assert "every message was delivered to all its targets" in out
+
+
+def test_standin_logs_json_lines_when_asked(tmp_path) -> None:
+    """`dvcbus standin` follows DVCBUS_LOG_FORMAT like every other command."""
+    routes, _ = example_routes_on_free_ports(tmp_path / "routes.yaml")
+    env = {**os.environ, "DVCBUS_ROUTES_FILE": str(routes), "DVCBUS_LOG_FORMAT": "json"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bus.cli", "standin"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    portal = next(t for t in load_routes(routes).targets.values() if t.name == "portal")
+    try:
+        assert wait_until(lambda: port_open(urlsplit(portal.endpoint).port), 30)
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    listening = [line for line in lines if line["event"] == "standin.listening"]
+    assert listening, stderr
+    assert all(line["process"] == "standin" for line in listening)
+
+
+def port_open(port: int | None) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port or 0)) == 0

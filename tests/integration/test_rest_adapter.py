@@ -1,8 +1,10 @@
 """The generic REST kind against real HTTP stand-ins: body, mapping, answers, timeouts, TLS."""
 
 import asyncio
+import json
 import ssl
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -417,3 +419,16 @@ def test_mutual_tls_with_the_agencys_ca_and_our_client_certificate(
 def test_a_tls_file_that_does_not_exist_is_named(tmp_path: Path) -> None:
     with pytest.raises(AdapterConfigError, match=r"option 'tls\.ca_file': .*file not found"):
         RestAdapter(options_spec("https://127.0.0.1:9/x", tls={"ca_file": str(tmp_path / "x")}))
+
+
+def test_the_standins_receipts_endpoint_answers_with_bodies_over_http(agency) -> None:
+    """``GET /_standin/requests?bodies=1`` is what an operator or a test reads from outside."""
+    url, _ = agency
+    assert isinstance(deliver(spec(url, token="s3cret")), Delivered)
+    base = url.split("/motcua")[0]
+    with urllib.request.urlopen(f"{base}/_standin/requests?bodies=1", timeout=10) as answer:
+        assert answer.status == 200
+        doc = json.loads(answer.read())
+    (received,) = doc["requests"]
+    assert received["headers"]["Idempotency-Key"] == "01a21070-f5a8-745d-80bd-5ae508e1ed3d"
+    assert received["target"] == "hanoi"
