@@ -15,6 +15,7 @@ HTTP 400, 401, 403, 404, 422, other 4xx, 1xx          permanent    the agency re
 HTTP 3xx (redirects are never followed)               permanent    the target's address is wrong
 SOAP fault Server / Receiver (any ``Server.*``)       transient    the agency's side failed
 SOAP fault Client / Sender, VersionMismatch, other    permanent    the request itself is refused
+a non-zero code field and no declared code rule       permanent    an HTTP 200 can carry a refusal
 an answer that cannot be understood                   permanent    quoted (first bytes, masked)
 an answer over the size cap, DTDs, XML entities       permanent    refused unread / unexpanded
 ====================================================  ===========  =================================

@@ -134,6 +134,17 @@ def test_a_slow_agency_is_cut_at_the_read_timeout_as_transient(agency) -> None:
     assert "timeout" in outcome.reason
 
 
+def test_a_portal_style_failure_with_http_200_is_not_delivered_without_a_declared_rule(
+    agency,
+) -> None:
+    url, standin = agency
+    standin.program("hanoi", Behaviour(body={"error_code": "-1", "message": "Lỗi hệ thống"}))
+    outcome = deliver(spec(url))
+    assert outcome == PermanentFailure(
+        "agency error_code -1 (no declared success rule): 'Lỗi hệ thống'"
+    )
+
+
 def test_connection_refused_is_transient() -> None:
     outcome = deliver(spec(f"http://127.0.0.1:{free_port()}/nobody-home"))
     assert isinstance(outcome, TransientFailure)
