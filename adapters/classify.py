@@ -7,7 +7,7 @@ One place holds the rules every adapter kind applies, so an operator reads them 
 What happened                                         Outcome      Why
 ====================================================  ===========  =================================
 connection refused, reset, closed before the answer   transient    the agency is down or restarting
-connect or read timeout                               transient    the agency is slow; try later
+connect or read timeout, or no whole answer in both   transient    the agency is slow; try later
 TLS handshake or certificate failure                  transient    fixed on a side, then retried
 HTTP 2xx that the kind understands                    delivered
 HTTP 408, 425, 429, 500, 502, 503, 504, other 5xx     transient    overloaded, or a gateway failed
@@ -124,9 +124,10 @@ def for_exception(exc: BaseException, *, connect_timeout: float, read_timeout: f
         return TransientFailure(f"connect timeout after {connect_timeout:g}s")
     if isinstance(exc, aiohttp.SocketTimeoutError):
         return TransientFailure(f"read timeout after {read_timeout:g}s")
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError):  # the whole request's limit (adapters.http)
         return TransientFailure(
-            f"timeout after connect {connect_timeout:g}s / read {read_timeout:g}s"
+            f"timeout: no complete answer within {connect_timeout + read_timeout:g}s "
+            f"(connect {connect_timeout:g}s + read {read_timeout:g}s)"
         )
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return TransientFailure(f"TLS failure: {_tls_detail(exc)}")
