@@ -28,6 +28,8 @@ host too) is moved to the stand-in, and while the adapter runs any connection or
 lookup off loopback is refused (and fails the last row). Those guards, and the capture of
 everything logged, are the kit's sandbox (:mod:`bus.kit.sandbox`); this module is the
 checklist: the rows, their runner :func:`run_conformance` and the :class:`Report`.
+``--against URL`` runs the safe, read-only subset against an agency's staging endpoint
+instead (:mod:`bus.kit.staging`).
 """
 
 from __future__ import annotations

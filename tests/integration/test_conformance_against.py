@@ -1,0 +1,164 @@
+"""`dvcbus adapters test TARGET --against URL`: the safe rows against an agency's own server.
+
+The servers here are plain HTTP servers of our own (not the stand-in), as an agency's
+staging system would be: one refuses what it is sent (HTTP 400), one accepts everything.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+import pytest
+
+from bus.contract.rejections import Rejection
+from bus.contract.schemas import SchemaRegistry
+from bus.kit.staging import REFUSES_ROW, run_against
+from bus.routes import RoutesConfig, load_routes
+from tests.integration.harness import ROOT
+
+TOKEN = "staging-token-3f9a1c"
+
+
+class Agency:
+    """A staging server: answers every request with ``status`` and records what it got."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        agency = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                agency.received.append((self.path, dict(self.headers), body))
+                code = "0" if agency.status < 300 else "-1"
+                answer = orjson.dumps({"error_code": code, "message": "Dữ liệu không hợp lệ"})
+                self.send_response(agency.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/staging/api/events"
+
+    def __enter__(self) -> Agency:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def schemas() -> SchemaRegistry:
+    return SchemaRegistry.load()
+
+
+@pytest.fixture(scope="module")
+def routes() -> RoutesConfig:
+    return load_routes(ROOT / "routes.yaml")
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DVCBUS_PORTAL_TOKEN", TOKEN)
+    return TOKEN
+
+
+def rows(report: object) -> dict[str, tuple[bool, str]]:
+    return {c.name: (c.passed, c.detail) for c in report.checks}  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def refusing() -> Iterator[Agency]:
+    with Agency(400) as agency:
+        yield agency
+
+
+def test_an_agency_refusing_the_invalid_examples_passes_every_safe_row(
+    routes: RoutesConfig, schemas: SchemaRegistry, token: str, refusing: Agency
+) -> None:
+    report = run_against(routes, "portal", refusing.url, schemas=schemas)
+    table = "\n".join(f"{n}: {p}: {d}" for n, (p, d) in rows(report).items())
+    assert report.passed, table
+    assert {
+        "built from its options",
+        "authentication accepted (not answered 401/403)",
+        "timeouts configured and honoured",
+        REFUSES_ROW,
+        "no secret in logs or reasons",
+        "calls only the staging endpoint",
+    } <= set(rows(report)), table
+    skipped = dict(report.skipped)
+    assert skipped["TLS handshake with the agency"] == "the endpoint is http: there is no TLS"
+    assert "read-only" in skipped["delivers each routed type"]
+
+
+def test_nothing_valid_is_sent_and_the_real_credentials_are_used(
+    routes: RoutesConfig, schemas: SchemaRegistry, token: str, refusing: Agency
+) -> None:
+    run_against(routes, "portal", refusing.url, schemas=schemas)
+    assert refusing.received, "nothing reached the agency"
+    for path, headers, body in refusing.received:
+        assert path == "/staging/api/events"
+        assert headers["Authorization"] == f"Bearer {token}"
+        with pytest.raises(Rejection):
+            schemas.validate(orjson.loads(body))  # every message sent was invalid
+
+
+def test_an_agency_accepting_everything_fails_the_refusal_row_by_name(
+    routes: RoutesConfig, schemas: SchemaRegistry, token: str
+) -> None:
+    with Agency(200) as accepting:
+        report = run_against(routes, "portal", accepting.url, schemas=schemas)
+    assert [c.name for c in report.failed()] == [REFUSES_ROW]
+    _passed, detail = rows(report)[REFUSES_ROW]
+    assert "the agency accepted invalid" in detail
+
+
+def test_an_agency_refusing_our_credentials_fails_the_authentication_row(
+    routes: RoutesConfig, schemas: SchemaRegistry, token: str
+) -> None:
+    with Agency(401) as locked:
+        report = run_against(routes, "portal", locked.url, schemas=schemas)
+    failed = {c.name for c in report.failed()}
+    assert "authentication accepted (not answered 401/403)" in failed
+    assert REFUSES_ROW in failed  # a 401 is not a refusal of the message
+
+
+def test_the_command_runs_the_safe_rows_and_lists_what_it_skipped(refusing: Agency) -> None:
+    env = {**os.environ, "DVCBUS_PORTAL_TOKEN": TOKEN, "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bus.cli", "adapters", "test", "portal", "--against", refusing.url],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"against {refusing.url}" in done.stdout
+    assert "skipped: TLS handshake with the agency: the endpoint is http" in done.stdout
+    assert TOKEN not in done.stdout + done.stderr
+
+
+def test_the_guard_allows_exactly_the_staging_host_and_port() -> None:
+    from bus.kit.sandbox import LoopbackGuard
+
+    guard = LoopbackGuard()
+    guard.allow("https://10.20.30.40:8443/api", watch=True)
+    assert guard.check("10.20.30.40", 8443) is None
+    assert guard.check("10.20.30.40", 443) == "10.20.30.40:443"
+    assert guard.check("10.20.30.41", 8443) == "10.20.30.41:8443"
+    assert guard.check("127.0.0.1", 9) is None  # loopback stays allowed
