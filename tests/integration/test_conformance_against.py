@@ -7,20 +7,24 @@ staging system would be: one refuses what it is sent (HTTP 400), one accepts eve
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 
 from bus.contract.rejections import Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.kit.staging import REFUSES_ROW, run_against
 from bus.routes import RoutesConfig, load_routes
 from tests.integration.harness import ROOT
+from tests.integration.test_rest_adapter import pki  # noqa: F401 - the private CA fixture
 
 TOKEN = "staging-token-3f9a1c"
 
@@ -28,7 +32,7 @@ TOKEN = "staging-token-3f9a1c"
 class Agency:
     """A staging server: answers every request with ``status`` and records what it got."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, tls: ssl.SSLContext | None = None) -> None:
         self.status = status
         self.received: list[tuple[str, dict[str, str], bytes]] = []
         agency = self
@@ -49,7 +53,10 @@ class Agency:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/staging/api/events"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/staging/api/events"
 
     def __enter__(self) -> Agency:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -162,3 +169,33 @@ def test_the_guard_allows_exactly_the_staging_host_and_port() -> None:
     assert guard.check("10.20.30.40", 443) == "10.20.30.40:443"
     assert guard.check("10.20.30.41", 8443) == "10.20.30.41:8443"
     assert guard.check("127.0.0.1", 9) is None  # loopback stays allowed
+
+
+def _portal_with_tls(tmp_path: Path, tls: dict[str, str] | None) -> RoutesConfig:
+    doc = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))
+    if tls is not None:
+        doc["targets"]["portal"].setdefault("options", {})["tls"] = tls
+    path = tmp_path / "routes.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return load_routes(path)
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_the_tls_row_verifies_the_agencys_certificate(
+    tmp_path: Path,
+    schemas: SchemaRegistry,
+    token: str,
+    pki: dict[str, Path],  # noqa: F811 - the imported fixture
+    trusted: bool,
+) -> None:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki["server.pem"], pki["server.key"])
+    routes = _portal_with_tls(tmp_path, {"ca_file": str(pki["ca.pem"])} if trusted else None)
+    with Agency(400, tls=ctx) as agency:
+        report = run_against(routes, "portal", agency.url, schemas=schemas)
+    passed, detail = rows(report)["TLS handshake with the agency (certificate verified)"]
+    if trusted:
+        assert passed and "certificate verified" in detail, detail
+        assert report.passed, [c for c in report.checks if not c.passed]
+    else:
+        assert not passed and "CERTIFICATE_VERIFY_FAILED" in detail, detail
