@@ -7,9 +7,9 @@ within the target's timeouts, and that it refuses what it must. It is read-only 
 - the target's endpoint (and only it) is replaced by URL; other URLs of its options on the
   endpoint's origin follow it there; a token or login URL on another host is kept and
   allowed, and every other connection off loopback is refused (:class:`LoopbackGuard`);
-- it never sends a valid message: only invalid examples (``schemas/examples/<type>/invalid``)
-  of the types routed to the target, one that reaches the agency per type, which the agency
-  must refuse (a permanent failure);
+- it never sends a valid message: one per type routed to the target, a valid example whose
+  dossier number is replaced by :data:`BROKEN_DOSSIER_NO` (which the schemas refuse), and
+  the agency must refuse it (a permanent failure);
 - the rows that need an agency misbehaving on purpose (slow, 503, garbage, hostile XML…)
   or a delivery (idempotency headers, references) are skipped, each with its reason.
 
@@ -32,6 +32,7 @@ import orjson
 
 from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, TargetSpec
 from bus.contract.envelope import Message
+from bus.contract.rejections import Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.delivery import adapter_registry
 from bus.delivery.deadline import adapter_deadline
@@ -39,9 +40,13 @@ from bus.kit.conformance import Check, Report, _describe, _pii_values, _rewrite,
 from bus.kit.sandbox import URL_ORIGIN, LogCapture, LoopbackGuard
 from bus.routes import RoutesConfig
 
-AUTH_REFUSED = re.compile(r"\bHTTP 40[13]\b")
+# A 401/403, or a failure of the token or login call (adapters.auth names its flow).
+AUTH_FAILED = re.compile(r"\bHTTP 40[13]\b|\b(?:token|login)\b", re.IGNORECASE)
 REFUSES_ROW = "refuses an invalid example (permanent)"
+# Matches no dossier number pattern (the schemas refuse it), and says what it is if logged.
+BROKEN_DOSSIER_NO = "DVCBUS-KIEM-TRA-KHONG-HOP-LE"
 ONLY_ROW = "calls only the staging endpoint"
+AUTH_ROW = "authentication accepted (not answered 401/403)"
 # The full kit's rows this mode does not run, and why (shown to the operator).
 SKIPPED = (
     ("delivers each routed type", "would deliver a valid message: read-only"),
@@ -224,24 +229,40 @@ class StagingKit:
         self._add(name, True, f"{version} with {host}:{port}, certificate verified")
 
     async def _invalid(self, cls: type[Adapter], spec: TargetSpec, type_: str) -> list[_Try]:
-        """Invalid examples of ``type_``, each by a fresh adapter, until one reaches the agency."""
+        """One invalid message of ``type_``, sent by a fresh adapter (none if none can be made).
+
+        A valid example with its dossier number replaced by :data:`BROKEN_DOSSIER_NO`, not
+        one of the schemas' invalid examples: a field mapping may drop the field that makes
+        those invalid and send the rest, a real record; the dossier number is the key every
+        request carries, and this one matches no dossier and is refused by the schema.
+        """
+        doc = self._broken_example(type_)
+        if doc is None:
+            return []
+        doc = cls.conformance_example(spec, doc)
+        message = Message.from_doc(doc, orjson.dumps(doc))
+        outcome, elapsed, reached = await self._deliver(cls, spec, message)
+        pii = _pii_values(doc, self.schemas.pii_fields(type_, int(doc["version"])))
+        return [_Try(message, f"{type_} with dossier_no {BROKEN_DOSSIER_NO}", outcome, elapsed,
+                     reached, pii)]  # fmt: skip
+
+    def _broken_example(self, type_: str) -> dict[str, Any] | None:
         directory = self.schemas.directory / "examples"
-        tries: list[_Try] = []
-        for version in sorted(v for t, v in self.schemas.message_types if t == type_):
-            for path in sorted((directory / f"{type_}.v{version}" / "invalid").glob("*.json")):
+        for version in sorted(
+            (v for t, v in self.schemas.message_types if t == type_), reverse=True
+        ):
+            for path in sorted((directory / f"{type_}.v{version}" / "valid").glob("*.json")):
                 doc = orjson.loads(path.read_bytes())
-                if doc.get("type") != type_:
-                    continue  # an envelope-level example of another type
+                payload = doc.get("payload")
+                if not isinstance(payload, dict) or "dossier_no" not in payload:
+                    continue
+                payload["dossier_no"] = BROKEN_DOSSIER_NO
                 try:
-                    message = Message.from_doc(doc, orjson.dumps(doc))
-                except Exception:
-                    continue  # too broken to be a message at all (the bus would refuse it)
-                attempt = await self._deliver(cls, spec, message)
-                pii = _pii_values(doc, self.schemas.pii_fields(type_, version))
-                tries.append(_Try(message, path.name, *attempt, pii))
-                if attempt[2]:
-                    return tries
-        return tries
+                    self.schemas.validate(doc)
+                except Rejection:
+                    return doc  # invalid, as it must be
+                return None  # the schema does not refuse it: never send it
+        return None
 
     async def _deliver(
         self, cls: type[Adapter], spec: TargetSpec, message: Message
@@ -266,14 +287,14 @@ class StagingKit:
         return outcome, elapsed, self.guard.watched_connects > before
 
     def _auth(self, spec: TargetSpec, reached: list[_Try]) -> None:
-        name = "authentication accepted (not answered 401/403)"
+        name = AUTH_ROW
         if not spec.credentials:
             self.report.skipped.append((name, "the target names no credentials"))
             return
         if not reached:
             self._add(name, False, "no call reached the agency")
             return
-        refused = [t for t in reached if AUTH_REFUSED.search(_describe(t.outcome))]
+        refused = [t for t in reached if AUTH_FAILED.search(_describe(t.outcome))]
         self._add(
             name,
             not refused,
@@ -302,21 +323,20 @@ class StagingKit:
             if not mine:
                 tried = [t for t in tries if t.message.type == type_]
                 why = (
-                    f"the adapter refused all {len(tried)} itself, e.g. "
-                    f"{_describe(tried[0].outcome)}"
+                    f"the adapter refused it itself: {_describe(tried[0].outcome)}"
                     if tried
-                    else "no invalid example in schemas/examples"
+                    else "no valid example with a dossier_no the schema then refuses"
                 )
-                problems.append(f"{type_}: no invalid example reached the agency ({why})")
+                problems.append(f"{type_}: no invalid message reached the agency ({why})")
                 continue
             t = mine[0]
             text = _describe(t.outcome)
             if isinstance(t.outcome, Delivered):
-                problems.append(f"{type_}: the agency accepted invalid {t.example}: {text}")
+                problems.append(f"{type_}: the agency accepted {t.example}: {text}")
             elif not isinstance(t.outcome, PermanentFailure):
                 problems.append(f"{type_}: {t.example} was not refused for good: {text}")
-            elif AUTH_REFUSED.search(text):
-                problems.append(f"{type_}: {t.example} refused for authentication: {text}")
+            elif AUTH_FAILED.search(text):
+                problems.append(f"{type_}: authentication failed, not the message: {text}")
         refused = ", ".join(f"{t.example} → {_describe(t.outcome)}" for t in reached[:2])
         self._add(REFUSES_ROW, not problems, "; ".join(problems) or refused)
 

@@ -21,7 +21,7 @@ import yaml
 
 from bus.contract.rejections import Rejection
 from bus.contract.schemas import SchemaRegistry
-from bus.kit.staging import REFUSES_ROW, run_against
+from bus.kit.staging import AUTH_ROW, BROKEN_DOSSIER_NO, REFUSES_ROW, run_against
 from bus.routes import RoutesConfig, load_routes
 from tests.integration.harness import ROOT
 from tests.integration.test_rest_adapter import pki  # noqa: F401 - the private CA fixture
@@ -101,7 +101,7 @@ def test_an_agency_refusing_the_invalid_examples_passes_every_safe_row(
     assert report.passed, table
     assert {
         "built from its options",
-        "authentication accepted (not answered 401/403)",
+        AUTH_ROW,
         "timeouts configured and honoured",
         REFUSES_ROW,
         "no secret in logs or reasons",
@@ -120,8 +120,12 @@ def test_nothing_valid_is_sent_and_the_real_credentials_are_used(
     for path, headers, body in refusing.received:
         assert path == "/staging/api/events"
         assert headers["Authorization"] == f"Bearer {token}"
+        doc = orjson.loads(body)
+        assert doc["payload"]["dossier_no"] == BROKEN_DOSSIER_NO
         with pytest.raises(Rejection):
-            schemas.validate(orjson.loads(body))  # every message sent was invalid
+            schemas.validate(doc)  # every message sent was invalid
+    types = sorted(orjson.loads(body)["type"] for _, _, body in refusing.received)
+    assert types == ["dossier.status_changed", "payment.confirmed"]  # one per routed type
 
 
 def test_an_agency_accepting_everything_fails_the_refusal_row_by_name(
@@ -131,7 +135,9 @@ def test_an_agency_accepting_everything_fails_the_refusal_row_by_name(
         report = run_against(routes, "portal", accepting.url, schemas=schemas)
     assert [c.name for c in report.failed()] == [REFUSES_ROW]
     _passed, detail = rows(report)[REFUSES_ROW]
-    assert "the agency accepted invalid" in detail
+    assert f"the agency accepted dossier.status_changed with dossier_no {BROKEN_DOSSIER_NO}" in (
+        detail
+    )
 
 
 def test_an_agency_refusing_our_credentials_fails_the_authentication_row(
@@ -140,8 +146,19 @@ def test_an_agency_refusing_our_credentials_fails_the_authentication_row(
     with Agency(401) as locked:
         report = run_against(routes, "portal", locked.url, schemas=schemas)
     failed = {c.name for c in report.failed()}
-    assert "authentication accepted (not answered 401/403)" in failed
+    assert AUTH_ROW in failed
     assert REFUSES_ROW in failed  # a 401 is not a refusal of the message
+
+
+def test_a_refused_login_is_an_authentication_failure_not_a_refusal_of_the_message(
+    routes: RoutesConfig, schemas: SchemaRegistry, refusing: Agency, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DVCBUS_PORTAL_SYNC_USER", "dongbo")
+    monkeypatch.setenv("DVCBUS_PORTAL_SYNC_PASSWORD", "staging-pass-77")
+    report = run_against(routes, "portal-sync", refusing.url, schemas=schemas)
+    assert {c.name for c in report.failed()} == {AUTH_ROW, REFUSES_ROW}
+    assert "session login refused" in rows(report)[AUTH_ROW][1]
+    assert "authentication failed, not the message" in rows(report)[REFUSES_ROW][1]
 
 
 def test_the_command_runs_the_safe_rows_and_lists_what_it_skipped(refusing: Agency) -> None:
