@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from adapters import classify, http, mapping, testing
 
 # The SDK's version: a minor adds to __all__, a major removes or changes (docs/adapters.md).
-SDK_VERSION = "1.0"
+SDK_VERSION = "1.1"  # 1.1: Act.DRIP, Behaviour.drip_interval/drip_seconds
 
 __all__ = [
     "SDK_VERSION",

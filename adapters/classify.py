@@ -7,7 +7,7 @@ One place holds the rules every adapter kind applies, so an operator reads them 
 What happened                                         Outcome      Why
 ====================================================  ===========  =================================
 connection refused, reset, closed before the answer   transient    the agency is down or restarting
-connect or read timeout                               transient    the agency is slow; try later
+connect or read timeout, or no whole answer in both   transient    the agency is slow; try later
 TLS handshake or certificate failure                  transient    fixed on a side, then retried
 HTTP 2xx that the kind understands                    delivered
 HTTP 408, 425, 429, 500, 502, 503, 504, other 5xx     transient    overloaded, or a gateway failed
@@ -15,6 +15,7 @@ HTTP 400, 401, 403, 404, 422, other 4xx, 1xx          permanent    the agency re
 HTTP 3xx (redirects are never followed)               permanent    the target's address is wrong
 SOAP fault Server / Receiver (any ``Server.*``)       transient    the agency's side failed
 SOAP fault Client / Sender, VersionMismatch, other    permanent    the request itself is refused
+a non-zero code field and no declared code rule       permanent    an HTTP 200 can carry a refusal
 an answer that cannot be understood                   permanent    quoted (first bytes, masked)
 an answer over the size cap, DTDs, XML entities       permanent    refused unread / unexpanded
 ====================================================  ===========  =================================
@@ -123,9 +124,10 @@ def for_exception(exc: BaseException, *, connect_timeout: float, read_timeout: f
         return TransientFailure(f"connect timeout after {connect_timeout:g}s")
     if isinstance(exc, aiohttp.SocketTimeoutError):
         return TransientFailure(f"read timeout after {read_timeout:g}s")
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError):  # the whole request's limit (adapters.http)
         return TransientFailure(
-            f"timeout after connect {connect_timeout:g}s / read {read_timeout:g}s"
+            f"timeout: no complete answer within {connect_timeout + read_timeout:g}s "
+            f"(connect {connect_timeout:g}s + read {read_timeout:g}s)"
         )
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return TransientFailure(f"TLS failure: {_tls_detail(exc)}")

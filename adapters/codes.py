@@ -4,6 +4,11 @@ REST agencies put it in a JSON field (``response.error_code``), SOAP agencies in
 (``response.result_code``); both declare the same two lists, ``success`` and ``transient``
 (anything else is permanent), read by this one model and judged by this one matcher, so
 the two kinds cannot drift apart. Codes are compared as text: ``0`` and ``"0"`` are the same.
+
+A REST target that declares no rule is not taken at its HTTP status alone: portal-style APIs
+answer HTTP 200 with ``{"error_code": "-1", "message": "Lỗi hệ thống"}``. A top-level field
+named as such APIs name their code (:data:`UNDECLARED_CODE_FIELDS`) that is present and not
+zero is a refusal (:func:`undeclared_failure`); declaring a rule replaces this guess.
 """
 
 from __future__ import annotations
@@ -14,9 +19,24 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from adapters.base import PermanentFailure, TransientFailure
+from adapters.masking import mask_text
 from adapters.options import AdapterOptions
 
-__all__ = ["CodeRule", "ErrorCodeRule", "ResultCodeRule", "Verdict", "code_text"]
+__all__ = [
+    "UNDECLARED_CODE_FIELDS",
+    "UNDECLARED_MESSAGE_FIELDS",
+    "CodeRule",
+    "ErrorCodeRule",
+    "ResultCodeRule",
+    "Verdict",
+    "code_text",
+    "undeclared_failure",
+]
+
+# Where Vietnamese portal and agency APIs put their answer code and its text, looked at (top
+# level only, in this order) when a REST target declares no ``response.error_code``.
+UNDECLARED_CODE_FIELDS = ("error_code", "errorCode", "ma_loi", "maLoi", "MaLoi")
+UNDECLARED_MESSAGE_FIELDS = ("message", "msg", "thong_bao", "ThongBao", "mo_ta", "MoTa")
 
 
 class Verdict(StrEnum):
@@ -77,4 +97,31 @@ def code_text(value: Any) -> str | None:
     """An answer code as text: a string or an integer (never a boolean); else no code."""
     if isinstance(value, str | int) and not isinstance(value, bool):
         return str(value)
+    return None
+
+
+def undeclared_failure(doc: Any) -> PermanentFailure | None:
+    """The refusal an answer states without a declared rule, or None if it states none.
+
+    The first of :data:`UNDECLARED_CODE_FIELDS` present at the top level decides: absent,
+    null, empty, or all zeros (``0``, ``"0"``, ``"00"``, ``"000"``) is no refusal; any other
+    code is permanent (an undeclared code cannot be known to be "try later"), quoting the
+    agency's text from :data:`UNDECLARED_MESSAGE_FIELDS`, masked.
+    """
+    if not isinstance(doc, dict):
+        return None
+    for name in UNDECLARED_CODE_FIELDS:
+        if name in doc:
+            code = code_text(doc[name])
+            if code is None or not code.strip().strip("0"):
+                return None
+            says = next(
+                (m for f in UNDECLARED_MESSAGE_FIELDS if isinstance(m := doc.get(f), str) and m),
+                "",
+            )
+            text = repr(mask_text(" ".join(says.split()))[:160]) if says else ""
+            return PermanentFailure(
+                f"agency {name} {mask_text(code.strip()[:40])} (no declared success rule)"
+                + (f": {text}" if text else "")
+            )
     return None

@@ -1,11 +1,12 @@
 """HTTP for adapter kinds: one connection pool per target, TLS, timeouts, answers read to a cap.
 
 Shared by the REST and SOAP kinds (and any plug-in that speaks HTTP). Every request states
-its connect and read timeouts (the target's); TLS always verifies the agency's certificate
-(against the system store or the target's ``tls.ca_file``) and can present a client
-certificate for mutual TLS; there is deliberately no option that turns verification off.
-Answers are read up to ``max_response_bytes``: a larger one is refused unread, so a hostile
-or broken agency cannot exhaust memory.
+its connect and read timeouts (the target's), and the whole request, answer included, ends
+within their sum (:func:`total_timeout`): a read timeout alone restarts with every byte.
+TLS always verifies the agency's certificate (against the system store or the target's
+``tls.ca_file``) and can present a client certificate for mutual TLS; there is deliberately
+no option that turns verification off. Answers are read up to ``max_response_bytes``: a
+larger one is refused unread, so a hostile or broken agency cannot exhaust memory.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def ssl_context(tls: TlsOptions | None, credentials: dict[str, str]) -> ssl.SSLC
     return ctx
 
 
+def total_timeout(target: TargetSpec) -> float:
+    """Seconds one request may take from start to the answer's last byte: connect + read."""
+    return target.connect_timeout + target.read_timeout
+
+
 @dataclass(slots=True)
 class Answer:
     """An agency's HTTP answer, its body read completely (under the cap)."""
@@ -90,8 +96,12 @@ class HttpClient:
     ) -> None:
         self.target = target
         self.max_response_bytes = max_response_bytes
+        # sock_read restarts with every chunk, so an agency dribbling a byte at a time would
+        # hold the call for the whole adapter deadline: ``total`` bounds the whole exchange.
         self.timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=target.connect_timeout, sock_read=target.read_timeout
+            total=total_timeout(target),
+            sock_connect=target.connect_timeout,
+            sock_read=target.read_timeout,
         )
         self._tls = tls
         self._ssl: ssl.SSLContext | None = None

@@ -14,7 +14,8 @@ the target in routes.yaml; every key is described in docs/adapters.md)::
     auth: {kind: oauth2, token_url: /oauth/token}     # bearer | basic | oauth2 | session
     response:
       expect: json                  # a 2xx answer must be JSON (or empty); "any" accepts text
-      error_code: {field: error_code, success: ["0"], transient: ["-99"]}
+      error_code: {field: error_code, success: ["0"], transient: ["-99"]}   # undeclared:
+                                    # a non-zero usual code field is refused (adapters.codes)
       reference: [reference, id]    # where the agency's own id for the delivery is
       already_exists:               # the insert that must be retried as an update
         values: ["-2"]
@@ -54,7 +55,7 @@ from adapters.base import (
     PermanentFailure,
     TargetSpec,
 )
-from adapters.codes import ErrorCodeRule, Verdict, code_text
+from adapters.codes import ErrorCodeRule, Verdict, code_text, undeclared_failure
 from adapters.headers import contract_headers
 from adapters.headers import new_traceparent as new_traceparent  # its old home, kept
 from adapters.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, HttpClient, TlsOptions, UrlTemplate
@@ -281,7 +282,8 @@ def interpret_answer(
         return classify.for_status(status, agency_says(doc, rules), location=location)
     rule = rules.error_code
     if rule is None or rules.code_of is None:
-        return Delivered(reference=reference_of(doc, rules))
+        # No declared rule: a code field saying "failed" must not pass for a delivery.
+        return undeclared_failure(doc) or Delivered(reference=reference_of(doc, rules))
     if not isinstance(doc, dict):
         return classify.unreadable(f"HTTP {status}, no {rule.field}", body)
     code = code_text(rules.code_of(doc))

@@ -2,8 +2,9 @@
 
 A plug-in's own tests deliver to a :class:`StandinThread` (a real HTTP or SOAP server on
 loopback) and read what it received; a :class:`Behaviour` makes it misbehave (an
-:class:`Act`: a fault, a redirect, garbage, a hostile or huge answer), a :class:`Profile`
-makes it answer like one kind of system. Part of the SDK surface (docs/adapters.md).
+:class:`Act`: a fault, a redirect, garbage, a hostile, huge or dripping answer), a
+:class:`Profile` makes it answer like one kind of system. Part of the SDK surface
+(docs/adapters.md).
 """
 
 from __future__ import annotations

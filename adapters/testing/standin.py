@@ -9,7 +9,8 @@ programmable per target with a :class:`Behaviour`:
 
     answer normally · answer after N seconds · a given status · a SOAP fault (Client or
     Server) · a redirect · close the connection mid-answer · garbage · hostile XML (billion
-    laughs, external entity) · a 100 MB answer streamed without ever being built in memory
+    laughs, external entity) · a 100 MB answer streamed without ever being built in memory ·
+    a slow drip (one byte at a time, each in time for a per-read timeout)
 
 Control API, served on every port:
 
@@ -68,6 +69,7 @@ class Act(StrEnum):
     HUGE = "huge"  # Behaviour.size_mb megabytes, streamed
     EMPTY = "empty"  # an empty body
     REDIRECT = "redirect"  # a 3xx pointing elsewhere
+    DRIP = "drip"  # headers, then one byte every Behaviour.drip_interval s for drip_seconds s
 
 
 ACTS = frozenset(act.value for act in Act)
@@ -81,7 +83,8 @@ class Behaviour:
     answers a SOAP fault with code ``fault`` (Client or Server); ``huge`` streams
     ``size_mb`` megabytes; ``redirect`` answers ``status`` (302 unless a 3xx is given)
     pointing at ``location`` (default: a path below the request's own,
-    ``…/chuyen-huong/0987654321``, on the stand-in).
+    ``…/chuyen-huong/0987654321``, on the stand-in); ``drip`` sends the headers, then one
+    byte every ``drip_interval`` seconds for ``drip_seconds`` seconds, then ends the answer.
     """
 
     status: int = 200
@@ -92,6 +95,8 @@ class Behaviour:
     fault: str = "Server"
     size_mb: int = 100
     location: str | None = None
+    drip_interval: float = 0.3
+    drip_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if self.act not in ACTS:
@@ -323,6 +328,26 @@ async def _close_midway(request: web.Request, profile: Profile) -> web.StreamRes
     return resp
 
 
+async def _drip(request: web.Request, profile: Profile, behaviour: Behaviour) -> web.StreamResponse:
+    """Headers at once, then a byte at a time: every read succeeds, the answer never ends soon.
+
+    Each byte comes well within a per-read timeout, so only a limit on the whole answer cuts
+    it; the bytes spell a valid (if padded) answer, should a client wait for all of them.
+    """
+    resp = web.StreamResponse(
+        status=200, headers={"Content-Type": "text/xml" if profile.soap else "application/json"}
+    )
+    await resp.prepare(request)
+    deadline = time.monotonic() + behaviour.drip_seconds
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        while time.monotonic() < deadline:
+            await resp.write(b" ")
+            await asyncio.sleep(behaviour.drip_interval)
+        await resp.write(b"" if profile.soap else b'{"error_code": "0"}')
+        await resp.write_eof()
+    return resp
+
+
 def _redirect(request: web.Request, behaviour: Behaviour) -> web.Response:
     """A 3xx pointing elsewhere, with the small HTML page servers usually send along."""
     status = behaviour.status if 300 <= behaviour.status < 400 else 302
@@ -396,6 +421,8 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Handl
             return web.Response(status=behaviour.status, body=b"")
         if act == Act.REDIRECT:
             return _redirect(request, behaviour)
+        if act == Act.DRIP:
+            return await _drip(request, profile, behaviour)
         if act in (Act.BILLION_LAUGHS, Act.XXE):
             hostile = BILLION_LAUGHS if act == Act.BILLION_LAUGHS else EXTERNAL_ENTITY
             return web.Response(status=behaviour.status, body=hostile, content_type="text/xml")

@@ -70,20 +70,38 @@ def new(name: str, directory: Path) -> None:
     show_default=True,
     help="Read timeout used for the checks (the target's own, if shorter).",
 )
+@click.option(
+    "--against",
+    metavar="URL",
+    default=None,
+    help="Run only the safe, read-only checks against this URL (the agency's staging "
+    "endpoint) instead of a stand-in: TLS, authentication, timeouts, refusal of an invalid "
+    "example. No valid message is sent.",
+)
 @click.pass_obj
-def test(obj: Ctx, target: str, routes_file: Path | None, timeout_check: float) -> None:
+def test(
+    obj: Ctx, target: str, routes_file: Path | None, timeout_check: float, against: str | None
+) -> None:
     """Run TARGET's adapter against a stand-in of its endpoint: the conformance kit."""
-    from bus.kit.conformance import run_conformance
+    from bus.kit.conformance import Report, run_conformance
+    from bus.kit.staging import run_against
 
     settings = obj.settings(routes_file=routes_file)
     loaded = load_or_exit(settings)
+    report: Report
     try:
-        report = run_conformance(
-            loaded.routes, target, schemas=loaded.schemas, timeout_check=timeout_check
-        )
+        if against is not None:
+            report = run_against(loaded.routes, target, against, schemas=loaded.schemas)
+        else:
+            report = run_conformance(
+                loaded.routes, target, schemas=loaded.schemas, timeout_check=timeout_check
+            )
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from None
-    table = Table(title=f"Conformance of target {report.target} (adapter {report.kind})")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    where = f" against {against}" if against is not None else ""
+    table = Table(title=f"Conformance of target {report.target} (adapter {report.kind}){where}")
     table.add_column("check")
     table.add_column("result")
     table.add_column("detail", overflow="fold")
@@ -91,6 +109,8 @@ def test(obj: Ctx, target: str, routes_file: Path | None, timeout_check: float) 
         result = "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
         table.add_row(check.name, result, check.detail)
     console.print(table)
+    for name, why in getattr(report, "skipped", []):
+        console.print(f"skipped: {name}: {why}", markup=False)
     failed = report.failed()
     if failed:
         err_console.print(f"{len(failed)} check(s) failed: {', '.join(c.name for c in failed)}")

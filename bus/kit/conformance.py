@@ -7,7 +7,8 @@ against a stand-in of its endpoint on loopback, and checks one thing per row:
 - it is built from its options; every message type routed to it is delivered;
 - every call carries the message id as ``Idempotency-Key`` (and as a SOAP header for SOAP
   kinds) and a W3C ``traceparent``;
-- a slow endpoint is cut at the read timeout and classified transient; HTTP 503 is
+- a slow endpoint is cut at the read timeout and classified transient, and so is an answer
+  dripping a byte at a time (within connect + read, not the adapter deadline); HTTP 503 is
   transient, 400 permanent; SOAP Server faults transient, Client faults permanent;
   a refused connection and a connection closed mid-answer are transient;
 - a redirect is a permanent failure and is not followed (following it would resend a POST
@@ -27,6 +28,8 @@ host too) is moved to the stand-in, and while the adapter runs any connection or
 lookup off loopback is refused (and fails the last row). Those guards, and the capture of
 everything logged, are the kit's sandbox (:mod:`bus.kit.sandbox`); this module is the
 checklist: the rows, their runner :func:`run_conformance` and the :class:`Report`.
+``--against URL`` runs the safe, read-only subset against an agency's staging endpoint
+instead (:mod:`bus.kit.staging`).
 """
 
 from __future__ import annotations
@@ -367,6 +370,20 @@ class ConformanceKit:
         await expect(
             f"slow endpoint cut at the read timeout ({read:g}s) → transient",
             Behaviour(delay=read + 2.0, times=1),
+            TransientFailure,
+            cut_in_time,
+        )
+        # Each byte arrives in time for the read timeout; only a bound on the whole answer
+        # (connect + read, adapters.http) stops the agency holding the call for its deadline.
+        await expect(
+            f"slow-drip answer cut at connect + read ({spec.connect_timeout + read:g}s) "
+            "→ transient",
+            Behaviour(
+                act="drip",
+                drip_interval=min(0.3, read / 3),
+                drip_seconds=spec.connect_timeout + read + 5.0,
+                times=1,
+            ),
             TransientFailure,
             cut_in_time,
         )

@@ -3,9 +3,10 @@
 - :class:`LogCapture` collects everything logged (structlog, stdlib logging) or printed
   while the checks run, for the rows that look for personal data and secrets in it;
 - :class:`UrlMover` moves every URL of a target's options to the stand-in;
-- :class:`LoopbackGuard` refuses any connection or name lookup off loopback meanwhile.
+- :class:`LoopbackGuard` refuses any connection or name lookup off loopback meanwhile
+  (but for the hosts ``--against`` allows: the agency's staging endpoint, its token host).
 
-The checklist that uses them is :mod:`bus.kit.conformance`.
+The checklists that use them are :mod:`bus.kit.conformance` and :mod:`bus.kit.staging`.
 """
 
 from __future__ import annotations
@@ -129,6 +130,30 @@ class LoopbackGuard:
 
     def __init__(self) -> None:
         self.refused: list[str] = []
+        # (host, port) pairs reachable off loopback too: ``--against`` allows exactly the
+        # agency's staging endpoint (and its token host), by name and by resolved address.
+        self.allowed: set[tuple[str, int]] = set()
+        self.watched: set[tuple[str, int]] = set()
+        self.watched_connects = 0  # connections opened to a watched address (the endpoint)
+
+    def allow(self, url: str, *, watch: bool = False) -> None:
+        """Allow ``url``'s host and port (resolved now, before the guard is active)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        pairs = {(host, port)}
+        try:
+            for *_, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+                pairs.add((str(address[0]).lower(), port))
+        except OSError:
+            pass  # the call will fail and say so; nothing else is allowed
+        self.allowed |= pairs
+        if watch:
+            self.watched |= pairs
+
+    def note_connect(self, host: Any, port: Any) -> None:
+        if (_host_text(host), _port(port)) in self.watched:
+            self.watched_connects += 1
 
     @contextlib.contextmanager
     def active(self) -> Iterator[LoopbackGuard]:
@@ -142,8 +167,8 @@ class LoopbackGuard:
             LoopbackGuard._active.remove(self)
 
     def check(self, host: Any, port: Any) -> str | None:
-        """``host:port`` when it is off loopback (recorded), else None."""
-        if _is_loopback(host):
+        """``host:port`` when it is off loopback and not allowed (recorded), else None."""
+        if _is_loopback(host) or (_host_text(host), _port(port)) in self.allowed:
             return None
         name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
         where = f"{name}:{port}" if port not in (None, 0, "") else name
@@ -167,11 +192,24 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     elif event == "socket.connect":
         address = args[1]
         if isinstance(address, tuple) and len(address) >= 2:
+            guard.note_connect(address[0], address[1])
             where = guard.check(address[0], address[1])
             if where is not None:
                 raise ConnectionRefusedError(
                     errno.ECONNREFUSED, f"conformance kit: {where} is not loopback"
                 )
+
+
+def _host_text(host: Any) -> str:
+    name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    return name.strip().strip("[]").lower()
+
+
+def _port(port: Any) -> int:
+    try:
+        return int(port)
+    except (TypeError, ValueError):
+        return -1
 
 
 def _is_loopback(host: Any) -> bool:

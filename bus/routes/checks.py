@@ -127,6 +127,7 @@ def check_all(
         *message_types(written, known_types),
         *adapter_kinds(written, known_adapters),
         *adapter_options(written, options_of),
+        *undeclared_success_rules(written, options_of),
         *unit_codes(written, units),
         *sources_for_routed_types(written, known_types),
         *unused_targets(written),
@@ -225,6 +226,39 @@ def adapter_options(w: Written, options_of: OptionsOf | None) -> Iterator[Proble
                     f"target {name!r}: {option_problem(error)}",
                     key=error["type"] == "extra_forbidden",
                 )
+
+
+def undeclared_success_rules(w: Written, options_of: OptionsOf | None) -> Iterator[Problem]:
+    """A target of a REST-like kind whose answers declare no success rule (a warning).
+
+    Without ``response.error_code`` the kind guesses from the usual code fields
+    (``adapters.codes.undeclared_failure``); the agency's own rule should say it instead.
+    A kind answers to this when its options have ``response.error_code`` (REST and kinds
+    built on it); one whose defaults declare the rule is not warned about.
+    """
+    if options_of is None:
+        return
+    for name, target in w.targets.items():
+        kind = target.get("adapter") if isinstance(target, dict) else None
+        options = target.get("options", {}) if isinstance(target, dict) else None
+        accepted = options_of(kind) if isinstance(kind, str) else None
+        if accepted is None or not isinstance(options, dict):
+            continue
+        try:
+            parsed = accepted.model.model_validate(merge_options(dict(accepted.defaults), options))
+        except ValidationError:
+            continue  # reported by adapter_options
+        response = getattr(parsed, "response", None)
+        if response is None or getattr(response, "error_code", True) is not None:
+            continue
+        yield w.problem(
+            ("targets", name),
+            f"target {name!r}: no declared success rule (options.response.error_code): a 2xx "
+            "answer is delivered unless a usual code field (error_code, errorCode, ma_loi, "
+            "maLoi, MaLoi) is not zero; declare the agency's codes",
+            "warning",
+            key=True,
+        )
 
 
 def _option_path(target: str, options: Any, loc: Path_) -> Path_:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -243,6 +244,22 @@ def test_onestop_receives_a_dossier_and_a_payment_report_over_soap(stand_ins) ->
     security = safexml.find_local(envelope, "Security")
     assert security is not None and security.tag == f"{{{WSSE}}}Security"
     assert check_username_token(security, "motcua-dn", "pw-dn")
+
+
+def test_onestop_cuts_a_slow_drip_answer_at_connect_plus_read(stand_ins) -> None:
+    specs, standin = stand_ins
+    standin.program(
+        "onestop-soap", Behaviour(act="drip", drip_interval=0.3, drip_seconds=8.0, times=1)
+    )
+    started = time.monotonic()
+    (outcome,) = deliver(
+        OneStopSoapAdapter,
+        specs["onestop-soap"],
+        [example("dossier.submitted.v1/valid/organisation-hcmc-direct.json")],
+    )
+    assert isinstance(outcome, TransientFailure), outcome
+    assert outcome.reason.startswith("timeout: no complete answer within 3s")
+    assert time.monotonic() - started < 3.0 + 0.8
 
 
 def test_onestop_reports_a_payment_above_ten_trillion_dong_whole(stand_ins) -> None:

@@ -94,6 +94,7 @@ def test_the_kit_passes_on_every_reference_adapter_and_generic_target(
         "sends the message id as Idempotency-Key",
         "sends the W3C traceparent",
         "slow endpoint cut at the read timeout (0.5s) → transient",
+        "slow-drip answer cut at connect + read (1.5s) → transient",
         "HTTP 503 → transient",
         "HTTP 400 → permanent",
         "garbage answer → permanent, quoted masked",

@@ -4,6 +4,7 @@ import asyncio
 import json
 import ssl
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,29 @@ def test_a_slow_agency_is_cut_at_the_read_timeout_as_transient(agency) -> None:
     outcome = deliver(spec(url, read_timeout=0.5))
     assert isinstance(outcome, TransientFailure)
     assert "timeout" in outcome.reason
+
+
+def test_a_portal_style_failure_with_http_200_is_not_delivered_without_a_declared_rule(
+    agency,
+) -> None:
+    url, standin = agency
+    standin.program("hanoi", Behaviour(body={"error_code": "-1", "message": "Lỗi hệ thống"}))
+    outcome = deliver(spec(url))
+    assert outcome == PermanentFailure(
+        "agency error_code -1 (no declared success rule): 'Lỗi hệ thống'"
+    )
+
+
+def test_a_slow_drip_answer_is_cut_at_connect_plus_read_not_at_the_deadline(agency) -> None:
+    url, standin = agency
+    # One byte every 0.3 s: each read is in time for the 1 s read timeout, the answer is not.
+    standin.program("hanoi", Behaviour(act="drip", drip_interval=0.3, drip_seconds=8.0))
+    started = time.monotonic()
+    outcome = deliver(spec(url, read_timeout=1.0))
+    elapsed = time.monotonic() - started
+    assert isinstance(outcome, TransientFailure), outcome
+    assert outcome.reason == "timeout: no complete answer within 2s (connect 1s + read 1s)"
+    assert elapsed < 2.0 + 0.8
 
 
 def test_connection_refused_is_transient() -> None:

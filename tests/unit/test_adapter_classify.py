@@ -79,7 +79,7 @@ def _key(port: int = 8443) -> SimpleNamespace:
     [
         (aiohttp.ConnectionTimeoutError(), "connect timeout after 1.5s"),
         (aiohttp.SocketTimeoutError(), "read timeout after 15s"),
-        (TimeoutError(), "timeout after connect 1.5s / read 15s"),
+        (TimeoutError(), "timeout: no complete answer within 16.5s (connect 1.5s + read 15s)"),
         (
             aiohttp.ClientConnectorError(_key(), ConnectionRefusedError(111, "refused")),
             "connection refused by agency.example:8443",

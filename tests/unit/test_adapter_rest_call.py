@@ -90,3 +90,47 @@ def test_an_already_exists_refusal_asks_for_the_update_only_when_allowed() -> No
     body = answer({"error_code": "-2", "message": "Hồ sơ đã tồn tại"})
     assert interpret_answer(200, body, PORTAL_RULES, allow_update=True) is RETRY_AS_UPDATE
     assert isinstance(interpret_answer(200, body, PORTAL_RULES), PermanentFailure)
+
+
+NO_RULES = AnswerRules.compile(ResponseOptions())
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{"error_code": "-1", "message": "Lỗi hệ thống"}, {"errorCode": 5, "msg": "Lỗi hệ thống"},
+     {"ma_loi": "E01", "thong_bao": "Lỗi hệ thống"}, {"MaLoi": "99", "MoTa": "Lỗi hệ thống"}],
+)  # fmt: skip
+def test_without_a_declared_rule_a_non_zero_code_is_a_refusal_quoting_the_agency(
+    doc: dict[str, object],
+) -> None:
+    outcome = interpret_answer(200, answer(doc), NO_RULES)
+    assert isinstance(outcome, PermanentFailure), outcome
+    assert "no declared success rule" in outcome.reason
+    assert "'Lỗi hệ thống'" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{"error_code": "0", "reference": "R-1"}, {"error_code": 0, "reference": "R-1"},
+     {"errorCode": "00", "reference": "R-1"}, {"ma_loi": "000", "reference": "R-1"},
+     {"error_code": None, "reference": "R-1"}, {"error_code": "", "reference": "R-1"},
+     {"reference": "R-1", "code": "-1"}],
+)  # fmt: skip
+def test_without_a_declared_rule_a_zero_or_absent_code_is_a_delivery(
+    doc: dict[str, object],
+) -> None:
+    assert interpret_answer(200, answer(doc), NO_RULES) == Delivered(reference="R-1")
+
+
+def test_without_a_declared_rule_the_agency_text_is_masked() -> None:
+    doc = {"error_code": "-1", "message": "Sai số điện thoại 0987654321"}
+    outcome = interpret_answer(200, answer(doc), NO_RULES)
+    assert isinstance(outcome, PermanentFailure) and "0987654321" not in outcome.reason
+
+
+def test_a_declared_rule_governs_instead_of_the_undeclared_guess() -> None:
+    rules = AnswerRules.compile(
+        ResponseOptions.model_validate({"error_code": {"field": "status", "success": ["OK"]}})
+    )
+    doc = {"status": "OK", "error_code": "-1", "reference": "R-1"}
+    assert interpret_answer(200, answer(doc), rules) == Delivered(reference="R-1")

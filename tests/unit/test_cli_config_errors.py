@@ -104,7 +104,9 @@ def test_broken_routes_file(tmp_path: Path, command: str) -> None:
 def test_unknown_adapter_kind(tmp_path: Path, command: str) -> None:
     routes = routes_with(tmp_path, "adapter: onestop-soap", "adapter: no-such-kind")
     env = {**base_env(tmp_path), "DVCBUS_ROUTES_FILE": str(routes)}
-    line = assert_one_line_exit_2(dvcbus(*COMMANDS[command], env=env), f"{routes}:53:")
+    written = routes.read_text(encoding="utf-8").splitlines()
+    at = next(n for n, text in enumerate(written, start=1) if "no-such-kind" in text)
+    line = assert_one_line_exit_2(dvcbus(*COMMANDS[command], env=env), f"{routes}:{at}:")
     assert "unknown adapter kind 'no-such-kind'" in line
 
 

@@ -96,3 +96,18 @@ def test_a_kind_that_declares_no_options_model_is_not_checked() -> None:
     assert KindOptions.of(Bare) is None
     problems = check_routes(BAD, options_of=lambda kind: KindOptions.of(Bare))
     assert not any("option" in p.message for p in problems)
+
+
+def test_a_rest_target_without_a_declared_success_rule_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        VALID.read_text(encoding="utf-8").replace(
+            "    options: { response: { error_code: { field: error_code } } }\n", ""
+        ),
+        encoding="utf-8",
+    )
+    [problem] = check(path)
+    assert (problem.severity, problem.line) == ("warning", 7)
+    assert problem.message.startswith(
+        "target 'portal': no declared success rule (options.response.error_code)"
+    )
