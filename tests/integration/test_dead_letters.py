@@ -99,3 +99,25 @@ def test_a_body_with_two_type_keys_is_dead_lettered_malformed_and_reaches_no_age
     assert dead.detail == 'duplicate key "type" at $'
     assert dead.body == two_types
     assert [r.target for r in bus.standins.received()] == ["portal"]
+
+
+def test_distinct_bodies_refused_with_one_id_are_each_their_own_dead_letter(bus) -> None:
+    bus.start_router()
+    bus.start_dispatcher()
+    base = example_doc("dossier.submitted.v1/valid/citizen-hanoi-online.json")
+    wrong_procedure = {**base, "payload": {**base["payload"], "procedure_code": "1.01288"}}
+    wrong_agency = {**base, "payload": {**base["payload"], "receiving_agency": "H26"}}
+    wrong_version = {**base, "version": 0}
+    bodies = [orjson.dumps(d) for d in (wrong_procedure, wrong_agency, wrong_version)]
+    again = bodies[0]  # the same body a second time is the same dead letter
+    good = (EXAMPLES / "dossier.status_changed.v1/valid/received.json").read_bytes()
+    send(bus.names, [*bodies, again, good])
+
+    assert wait_until(lambda: bus.standins.received("portal"), 20)  # the router went past all
+    dead = collect_dead(bus.store, len(bodies) + 1, timeout=3)  # time for a 4th to show up
+    assert sorted(d.body for d in dead) == sorted(bodies)
+    assert {(d.message_id, d.reason) for d in dead} == {(base["id"], "invalid")}
+    details = {d.body: d.detail for d in dead}
+    assert details[bodies[0]] == "payload.procedure_code: pattern ^[1-3]\\.[0-9]{6}$"
+    assert details[bodies[1]].startswith("payload.receiving_agency: pattern")
+    assert details[bodies[2]].startswith("version: ")
