@@ -79,6 +79,7 @@ def _decode_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:
 
 _COLON_ESCAPE = re.compile(rb"\\u003[aA]")  # a colon written as an escape
 _SAFE_KEY = re.compile(r"^[^\W\d][\w-]{0,63}\Z")
+_MAX_PATH = 120  # characters of a path in a detail
 
 
 def _may_repeat_a_key(body: bytes, doc: Any) -> bool:
@@ -94,14 +95,32 @@ def _may_repeat_a_key(body: bytes, doc: Any) -> bool:
     """
     try:
         kept = orjson.dumps(doc)
-    except orjson.JSONEncodeError:  # cannot happen for what orjson parsed; check exactly
-        return True
-    if kept == body:  # a compact sender (orjson, JSON.stringify, Jackson): nothing was dropped
-        return False
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels)
+        kept_colons = _colons_kept(doc)
+    else:
+        if kept == body:  # a compact sender (orjson, JSON.stringify, Jackson): nothing dropped
+            return False
+        kept_colons = kept.count(b":")
     declared = body.count(b":")
     if b"\\" in body:  # no backslash, no escape to count
         declared += len(_COLON_ESCAPE.findall(body))
-    return declared > kept.count(b":")
+    return declared > kept_colons
+
+
+def _colons_kept(doc: Any) -> int:
+    """The colons orjson would write for ``doc`` (members + colons in strings), by a walk."""
+    colons = 0
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            colons += len(node) + sum(key.count(":") for key in node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            colons += node.count(":")
+    return colons
 
 
 class _Members(list[tuple[str, Any]]):
@@ -157,7 +176,8 @@ def _key_label(key: str) -> str:
 
 
 def _path(parts: tuple[str | int, ...]) -> str:
-    """``$`` for the top-level object, else ``payload.documents[0]``-style."""
+    """``$`` for the top-level object, else ``payload.documents[0]``-style; a path longer
+    than a detail can carry keeps its end (``….items[3]``), where the object is."""
     out = ""
     for part in parts:
         if isinstance(part, int):
@@ -165,4 +185,6 @@ def _path(parts: tuple[str | int, ...]) -> str:
         else:
             label = part if _SAFE_KEY.match(part) else _key_label(part)
             out += f".{label}" if out else label
+    if len(out) > _MAX_PATH:
+        out = "…" + out[-_MAX_PATH:]
     return out or "$"

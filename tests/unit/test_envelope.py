@@ -168,3 +168,29 @@ def test_realistic_traffic_never_takes_the_exact_duplicate_check(
             parse(json.dumps(doc).encode())  # spaces, non-ASCII as \u escapes
             parse(json.dumps(doc, indent=2, ensure_ascii=False).encode())
     parse(b'{"note": "\\u003cb\\u003e 09:00 \\u0026", "n": 1}')  # Go's HTML-safe escapes
+
+
+def _nested(depth: int, inner: bytes) -> bytes:
+    return b'{"a": ' * depth + inner + b"}" * depth
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_a_body_nested_deeper_than_orjson_writes_is_still_parsed(depth: int) -> None:
+    doc = parse(_nested(depth, b'{"at": "09:00"}'))
+    for _ in range(depth):
+        doc = doc["a"]
+    assert doc == {"at": "09:00"}
+
+
+def test_a_duplicate_deep_down_is_named_with_the_end_of_its_path() -> None:
+    detail = _refusal(_nested(300, b'{"x": "1:2", "x": 2}')).detail
+    assert detail.startswith('duplicate key "x" at ….a.a')
+    assert len(detail) < 160
+
+
+def test_a_duplicate_too_deep_for_the_exact_check_is_still_refused() -> None:
+    rej = _refusal(_nested(1000, b'{"x": 1, "x": 2}'))
+    assert (rej.reason, rej.detail) == (
+        Reason.MALFORMED,
+        "nested too deep to check for duplicate keys",
+    )
