@@ -1,16 +1,54 @@
 """Schema migrations, in order, for both dialects. Never edit an applied one: add the next.
 
 DDL differs between SQLite and PostgreSQL only in a few type names, filled in per dialect.
+A step SQL cannot do in both dialects (hashing existing rows) is a Python function given
+the migration's cursor and the store's placeholder rewriting.
 """
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
 
 TYPES = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "blob": "BLOB"},
     "postgres": {"id": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION", "blob": "BYTEA"},
 }
 
-Migration = tuple[int, str, list[str]]  # (version, title, statements)
+Sql = Callable[[str], str]  # "?" placeholders → the dialect's
+Step = str | Callable[[Any, Sql], None]  # a statement, or a function of (cursor, sql)
+Migration = tuple[int, str, list[Step]]  # (version, title, steps)
+BACKFILL_CHUNK = 100  # rows per read: bodies may be up to the message cap each
+
+
+def body_sha256(body: bytes) -> str:
+    """The digest that tells a dead letter's body from another one with the same id."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def _digest_stored_bodies(cur: Any, sql: Sql) -> None:
+    """Give the dead letters stored before migration 2 their body digest, a chunk at a time,
+    so a redelivery of one of them after the upgrade is still recognised."""
+    last = 0
+    while True:
+        cur.execute(
+            sql(
+                "SELECT id, body FROM dead_letters WHERE id > ? AND body IS NOT NULL "
+                f"ORDER BY id LIMIT {BACKFILL_CHUNK}"
+            ),
+            (last,),
+        )
+        rows = cur.fetchall()
+        if not rows:
+            return
+        for id_, body in rows:
+            cur.execute(
+                sql("UPDATE dead_letters SET body_sha256 = ? WHERE id = ?"),
+                (body_sha256(bytes(body)), id_),
+            )
+        last = rows[-1][0]
+
 
 MIGRATIONS: list[Migration] = [
     (
@@ -73,6 +111,15 @@ MIGRATIONS: list[Migration] = [
                 PRIMARY KEY (target, process))""",
         ],
     ),
+    (
+        2,
+        "dead letters: the body's SHA-256, so distinct bodies refused with one id stay distinct",
+        [
+            "ALTER TABLE dead_letters ADD COLUMN body_sha256 TEXT",
+            "CREATE INDEX dead_letters_body ON dead_letters (body_sha256)",
+            _digest_stored_bodies,
+        ],
+    ),
 ]
 
 # The audit trail is its own part: a second SQLite file, or the same PostgreSQL database.
@@ -123,6 +170,6 @@ AUDIT_MIGRATIONS: list[Migration] = [
 ]
 
 
-def render(dialect: str, sql: list[str]) -> list[str]:
-    """The statements of one migration for one dialect."""
-    return [statement.format(**TYPES[dialect]) for statement in sql]
+def render(dialect: str, steps: list[Step]) -> list[Step]:
+    """The steps of one migration for one dialect (type names filled into the statements)."""
+    return [step.format(**TYPES[dialect]) if isinstance(step, str) else step for step in steps]

@@ -134,8 +134,11 @@ class SqlStore(Store):
             for version, title, sql in steps:
                 if version in done:
                     continue
-                for statement in migrations.render(self.dialect, sql):
-                    cur.execute(statement)
+                for step in migrations.render(self.dialect, sql):
+                    if isinstance(step, str):
+                        cur.execute(step)
+                    else:
+                        step(cur, self.sql)
                 cur.execute(
                     self.sql(f"INSERT INTO {table} VALUES (?, ?, ?)"), (version, title, now())
                 )
@@ -223,24 +226,28 @@ class SqlStore(Store):
         with self.transaction() as cur:
             for dl in letters:
                 # At-least-once upstream: the same dead letter may come twice (a crash between
-                # parking it and acking the original). One parked record per message and target.
+                # parking it and acking the original), and is kept once. The body's digest is
+                # part of what "the same" means: distinct bodies refused with one message id
+                # and reason are distinct dead letters, each with its own error.
+                digest = migrations.body_sha256(dl.body)
                 cur.execute(
                     self.sql(
-                        "SELECT id FROM dead_letters WHERE message_id = ? AND "
-                        "COALESCE(target, '') = ? AND reason = ? AND state = ?"
+                        "SELECT id FROM dead_letters WHERE body_sha256 = ? AND "
+                        "COALESCE(message_id, '') = ? AND COALESCE(target, '') = ? AND "
+                        "reason = ? AND state = ?"
                     ),
-                    (dl.message_id, dl.target or "", dl.reason, PARKED),
+                    (digest, dl.message_id or "", dl.target or "", dl.reason, PARKED),
                 )
                 existing = cur.fetchone()
-                if existing is not None and dl.message_id:
+                if existing is not None:
                     ids.append(int(existing[0]))
                     continue
                 cur.execute(
                     self.sql(
                         "INSERT INTO dead_letters (message_id, message_type, target, reason, "
-                        "detail, stage, attempts, history, headers, body, dead_at, recorded_at, "
-                        "dossier_no, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                        "RETURNING id"
+                        "detail, stage, attempts, history, headers, body, body_sha256, dead_at, "
+                        "recorded_at, dossier_no, state) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
                     ),
                     (
                         dl.message_id,
@@ -253,6 +260,7 @@ class SqlStore(Store):
                         orjson.dumps(dl.history).decode(),
                         orjson.dumps(dl.headers, default=str).decode(),
                         dl.body,
+                        digest,
                         dl.dead_at,
                         recorded,
                         dl.dossier_no,

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
+import orjson
+
 from bus.routes import load_routes
 from tests.integration.harness import (
     ROOT,
@@ -97,3 +99,63 @@ def test_standin_logs_json_lines_when_asked(tmp_path) -> None:
 def port_open(port: int | None) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port or 0)) == 0
+
+
+DOSSIER = (
+    ROOT / "schemas" / "examples" / "dossier.submitted.v1" / "valid" / "citizen-hanoi-online.json"
+)
+
+
+def test_send_check_sends_what_the_router_would_route(bus) -> None:
+    bus.start_router()
+    bus.start_dispatcher()
+    done = dvcbus("send", "--check", str(EXAMPLE), env=bus.env())
+    assert done.returncode == 0, done.stderr
+    assert "checked 1 message(s)" in done.stdout and "sent 01" in done.stdout
+    assert wait_until(lambda: bus.standins.received("portal"), 20)
+
+
+def test_send_refuses_and_sends_nothing_when_any_file_is_empty_or_refused(bus, tmp_path) -> None:
+    bus.start_router()
+    bus.start_dispatcher()
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    doc = orjson.loads(DOSSIER.read_bytes())
+    doc["payload"]["procedure_code"] = "1.01288"
+    invalid = tmp_path / "invalid.json"
+    invalid.write_bytes(orjson.dumps(doc))
+
+    no_empty = dvcbus("send", str(DOSSIER), str(empty), env=bus.env())
+    assert no_empty.returncode == 1
+    assert f"{empty}: empty file, not a message" in no_empty.stderr
+    checked = dvcbus("send", "--check", str(DOSSIER), str(invalid), env=bus.env())
+    assert checked.returncode == 1
+    pattern = "^[1-3]\\.[0-9]{6}$"
+    refusal = f"would be refused: {invalid}: invalid: payload.procedure_code: pattern {pattern}"
+    assert refusal in checked.stderr.splitlines()
+    assert "sent" not in no_empty.stdout + checked.stdout
+
+    marker = dvcbus("send", str(EXAMPLE), env=bus.env())  # behind anything sent before
+    assert marker.returncode == 0, marker.stderr
+    assert wait_until(lambda: bus.standins.received("portal"), 20)
+    assert [r.target for r in bus.standins.received()] == ["portal"]
+    assert collect_dead(bus.store, 1, timeout=1) == []
+
+
+def test_send_splits_an_array_only_when_told_to(bus, tmp_path) -> None:
+    bus.start_router()
+    bus.start_dispatcher()
+    both = tmp_path / "both.json"
+    both.write_bytes(b"[" + EXAMPLE.read_bytes() + b"," + DOSSIER.read_bytes() + b"]")
+
+    refused = dvcbus("send", str(both), env=bus.env())
+    assert refused.returncode == 1
+    assert "a JSON array of 2 element(s), not a message: pass --each" in refused.stderr
+
+    done = dvcbus("send", "--each", str(both), env=bus.env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("sent ") == 2
+    assert wait_until(
+        lambda: {r.target for r in bus.standins.received()} >= {"portal", "hanoi"}, 20
+    )
+    assert sorted(r.target for r in bus.standins.received()) == ["hanoi", "portal"]

@@ -80,3 +80,44 @@ def test_an_agency_refusal_is_dead_lettered_at_once_with_the_target(bus) -> None
     assert dead.history[0]["reason"] == "HTTP 400"
     assert dead.body == hanoi
     assert len(bus.standins.received("hanoi")) == 1  # a refusal is never retried
+
+
+def test_a_body_with_two_type_keys_is_dead_lettered_malformed_and_reaches_no_agency(bus) -> None:
+    """Routed on the last ``type``, it would reach Hà Nội as a dossier; an agency parser keeping
+    the first would read a status update. The bus refuses it instead, naming the key."""
+    bus.start_router()
+    bus.start_dispatcher()
+    dossier = (EXAMPLES / "dossier.submitted.v1/valid/citizen-hanoi-online.json").read_bytes()
+    assert dossier.startswith(b"{")
+    two_types = b'{"type": "dossier.status_changed",' + dossier[1:]
+    good = (EXAMPLES / "dossier.status_changed.v1/valid/received.json").read_bytes()
+    send(bus.names, [two_types, good])
+
+    assert wait_until(lambda: bus.standins.received("portal"), 20)  # the router went past it
+    (dead,) = collect_dead(bus.store, 1)
+    assert (dead.reason, dead.stage) == ("malformed", "router")
+    assert dead.detail == 'duplicate key "type" at $'
+    assert dead.body == two_types
+    assert [r.target for r in bus.standins.received()] == ["portal"]
+
+
+def test_distinct_bodies_refused_with_one_id_are_each_their_own_dead_letter(bus) -> None:
+    bus.start_router()
+    bus.start_dispatcher()
+    base = example_doc("dossier.submitted.v1/valid/citizen-hanoi-online.json")
+    wrong_procedure = {**base, "payload": {**base["payload"], "procedure_code": "1.01288"}}
+    wrong_agency = {**base, "payload": {**base["payload"], "receiving_agency": "H26"}}
+    wrong_version = {**base, "version": 0}
+    bodies = [orjson.dumps(d) for d in (wrong_procedure, wrong_agency, wrong_version)]
+    again = bodies[0]  # the same body a second time is the same dead letter
+    good = (EXAMPLES / "dossier.status_changed.v1/valid/received.json").read_bytes()
+    send(bus.names, [*bodies, again, good])
+
+    assert wait_until(lambda: bus.standins.received("portal"), 20)  # the router went past all
+    dead = collect_dead(bus.store, len(bodies) + 1, timeout=3)  # time for a 4th to show up
+    assert sorted(d.body for d in dead) == sorted(bodies)
+    assert {(d.message_id, d.reason) for d in dead} == {(base["id"], "invalid")}
+    details = {d.body: d.detail for d in dead}
+    assert details[bodies[0]] == "payload.procedure_code: pattern ^[1-3]\\.[0-9]{6}$"
+    assert details[bodies[1]].startswith("payload.receiving_agency: pattern")
+    assert details[bodies[2]].startswith("version: ")

@@ -105,6 +105,44 @@ def test_dead_letters_can_be_listed_shown_replayed_once_and_purged(make_bus) -> 
     assert "(purged)" in everything.stdout and "(replayed)" in everything.stdout
 
 
+def test_dead_letters_sharing_a_message_id_are_each_listed_shown_and_replayed_alone(
+    bus,
+) -> None:
+    bus.start_router()
+    bus.start_dispatcher()
+    base = example("dossier.submitted.v1/valid/citizen-hanoi-online.json")
+    bodies = [
+        orjson.dumps({**base, "payload": {**base["payload"], "procedure_code": "9"}}),
+        orjson.dumps({**base, "payload": {**base["payload"], "receiving_agency": "H26"}}),
+        orjson.dumps({**base, "version": 0}),
+    ]
+    send(bus.names, bodies)
+    dead = sorted(collect_dead(bus.store, 3), key=lambda d: bodies.index(d.body))
+    assert len(dead) == 3 and {d.message_id for d in dead} == {base["id"]}
+
+    listed = dvcbus(bus, "dead", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count(base["id"]) == 3
+    for letter in dead:
+        assert re.search(rf"^\S\s+{letter.id}\s", listed.stdout, re.MULTILINE), listed.stdout
+
+    shown = dvcbus(bus, "dead", "show", str(dead[1].id))
+    assert shown.returncode == 0, shown.stderr
+    assert dead[1].detail in shown.stdout
+    assert dead[0].detail not in shown.stdout and dead[2].detail not in shown.stdout
+
+    replayed = dvcbus(bus, "dead", "replay", "--id", str(dead[1].id))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "1 replayed" in replayed.stdout
+    assert bus.store.dead_letter(dead[1].id).state == REPLAYED
+    assert [bus.store.dead_letter(d.id).state for d in (dead[0], dead[2])] == [PARKED, PARKED]
+    # the router refuses the same bytes again: a new dead letter, the replayed one stays
+    again = collect_dead(bus.store, 4)
+    assert (
+        len(again) == 4 and again[-1].body == bodies[1] and again[-1].id not in {d.id for d in dead}
+    )
+
+
 def test_targets_trace_and_audit_verify_tell_the_story(make_bus) -> None:
     bus = make_bus(fast_retries)
     bus.start_router()

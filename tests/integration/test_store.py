@@ -179,3 +179,70 @@ def test_the_same_dead_letter_arriving_twice_is_kept_once(store) -> None:
     again = store.add_dead_letters([letter(1)])  # redelivered after a crash before the ack
     assert first == again
     assert len(store.dead_letters(DeadFilter(state=None))) == 1
+
+
+def test_distinct_bodies_refused_with_one_id_and_reason_are_distinct_dead_letters(store) -> None:
+    bodies = [b'{"id": "m1", "n": 1}', b'{"id": "m1", "n": 2}', b'{"id": "m1", "n": 3}']
+    details = ["payload.n: const 0 (1)", "payload.n: const 0 (2)", "payload.n: const 0 (3)"]
+    ids = store.add_dead_letters(
+        [
+            letter(1, message_id="m1", target=None, reason="invalid", body=b, detail=d)
+            for b, d in zip(bodies, details, strict=True)
+        ]
+    )
+    assert len(set(ids)) == 3
+    kept = store.dead_letters(DeadFilter(state=None), with_body=True)
+    assert [(d.body, d.detail) for d in kept] == list(zip(bodies, details, strict=True))
+
+
+def test_a_body_without_message_id_redelivered_is_kept_once(store) -> None:
+    broken = letter(1, message_id=None, target=None, reason="malformed", body=b'{"id": ')
+    first = store.add_dead_letters([broken])
+    assert store.add_dead_letters([broken]) == first
+    other = store.add_dead_letters([letter(1, message_id=None, body=b"[]", reason="malformed")])
+    assert other != first
+    assert len(store.dead_letters(DeadFilter(state=None))) == 2
+
+
+def test_the_same_body_parked_again_after_a_replay_is_a_new_dead_letter(store) -> None:
+    (first,) = store.add_dead_letters([letter(1)])
+    assert store.mark(first, REPLAYED, "replay", "ops", "to hanoi")
+    (again,) = store.add_dead_letters([letter(1)])  # refused again by the agency
+    assert again != first
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_dead_letters_stored_before_the_digest_are_still_recognised_when_redelivered(
+    dialect, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+
+    from bus.store import migrations
+
+    with contextlib.ExitStack() as stack:
+        url = (
+            sqlite_url(tmp_path)
+            if dialect == "sqlite"
+            else stack.enter_context(postgres_schema_url())
+        )
+        monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        old = open_store(url)  # a store as version 1 left it
+        with old.transaction() as cur:
+            cur.execute(
+                old.sql(
+                    "INSERT INTO dead_letters (message_id, target, reason, detail, stage, "
+                    "attempts, history, headers, body, dead_at, recorded_at, state) "
+                    "VALUES ('id1', 'hanoi', 'rejected', 'HTTP 400', 'dispatcher', 1, '[]', "
+                    "'{}', ?, 1000.0, 1000.0, 'parked')"
+                ),
+                (b'{"id": "x"}',),
+            )
+        old.close()
+        monkeypatch.undo()
+        upgraded = open_store(url)
+        try:
+            (before,) = upgraded.dead_letters(DeadFilter(state=None))
+            assert upgraded.add_dead_letters([letter(1)]) == [before.id]  # same body, kept once
+            assert upgraded.add_dead_letters([letter(1, body=b'{"id": "y"}')]) != [before.id]
+        finally:
+            upgraded.close()

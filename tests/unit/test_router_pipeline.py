@@ -184,6 +184,16 @@ def test_json_that_is_not_an_object_is_parked_malformed(pipeline: RouterPipeline
     )
 
 
+def test_a_body_with_two_type_keys_is_parked_malformed_not_routed_on_either(
+    pipeline: RouterPipeline,
+) -> None:
+    body = orjson.dumps(_submitted())
+    assert body.startswith(b'{"id":')
+    body = b'{"type":"dossier.status_changed",' + body[1:]  # a parser keeping the first differs
+    decision = _park(pipeline, body)
+    assert (decision.reason, decision.detail) == (Reason.MALFORMED, 'duplicate key "type" at $')
+
+
 def test_an_invalid_payload_is_parked_with_the_exact_path_and_rule(
     pipeline: RouterPipeline,
 ) -> None:
