@@ -3,11 +3,14 @@
 A dead letter parked by the dispatcher (or the broker, for a target) goes straight back to
 that target's delivery queue with a fresh retry budget; one refused by the router (invalid,
 unroutable …) goes back to the ingress, to be judged again after the cause was fixed (a
-routes.yaml change, a corrected schema). Each replay is claimed in the store first, so two
-operators cannot replay the same dead letter twice, and recorded with who did it. If the
-message is then not sent (the broker refused it, or the connection failed), the claim is
-undone: the dead letter is parked again with a ``replay_failed`` action. Each message sent
-is told to the process's hop sinks (audit trail, logs) as a ``replayed`` hop.
+routes.yaml change, a corrected schema). A copy sent to a target carries a fresh router stamp
+(the operator's CLI holds the stamp key, like the router): without it the dispatcher would
+refuse it. A dead letter the dispatcher refused for want of a stamp never went through the
+router, so it goes to the ingress, never straight to a target. Each replay is claimed in the
+store first, so two operators cannot replay the same dead letter twice, and recorded with who
+did it. If the message is then not sent (the broker refused it, or the connection failed),
+the claim is undone: the dead letter is parked again with a ``replay_failed`` action. Each
+message sent is told to the process's hop sinks (audit trail, logs) as a ``replayed`` hop.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import orjson
 import pika
 import structlog
 
+from bus.broker.stamp import StampKey, stamp
 from bus.broker.topology import Names
 from bus.broker.wire import BROKER_DEATH_HEADERS, Header, replay_properties
 from bus.contract.envelope import STATUS_TYPE, status_of
+from bus.contract.rejections import Reason
 from bus.observability.hops import Event, Hop, Hops, Stage
 from bus.store import PARKED, REPLAYED, DeadFilter, DeadLetter, Store
 
@@ -40,6 +45,7 @@ _DROP = {
     Header.ATTEMPT,
     Header.FIRST_ATTEMPT_AT,
     Header.HISTORY,
+    Header.STAMP,  # a replay to a target is stamped afresh; one to the ingress needs none
     *BROKER_DEATH_HEADERS,
 }
 
@@ -64,7 +70,7 @@ def actor() -> str:
 
 def destination(letter: DeadLetter) -> tuple[str, str, str]:
     """(exchange kind, routing key, description) a dead letter is replayed to."""
-    if letter.target and letter.stage != Stage.ROUTER:
+    if letter.target and letter.stage != Stage.ROUTER and letter.reason != Reason.UNAUTHORISED:
         return "deliver", letter.target, f"target {letter.target}"
     return "ingress", letter.message_type or "replay", "ingress"
 
@@ -82,6 +88,7 @@ def replay(
     names: Names,
     flt: DeadFilter,
     *,
+    stamp_key: StampKey,
     rate: float = 20.0,
     dry_run: bool = False,
     who: str | None = None,
@@ -116,7 +123,7 @@ def replay(
                 continue
             if n and rate > 0:
                 time.sleep(1 / rate)
-            yield _replay_one(store, channel, names, letter, who, hops)
+            yield _replay_one(store, channel, names, letter, who, hops, stamp_key)
     finally:
         if conn.is_open:
             conn.close()
@@ -133,7 +140,13 @@ def _status(letter: DeadLetter) -> int | None:
 
 
 def _replay_one(
-    store: Store, channel: Any, names: Names, letter: DeadLetter, who: str, hops: Hops
+    store: Store,
+    channel: Any,
+    names: Names,
+    letter: DeadLetter,
+    who: str,
+    hops: Hops,
+    stamp_key: StampKey,
 ) -> ReplayResult:
     kind, key, where = destination(letter)
     dead_id = letter.id or 0
@@ -143,8 +156,13 @@ def _replay_one(
         return ReplayResult(dead_id, letter.message_id, where, False, "no body kept")
     if not store.mark(dead_id, REPLAYED, "replay", who, f"to {where}"):
         return ReplayResult(dead_id, letter.message_id, where, False, "no longer parked")
-    exchange = names.deliver_exchange if kind == "deliver" else names.ingress_exchange
-    props = replay_properties(letter.message_id, letter.message_type, replay_headers(letter))
+    headers = replay_headers(letter)
+    if kind == "deliver":
+        exchange = names.deliver_exchange
+        headers[Header.STAMP.value] = stamp(stamp_key, letter.message_id, key, letter.body)
+    else:
+        exchange = names.ingress_exchange
+    props = replay_properties(letter.message_id, letter.message_type, headers)
     try:
         channel.basic_publish(exchange, key, letter.body, props, mandatory=True)
     except Exception as exc:  # refused, or not known to be sent: never leave it claimed
