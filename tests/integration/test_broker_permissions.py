@@ -16,6 +16,7 @@ import orjson
 import pika
 import pytest
 
+from adapters.testing.standin import Behaviour
 from bus.broker.management import ManagementApi, quoted
 from bus.broker.wire import ingress_properties
 from bus.settings import Settings
@@ -23,6 +24,7 @@ from bus.store import DeadFilter
 from tests.integration.harness import (
     AMQP_URL,
     ROOT,
+    collect_dead,
     queue_depth,
     wait_for_consumers,
     wait_until,
@@ -150,3 +152,31 @@ def test_broker_check_and_the_start_check_name_a_user_that_may_write_internal_ex
     API.put(f"permissions/%2F/{quoted(wide)}", narrow)
     narrowed = dvcbus(bus, "broker", "check")
     assert wide not in narrowed.stdout
+
+
+def test_the_bus_runs_and_is_operated_with_its_own_users(
+    bus, delete_users: list[str], tmp_path
+) -> None:
+    ns = bus.names.namespace
+    users = [f"{ns}-router", f"{ns}-dispatcher", f"{ns}-cli"]
+    delete_users.extend(users)
+    assert dvcbus(bus, "broker", "setup", **password_env(users)).returncode == 0
+    bus.process("run", "router", DVCBUS_AMQP_URL=url_of(f"{ns}-router"))
+    bus.process("run", "dispatcher", DVCBUS_AMQP_URL=url_of(f"{ns}-dispatcher"))
+    wait_for_consumers([bus.names.ingress_queue, bus.names.delivery_queue("hanoi")])
+    bus.standins.program("hanoi", Behaviour(status=400, times=1))
+
+    cli = url_of(f"{ns}-cli")
+    doc = example("dossier.submitted.v1/valid/citizen-hanoi-online.json")
+    path = tmp_path / "dossier.json"
+    path.write_bytes(orjson.dumps(doc))
+    sent = dvcbus(bus, "send", str(path), DVCBUS_AMQP_URL=cli)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    (letter,) = collect_dead(bus.store, 1)
+    assert (letter.reason, letter.target) == ("rejected", "hanoi")
+
+    # The operators' user replays straight to the target, with a fresh stamp of its own.
+    replayed = dvcbus(bus, "dead", "replay", "--id", str(letter.id), DVCBUS_AMQP_URL=cli)
+    assert replayed.returncode == 0 and "1 replayed" in replayed.stdout, replayed.stderr
+    assert wait_until(lambda: any(r.ok for r in bus.receipts("hanoi")), 20)
+    assert len(collect_dead(bus.store, 2, timeout=1)) == 1  # not refused as unstamped
