@@ -17,6 +17,7 @@ from bus import app
 from bus.broker.stamp import StampKey, stamp
 from bus.settings import Settings
 from tests.integration.harness import AMQP_URL, collect_dead, send, wait_until
+from tests.integration.test_operator_cli import dvcbus
 from tests.integration.test_recoverability import example
 
 
@@ -41,6 +42,30 @@ def publish_to_deliver(exchange: str, target: str, body: bytes, headers: dict) -
         channel.basic_publish(exchange, target, body, props, mandatory=True)
     finally:
         conn.close()
+
+
+def test_a_forged_dead_letter_is_replayed_through_the_router_not_to_its_target(bus) -> None:
+    bus.start_router()
+    bus.start_dispatcher()
+    body = forged_body(4)
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        headers = {
+            "x-dvcbus-target": "hanoi", "x-dvcbus-reason": "rejected",
+            "x-dvcbus-stage": "dispatcher", "x-dvcbus-detail": "HTTP 400",
+            "x-dvcbus-stamp": stamp(StampKey(os.urandom(32)), None, "hanoi", body),
+        }  # fmt: skip
+        props = pika.BasicProperties(message_id=orjson.loads(body)["id"], headers=headers)
+        channel.basic_publish(bus.names.dead_exchange, "", body, props)
+    finally:
+        conn.close()
+    (letter,) = collect_dead(bus.store, 1)
+    replayed = dvcbus(bus, "dead", "replay", "--id", str(letter.id))
+    assert "→ ingress (no router stamp for target hanoi)" in replayed.stdout, replayed.stderr
+    assert wait_until(lambda: len(collect_dead(bus.store, 2, timeout=0.5)) == 2, 20)
+    assert bus.receipts() == []
 
 
 def test_copies_published_around_the_router_are_dead_lettered_and_never_delivered(bus) -> None:
@@ -68,6 +93,14 @@ def test_copies_published_around_the_router_are_dead_lettered_and_never_delivere
     assert "does not match" in by_body[forged].detail
     assert "does not match" in by_body[elsewhere].detail
     assert bus.receipts() == []  # the agency never heard of them
+
+    # Replayed, they go through the router (they never did), which refuses them in its turn.
+    replayed = dvcbus(bus, "dead", "replay", "--reason", "unauthorised")
+    assert replayed.returncode == 0 and "3 replayed" in replayed.stdout, replayed.stderr
+    assert replayed.stdout.count("ingress (no router stamp for target hanoi)") == 3
+    again = collect_dead(bus.store, 6)
+    assert sorted(d.stage for d in again if d.state == "parked") == ["router"] * 3
+    assert bus.receipts() == []
 
     valid = example("dossier.submitted.v1/valid/citizen-hanoi-online.json")
     assert all(r.ok for r in send(bus.names, [orjson.dumps(valid)]))

@@ -140,9 +140,15 @@ def _letter(reason: str, headers: dict[str, object]) -> DeadLetter:
     )  # fmt: skip
 
 
-def test_a_dead_letter_refused_for_its_stamp_is_replayed_through_the_router() -> None:
-    assert destination(_letter("unauthorised", {}))[0] == "ingress"
-    assert destination(_letter("rejected", {}))[0] == "deliver"
+def test_only_a_dead_letter_with_the_routers_stamp_is_replayed_straight_to_its_target() -> None:
+    genuine = {"x-dvcbus-stamp": stamp(KEY, "m1", "hanoi", BODY)}
+    assert destination(_letter("rejected", genuine), KEY) == ("deliver", "hanoi", "target hanoi")
+    lifted = {"x-dvcbus-stamp": stamp(KEY, "m1", "hcmc", BODY)}
+    for headers in ({}, lifted, {"x-dvcbus-stamp": "ab" * 32}):
+        kind, key, where = destination(_letter("rejected", headers), KEY)
+        assert (kind, key) == ("ingress", "dossier.submitted")
+        assert where == "ingress (no router stamp for target hanoi)"
+    assert destination(_letter("unauthorised", {}), KEY)[0] == "ingress"
 
 
 def test_a_replay_drops_the_old_stamp() -> None:
