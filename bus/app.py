@@ -16,6 +16,8 @@ from typing import Protocol
 import structlog
 
 from bus import store as store_module
+from bus.broker.stamp import StampKey
+from bus.broker.stamp_key import load_stamp_key
 from bus.broker.topology import Names, Topology, plan
 from bus.contract.admin_units import AdminUnits
 from bus.contract.schemas import SchemaRegistry
@@ -35,7 +37,7 @@ from bus.routes import RoutesConfig, RoutingTable, Target, load_routes
 from bus.routes.checks import KindOptions
 from bus.routing.pipeline import RouterPipeline
 from bus.routing.router import Router
-from bus.settings import Settings
+from bus.settings import PROJECT_ROOT, Settings
 from bus.store import Store
 
 log = structlog.get_logger("bus.app")
@@ -106,6 +108,11 @@ def build_hops(loaded: Loaded) -> Hops:
     return Hops([LogSink()])
 
 
+def stamp_key(settings: Settings) -> StampKey:
+    """The key of the router's stamp, shared by every bus process (settings.stamp_key)."""
+    return load_stamp_key(settings.stamp_key, PROJECT_ROOT)
+
+
 def build_router(loaded: Loaded, hops: Hops) -> Router:
     s = loaded.settings
     pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes)
@@ -114,6 +121,7 @@ def build_router(loaded: Loaded, hops: Hops) -> Router:
         loaded.names,
         loaded.topology,
         hops=hops,
+        stamp_key=stamp_key(s),
         amqp_url=s.amqp_url,
         prefetch=s.router_prefetch,
         reconnect_delay_max=s.reconnect_delay_max,
@@ -168,6 +176,7 @@ def build_dispatcher(
         loaded.topology,
         hops=hops,
         store=store,
+        stamp_key=stamp_key(s),
         amqp_url=s.amqp_url,
         reconnect_delay_max=s.reconnect_delay_max,
         shutdown_grace=s.shutdown_grace,

@@ -6,11 +6,14 @@
     │   ├── SchemaLoadError     schemas/ broken                     bus.contract.schemas
     │   ├── RoutesError         routes.yaml refused, with problems  bus.routes.loader
     │   ├── CredentialError     env:/file: reference unresolved     bus.routes.credentials
+    │   ├── StampKeyError       stamp_key unreadable or too short   bus.broker.stamp_key
+    │   ├── BrokerPasswordError a broker user's password reference  bus.broker.access
     │   └── AdapterConfigError  a target's adapter cannot be built
     │       └── AdapterNotFound no installed kind of that name      bus.delivery.adapter_registry
     ├── BrokerError             the broker refused an operation or went away
     │   ├── FatalSetupError     a set-up problem reconnecting cannot fix
-    │   └── PolicyCheckUnavailable  management API not reachable  bus.broker.topology_check
+    │   ├── PolicyCheckUnavailable  management API not reachable  bus.broker.topology_check
+    │   └── ManagementUnavailable   the same, for any other call   bus.broker.management
     ├── StoreError              the store URL cannot be opened      bus.store
     └── AuditWriterError        the audit writer process failed     bus.observability.audit_writer
 

@@ -47,6 +47,16 @@ class Settings(BaseModel):
     # When the management API cannot be read: "refuse" to start (a policy that drops messages
     # could be in force unseen) or "warn" and start anyway (a broker whose API is fenced off).
     policy_check_unavailable: Literal["refuse", "warn"] = "refuse"
+    # The key of the router's stamp on every routed copy (bus/broker/stamp.py): env:NAME or
+    # file:/path; "" = var/stamp.key under the project root, created on first use (one host).
+    stamp_key: str = Field("", pattern=r"^((env|file):.+)?$")
+    # Users other than the bus's own that may write its delivery, retry or dead-letter
+    # exchanges (bus/broker/permissions.py): "warn" names them in the log at start, "refuse"
+    # does not start. "warn" while the bus's processes still connect as guest.
+    permission_check: Literal["warn", "refuse"] = "warn"
+    # Passwords of the users `dvcbus broker setup` creates: {USER} is the user name in
+    # capitals with "_" for anything else (bus-router: BUS_ROUTER), {user} the name as is.
+    broker_passwords: str = Field("env:DVCBUS_BROKER_PASSWORD_{USER}", pattern=r"^(env|file):.+$")
     max_message_bytes: int = Field(1024 * 1024, ge=1024)
     router_prefetch: int = Field(1000, ge=1, le=65535)
     ingress_delivery_limit: int = Field(20, ge=1)

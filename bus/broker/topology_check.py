@@ -11,15 +11,10 @@ refuses to start with the reasons if any of them could lose a message.
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
-from base64 import b64encode
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from bus.broker.management import ManagementApi, ManagementUnavailable, quoted
 from bus.broker.topology import Topology
 from bus.errors import BrokerError
 
@@ -41,18 +36,13 @@ class PolicyCheckUnavailable(BrokerError):
 
 def fetch_policies(management_url: str, vhost: str = "/") -> tuple[list[Policy], list[Policy]]:
     """(user policies, operator policies) of a vhost, from the management HTTP API."""
-    parts = urllib.parse.urlsplit(management_url)
-    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
-    auth = b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
+    api = ManagementApi(management_url)
     found = []
     for kind in ("policies", "operator-policies"):
-        url = f"{base}/api/{kind}/{urllib.parse.quote(vhost, safe='')}"
-        request = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"})
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                items = orjson.loads(response.read())
-        except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as exc:
-            raise PolicyCheckUnavailable(f"{base}: {exc}") from None
+            items = api.get(f"{kind}/{quoted(vhost)}")
+        except ManagementUnavailable as exc:
+            raise PolicyCheckUnavailable(str(exc)) from None
         found.append(
             [
                 Policy(

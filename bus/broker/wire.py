@@ -41,6 +41,7 @@ class Header(StrEnum):
     STAGE = "x-dvcbus-stage"  # dead letter: who parked it (router, dispatcher)
     DEAD_AT = "x-dvcbus-dead-at"  # dead letter: ISO time it was parked
     REPLAY_OF = "x-dvcbus-replay-of"  # replayed message: the id of the dead letter it was
+    STAMP = "x-dvcbus-stamp"  # routed copy: the router's HMAC over id, target, body (stamp.py)
 
 
 # The broker's dead-lettering headers: dropped before a message is published again, so a
@@ -62,6 +63,7 @@ _ROUTES = Header.ROUTES.value
 _UNITS = Header.UNITS.value
 _TARGET = Header.TARGET.value
 _REPLAY_OF = Header.REPLAY_OF.value
+_STAMP = Header.STAMP.value
 
 
 def route_headers(routes: Sequence[str], unit_notes: Sequence[str]) -> dict[str, Any]:
@@ -73,16 +75,21 @@ def route_headers(routes: Sequence[str], unit_notes: Sequence[str]) -> dict[str,
 
 
 def copy_properties(
-    message_id: str | None, message_type: str | None, shared: dict[str, Any], target: str
+    message_id: str | None,
+    message_type: str | None,
+    shared: dict[str, Any],
+    target: str,
+    stamp: str,
 ) -> BasicProperties:
-    """A routed copy for ``target``: the shared route headers plus its target, stamped now."""
+    """A routed copy for ``target``: the shared route headers plus its target and the router's
+    stamp (``bus.broker.stamp``), timestamped now."""
     return BasicProperties(
         content_type=JSON,
         delivery_mode=PERSISTENT,
         message_id=message_id,
         type=message_type,
         timestamp=int(time.time()),
-        headers={**shared, _TARGET: target},
+        headers={**shared, _TARGET: target, _STAMP: stamp},
     )
 
 
@@ -149,6 +156,11 @@ def dead_letter_properties(
         timestamp=original.timestamp if original else None,
         headers=headers,
     )
+
+
+def stamp_of(headers: dict[str, Any] | None) -> Any:
+    """The router's stamp a delivery carries, or None."""
+    return headers.get(_STAMP) if headers else None
 
 
 def replay_of(headers: dict[str, Any] | None) -> Any:

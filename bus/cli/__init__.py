@@ -23,9 +23,9 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
 
 def _register() -> None:
-    from bus.cli import adapters, audit, dead, demo, routes, run, send, targets
+    from bus.cli import adapters, audit, broker, dead, demo, routes, run, send, targets
 
-    for module in (run, routes, send, dead, targets, audit, adapters, demo):
+    for module in (run, routes, send, dead, targets, audit, adapters, demo, broker):
         for command in module.COMMANDS:
             main.add_command(command)
 

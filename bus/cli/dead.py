@@ -230,7 +230,14 @@ def dead_replay(
     try:
         flt = _filter(ids, target, message_type, reason, since)
         for result in replay(
-            store, settings.amqp_url, loaded.names, flt, rate=rate, dry_run=dry_run, hops=hops
+            store,
+            settings.amqp_url,
+            loaded.names,
+            flt,
+            rate=rate,
+            dry_run=dry_run,
+            hops=hops,
+            stamp_key=app.stamp_key(settings),
         ):
             if dry_run:
                 verb = "would replay" if result.note == "dry run" else "would skip"

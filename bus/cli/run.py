@@ -122,6 +122,9 @@ def _refuse_unsafe_broker(loaded: Loaded) -> None:
     if problems:
         err_console.print("refusing to start: fix or remove these policies first", markup=False)
         raise SystemExit(2)
+    from bus.cli.broker import check_at_start
+
+    check_at_start(loaded)  # who else may write the internal exchanges
 
 
 COMMANDS = [run]

@@ -1,5 +1,9 @@
 """The dispatcher process: delivery queues → checks → adapter → ack, retry or dead letter.
 
+Nothing reaches an adapter without the router's stamp (``bus.broker.stamp``): a copy
+published around the router is dead-lettered ``unauthorised`` on arrival, before it is even
+parsed.
+
 Each target is a lane with its own channel (prefetch twice the target's concurrency: the
 calls in flight, plus as many messages waiting for their record or their turn), circuit
 breaker and rate limit, so a slow or failing agency holds only its own messages and never
@@ -41,6 +45,7 @@ from bus.broker import wire
 from bus.broker.acks import ChannelAcks
 from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
+from bus.broker.stamp import StampKey, verify
 from bus.broker.topology import Names, Topology, declare
 from bus.contract.envelope import STATUS_TYPE, Message, status_of
 from bus.contract.rejections import Reason
@@ -173,6 +178,7 @@ class Dispatcher:
         *,
         hops: Hops,
         store: Store,
+        stamp_key: StampKey,
         amqp_url: str,
         reconnect_delay_max: float = 10.0,
         shutdown_grace: float = 20.0,
@@ -181,6 +187,7 @@ class Dispatcher:
         self.lanes = lanes
         self.hops = hops
         self.store = store
+        self.stamp_key = stamp_key
         self.names = names
         self.topology = topology
         self.shutdown_grace = shutdown_grace
@@ -309,6 +316,12 @@ class Dispatcher:
         lane.in_flight += 1
         lane.started[tag] = float(props.timestamp or time.time())
         try:
+            presented = wire.stamp_of(props.headers)
+            if presented is None or not verify(
+                self.stamp_key, props.message_id, lane.name, body, presented
+            ):
+                await self._perform(d, steps.unstamped(presented, d.record))
+                return
             try:
                 d.message = Message.from_doc(orjson.loads(body), body)
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:

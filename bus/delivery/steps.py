@@ -5,6 +5,8 @@ returns one small decision, so every rule is testable with plain values. The dis
 (``bus.delivery.dispatcher``) only carries decisions out — store, publish, ack — in the
 order that keeps a crash safe (each ack after the commit or confirm it depends on).
 
+    on arrival        DeadLetter ``unauthorised`` (no valid router stamp: someone went around
+                      the router)
     before the call   Suppress (already delivered) · Supersede (an older status)
                       Defer (the circuit refused the call; no attempt used)
     the call          HandBack (the adapter raised) · a timeout becomes a transient failure
@@ -107,6 +109,16 @@ Decision = Suppress | Supersede | Defer | HandBack | Record | RetryLater | DeadL
 def unreadable(error: Exception, record: AttemptRecord) -> DeadLetter:
     """A body that is no canonical message: the router validated it, so someone went around it."""
     return DeadLetter(Reason.REJECTED, f"not a canonical message: {error}", record)
+
+
+def unstamped(presented: object, record: AttemptRecord) -> DeadLetter:
+    """A copy without the router's valid stamp: published around the router, never delivered.
+
+    The detail says what was wrong with the stamp, never what it should have been.
+    """
+    what = "carries no router stamp" if presented is None else "has a stamp that does not match"
+    detail = f"{what} (message id, target and body): not routed by the bus, refused unread"
+    return DeadLetter(Reason.UNAUTHORISED, detail, record)
 
 
 def screen(

@@ -3,11 +3,16 @@
 A dead letter parked by the dispatcher (or the broker, for a target) goes straight back to
 that target's delivery queue with a fresh retry budget; one refused by the router (invalid,
 unroutable …) goes back to the ingress, to be judged again after the cause was fixed (a
-routes.yaml change, a corrected schema). Each replay is claimed in the store first, so two
-operators cannot replay the same dead letter twice, and recorded with who did it. If the
-message is then not sent (the broker refused it, or the connection failed), the claim is
-undone: the dead letter is parked again with a ``replay_failed`` action. Each message sent
-is told to the process's hop sinks (audit trail, logs) as a ``replayed`` hop.
+routes.yaml change, a corrected schema). A copy sent to a target carries a fresh router stamp
+(the operator's CLI holds the stamp key, like the router): without it the dispatcher would
+refuse it. Only a dead letter that carries the router's stamp for its target goes straight
+back there; any other (refused for want of a stamp, or put on the dead-letter exchange by
+someone else) never went through the router, so it goes to the ingress. Each replay is
+claimed in the store first, so two operators cannot replay the same dead letter twice, and
+recorded with who did it. If the message is then not sent (the broker refused it, or the
+connection failed), the claim is undone: the dead letter is parked again with a
+``replay_failed`` action. Each message sent is told to the process's hop sinks (audit
+trail, logs) as a ``replayed`` hop.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import orjson
 import pika
 import structlog
 
+from bus.broker.stamp import StampKey, stamp, verify
 from bus.broker.topology import Names
 from bus.broker.wire import BROKER_DEATH_HEADERS, Header, replay_properties
 from bus.contract.envelope import STATUS_TYPE, status_of
@@ -40,6 +46,7 @@ _DROP = {
     Header.ATTEMPT,
     Header.FIRST_ATTEMPT_AT,
     Header.HISTORY,
+    Header.STAMP,  # a replay to a target is stamped afresh; one to the ingress needs none
     *BROKER_DEATH_HEADERS,
 }
 
@@ -62,11 +69,28 @@ def actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def destination(letter: DeadLetter) -> tuple[str, str, str]:
-    """(exchange kind, routing key, description) a dead letter is replayed to."""
-    if letter.target and letter.stage != Stage.ROUTER:
-        return "deliver", letter.target, f"target {letter.target}"
-    return "ingress", letter.message_type or "replay", "ingress"
+def destination(letter: DeadLetter, stamp_key: StampKey) -> tuple[str, str, str]:
+    """(exchange kind, routing key, description) a dead letter is replayed to.
+
+    Straight back to its target only if it still carries the router's stamp for that target:
+    one that never went through the router (refused for its stamp, or published to the
+    dead-letter exchange by someone else) goes through the router now. So does one parked
+    before copies were stamped; targets that already had it suppress it as a duplicate.
+    """
+    to_ingress = "ingress", letter.message_type or "replay"
+    if not letter.target or letter.stage == Stage.ROUTER:
+        return (*to_ingress, "ingress")
+    if not routed(letter, stamp_key):
+        return (*to_ingress, f"ingress (no router stamp for target {letter.target})")
+    return "deliver", letter.target, f"target {letter.target}"
+
+
+def routed(letter: DeadLetter, stamp_key: StampKey) -> bool:
+    """Whether the dead letter carries the router's stamp for its target, id and body."""
+    presented = letter.headers.get(Header.STAMP.value)
+    if not isinstance(presented, str) or not letter.body or not letter.target:
+        return False
+    return verify(stamp_key, letter.message_id, letter.target, letter.body, presented)
 
 
 def replay_headers(letter: DeadLetter) -> dict[str, Any]:
@@ -82,6 +106,7 @@ def replay(
     names: Names,
     flt: DeadFilter,
     *,
+    stamp_key: StampKey,
     rate: float = 20.0,
     dry_run: bool = False,
     who: str | None = None,
@@ -101,7 +126,7 @@ def replay(
         for letter in letters:
             note = "dry run" if letter.state == PARKED else f"already {letter.state}"
             yield ReplayResult(
-                letter.id or 0, letter.message_id, destination(letter)[2], False, note
+                letter.id or 0, letter.message_id, destination(letter, stamp_key)[2], False, note
             )
         return
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
@@ -110,13 +135,13 @@ def replay(
         channel.confirm_delivery()
         for n, letter in enumerate(letters):
             if not (conn.is_open and channel.is_open):
-                where = destination(letter)[2]
+                where = destination(letter, stamp_key)[2]
                 note = "not attempted: the connection to the broker was lost"
                 yield ReplayResult(letter.id or 0, letter.message_id, where, False, note)
                 continue
             if n and rate > 0:
                 time.sleep(1 / rate)
-            yield _replay_one(store, channel, names, letter, who, hops)
+            yield _replay_one(store, channel, names, letter, who, hops, stamp_key)
     finally:
         if conn.is_open:
             conn.close()
@@ -133,9 +158,15 @@ def _status(letter: DeadLetter) -> int | None:
 
 
 def _replay_one(
-    store: Store, channel: Any, names: Names, letter: DeadLetter, who: str, hops: Hops
+    store: Store,
+    channel: Any,
+    names: Names,
+    letter: DeadLetter,
+    who: str,
+    hops: Hops,
+    stamp_key: StampKey,
 ) -> ReplayResult:
-    kind, key, where = destination(letter)
+    kind, key, where = destination(letter, stamp_key)
     dead_id = letter.id or 0
     if letter.state != PARKED:
         return ReplayResult(dead_id, letter.message_id, where, False, f"already {letter.state}")
@@ -143,8 +174,13 @@ def _replay_one(
         return ReplayResult(dead_id, letter.message_id, where, False, "no body kept")
     if not store.mark(dead_id, REPLAYED, "replay", who, f"to {where}"):
         return ReplayResult(dead_id, letter.message_id, where, False, "no longer parked")
-    exchange = names.deliver_exchange if kind == "deliver" else names.ingress_exchange
-    props = replay_properties(letter.message_id, letter.message_type, replay_headers(letter))
+    headers = replay_headers(letter)
+    if kind == "deliver":
+        exchange = names.deliver_exchange
+        headers[Header.STAMP.value] = stamp(stamp_key, letter.message_id, key, letter.body)
+    else:
+        exchange = names.ingress_exchange
+    props = replay_properties(letter.message_id, letter.message_type, headers)
     try:
         channel.basic_publish(exchange, key, letter.body, props, mandatory=True)
     except Exception as exc:  # refused, or not known to be sent: never leave it claimed

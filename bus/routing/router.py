@@ -1,5 +1,8 @@
 """The router process: ingress queue → decide → confirmed copies (or a dead letter) → ack.
 
+Every copy carries the router's stamp (``bus.broker.stamp``), without which the dispatcher
+delivers nothing: the proof that this copy was validated, authorised and routed.
+
 An ingress message is acknowledged only after the broker has confirmed every copy of it
 (or its dead letter); until then a crash simply hands it to the next router. Confirms are
 pipelined, never awaited one by one.
@@ -18,6 +21,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from bus.broker.acks import IngressAcks
 from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
+from bus.broker.stamp import StampKey, body_digest, seal
 from bus.broker.topology import Names, Topology, declare
 from bus.broker.wire import copy_properties, dead_letter_properties, replay_of, route_headers
 from bus.observability.hops import Event, Hop, Hops, Stage
@@ -50,6 +54,7 @@ class Router:
         topology: Topology,
         *,
         hops: Hops,
+        stamp_key: StampKey,
         amqp_url: str,
         prefetch: int = 1000,
         reconnect_delay_max: float = 10.0,
@@ -58,6 +63,7 @@ class Router:
     ) -> None:
         self.pipeline = pipeline
         self.hops = hops
+        self.stamp_key = stamp_key
         self.names = names
         self.topology = topology
         self.prefetch = prefetch
@@ -116,8 +122,10 @@ class Router:
             shared = route_headers(decision.routes, decision.unit_notes)
             exchange = self.names.deliver_exchange
             message_id, message_type = decision.message_id, decision.message_type
+            key, digest = self.stamp_key, body_digest(decision.body)
             for target in decision.targets:
-                copy_props = copy_properties(message_id, message_type, shared, target)
+                stamp = seal(key, message_id, target, digest)
+                copy_props = copy_properties(message_id, message_type, shared, target, stamp)
                 publisher.publish(exchange, target, decision.body, copy_props, pending.settle)
             stats.forwarded += 1
             stats.copies += len(decision.targets)

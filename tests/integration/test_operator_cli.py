@@ -10,6 +10,7 @@ import orjson
 import pika
 
 from adapters.testing.standin import Behaviour
+from bus.broker.stamp import StampKey
 from bus.broker.topology import Names
 from bus.observability.hops import Event, Hops
 from bus.recovery import replay as replay_module
@@ -251,7 +252,7 @@ def test_a_replay_that_is_not_sent_leaves_the_dead_letter_parked(tmp_path, monke
         results = list(
             replay_module.replay(
                 store, "amqp://unused", Names("t"), DeadFilter(target="hanoi"),
-                rate=0, who="tester", hops=Hops([sink]),
+                rate=0, who="tester", hops=Hops([sink]), stamp_key=StampKey(b"k" * 32),
             )
         )  # fmt: skip
         assert [(r.dead_id, r.done) for r in results] == [(first, False), (second, False)]

@@ -8,6 +8,7 @@ from pika import BasicProperties
 from bus.broker import wire
 from bus.broker.wire import Header
 from bus.contract.rejections import Reason
+from bus.delivery.retry import AttemptRecord
 from bus.recovery import dead_letters
 from bus.recovery.dead_letter_recorder import to_dead_letter
 
@@ -41,7 +42,7 @@ def incoming() -> BasicProperties:
 
 def test_routed_copy_encodes_as_the_router_built_it(frozen_clock: None) -> None:
     shared = wire.route_headers(("r1", "r2"), ("79 -> 79001",))
-    new = wire.copy_properties("m1", "dossier.submitted", shared, "hcmc")
+    new = wire.copy_properties("m1", "dossier.submitted", shared, "hcmc", "ab12")
     old = BasicProperties(
         content_type="application/json",
         delivery_mode=2,
@@ -52,10 +53,19 @@ def test_routed_copy_encodes_as_the_router_built_it(frozen_clock: None) -> None:
             "x-dvcbus-routes": "r1,r2",
             "x-dvcbus-units": "79 -> 79001",
             "x-dvcbus-target": "hcmc",
+            "x-dvcbus-stamp": "ab12",
         },
     )
     assert encoded(new) == encoded(old)
     assert "x-dvcbus-target" not in shared  # one dict per copy, the shared one untouched
+
+
+def test_a_retry_copy_keeps_the_routers_stamp() -> None:
+    props = incoming()
+    props.headers["x-dvcbus-stamp"] = "ab12"
+    record = AttemptRecord.from_headers(props.headers, NOW).failed(NOW, "HTTP 503", "hcmc")
+    retried = wire.retry_properties(props, record.headers(props.headers))
+    assert wire.stamp_of(retried.headers) == "ab12"  # back from the tier, it still verifies
 
 
 def test_copy_without_unit_notes_has_no_units_header() -> None:
