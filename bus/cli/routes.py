@@ -63,7 +63,10 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
         doc = parse(body, settings.max_message_bytes)
         type_, version = loaded.schemas.validate(doc)
     except Rejection as rej:
-        console.print(f"{message}: dead letter, reason [bold]{rej.reason.value}[/]: {rej.detail}")
+        console.print(
+            f"{message}: dead letter, reason [bold]{rej.reason.value}[/]: {rej.detail}",
+            soft_wrap=True,
+        )
         raise SystemExit(1) from None
     assert isinstance(loaded, app.Loaded)
     attrs = loaded.schemas.route_attributes(doc)

@@ -116,7 +116,9 @@ def test_missing_wsdl(tmp_path: Path, command: str) -> None:
     wsdl = tmp_path / "missing.wsdl"
     routes = routes_with(tmp_path, DANANG_OPTIONS, f"options: {{ port: MotCuaSoap, wsdl: {wsdl} }}")
     env = {**base_env(tmp_path), "DVCBUS_ROUTES_FILE": str(routes)}
-    line = assert_one_line_exit_2(dvcbus(*COMMANDS[command], env=env), f"{routes}:56:")
+    written = routes.read_text(encoding="utf-8").splitlines()
+    at = next(n for n, text in enumerate(written, start=1) if "missing.wsdl" in text)
+    line = assert_one_line_exit_2(dvcbus(*COMMANDS[command], env=env), f"{routes}:{at}:")
     assert f"target 'danang': option 'wsdl': {wsdl} is neither a file nor in config/wsdl/" in line
 
 
