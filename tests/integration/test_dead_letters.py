@@ -76,8 +76,9 @@ def test_an_agency_refusal_is_dead_lettered_at_once_with_the_target(bus) -> None
         "dispatcher",
         1,
     )
-    assert dead.detail == "HTTP 400"
-    assert dead.history[0]["reason"] == "HTTP 400"
+    # the status, then the agency's own words (masked): routes.yaml declares where they are
+    assert dead.detail == "HTTP 400: 'Yêu cầu của bạn thực hiện thất bại'"
+    assert dead.history[0]["reason"] == dead.detail
     assert dead.body == hanoi
     assert len(bus.standins.received("hanoi")) == 1  # a refusal is never retried
 

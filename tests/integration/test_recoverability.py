@@ -83,7 +83,7 @@ def test_retries_exhausted_are_dead_lettered_with_every_attempt(make_bus) -> Non
     (dead,) = collect_dead(bus.store, 1, timeout=30)
     assert (dead.reason, dead.target, dead.attempts) == ("retries_exhausted", "hcmc", 3)
     assert [h["attempt"] for h in dead.history] == [1, 2, 3]
-    assert all(h["reason"] == "HTTP 503" for h in dead.history)
+    assert all(h["reason"].startswith("HTTP 503") for h in dead.history), dead.history
     assert "3 attempts made (max_attempts 3)" in dead.detail
     assert len(bus.standins.received("hcmc")) == 3
 
