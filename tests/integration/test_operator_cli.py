@@ -172,6 +172,9 @@ def test_a_refused_message_with_personal_data_for_identifiers_is_masked_in_every
         assert "****78" in out.stdout, out.stdout  # trace shows the last six characters
         assert phone not in out.stdout and id_number not in out.stdout, out.stdout
     assert "replayed (invalid)" in traced.stdout
+    # the operator's own replayed hop too: in the command's log lines and in the trail
+    assert phone not in replayed.stderr and id_number not in replayed.stderr, replayed.stderr
+    assert not bus.store.audit_records(dossier_no=id_number, message_ids=[phone])
 
 
 def test_targets_trace_and_audit_verify_tell_the_story(make_bus) -> None:
