@@ -30,7 +30,7 @@ def trace(obj: Ctx, what: str) -> None:
     finally:
         store.close()
     if not records:
-        err_console.print(f"nothing in the audit trail for {what}")
+        err_console.print(f"nothing in the audit trail for {what}", markup=False)
         raise SystemExit(1)
     print_journey(console, records)
 

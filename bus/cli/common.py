@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from bus.errors import ConfigError
+from bus.observability.masking import printable
 from bus.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +25,22 @@ if TYPE_CHECKING:
 _PIPED = None if "COLUMNS" in os.environ else 120
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else _PIPED)
 err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _PIPED)
+
+
+def cell(text: str) -> Text:
+    """A data value for a rich table: control characters escaped, brackets not markup."""
+    return Text(printable(text))
+
+
+def shown_identity_of(
+    stage: str, reason: str | None, ids: tuple[str | None, str | None, str | None]
+) -> tuple[str | None, str | None, str | None]:
+    """Message id, type and dossier number as the logs show them (a refusal's are masked)."""
+    from bus.contract.rejections import shown_identity
+    from bus.observability.masking import LOG_MASKER
+
+    return shown_identity(stage, reason, *ids, LOG_MASKER.text)
+
 
 routes_option = click.option(
     "--routes",

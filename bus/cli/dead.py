@@ -10,8 +10,9 @@ import click
 import orjson
 from rich.table import Table
 
-from bus.cli.common import Ctx, console, err_console, load_with_store
-from bus.store import PARKED, PURGED, DeadFilter
+from bus.cli.common import Ctx, cell, console, err_console, load_with_store, shown_identity_of
+from bus.observability.masking import printable
+from bus.store import PARKED, PURGED, DeadFilter, DeadLetter
 
 
 def _since(value: str | None) -> float | None:
@@ -78,10 +79,48 @@ def dead() -> None:
     """Dead letters: list, show, replay, purge (every action is recorded)."""
 
 
+_LIST_COLUMNS = (
+    "id",
+    "parked at",
+    "reason",
+    "target",
+    "type",
+    "message id",
+    "dossier",
+    "tries",
+    "detail",
+)
+
+_WHOLE = frozenset({"id", "parked at", "tries"})
+
+
+def _listed(letter: DeadLetter) -> dict[str, Any]:
+    """One dead letter as ``dead list`` shows it: identity and free text masked like the logs."""
+    from bus.observability.masking import LOG_MASKER
+
+    message_id, message_type, dossier_no = shown_identity_of(
+        letter.stage, letter.reason, (letter.message_id, letter.message_type, letter.dossier_no)
+    )
+    return {
+        "id": letter.id,
+        "state": letter.state,
+        "parked_at": _when(letter.dead_at),
+        "reason": letter.reason,
+        "stage": letter.stage,
+        "target": letter.target,
+        "type": message_type,
+        "message_id": message_id,
+        "dossier_no": dossier_no,
+        "attempts": letter.attempts,
+        "detail": LOG_MASKER.text(letter.detail),
+    }
+
+
 @dead.command("list")
 @_filter_options
 @click.option("--all", "all_states", is_flag=True, help="Include replayed and purged ones.")
-@click.option("--limit", default=200, show_default=True)
+@click.option("--limit", default=200, show_default=True, help="At most this many (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def dead_list(
     obj: Ctx,
@@ -92,54 +131,71 @@ def dead_list(
     since: str | None,
     all_states: bool,
     limit: int,
+    as_json: bool,
 ) -> None:
-    """List dead letters (personal data masked)."""
-    from bus.observability.masking import mask_text
+    """List dead letters (personal data masked, as in the logs)."""
+    from bus.observability.process import protect_logs
 
-    _, store = load_with_store(obj)
+    loaded, store = load_with_store(obj)
+    protect_logs(loaded)  # the masker also blanks the credentials this bus resolves
     try:
+        # one more than asked for: whether --limit cut the list, without counting them all
         flt = _filter(
-            ids, target, message_type, reason, since, None if all_states else PARKED, limit
-        )
+            ids, target, message_type, reason, since, None if all_states else PARKED,
+            limit + 1 if limit > 0 else None,
+        )  # fmt: skip
         letters = store.dead_letters(flt)
     finally:
         store.close()
-    table = Table(title=f"{len(letters)} dead letter(s)")
-    for col in (
-        "id",
-        "parked at",
-        "reason",
-        "target",
-        "type",
-        "message id",
-        "dossier",
-        "tries",
-        "detail",
-    ):
-        table.add_column(col, overflow="fold")
-    for d in letters:
+    cut = limit > 0 and len(letters) > limit
+    rows = [_listed(d) for d in (letters[:limit] if cut else letters)]
+    more = f"showing the first {len(rows)}; more match: raise --limit to see them"
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(row).decode())
+        if cut:
+            click.echo(more, err=True)
+        return
+    table = Table(title=f"{len(rows)} dead letter(s)")
+    for col in _LIST_COLUMNS:  # the short ones whole; identifiers and detail fold
+        table.add_column(col, overflow="fold", no_wrap=col in _WHOLE)
+    for row in rows:
+        state = "" if row["state"] == PARKED else f" ({row['state']})"
         table.add_row(
-            str(d.id),
-            _when(d.dead_at),
-            d.reason + ("" if d.state == PARKED else f" ({d.state})"),
-            d.target or "-",
-            d.message_type or "-",
-            d.message_id or "-",
-            d.dossier_no or "-",
-            str(d.attempts),
-            mask_text(d.detail)[:160],
+            *map(
+                cell,
+                (
+                    str(row["id"]),
+                    row["parked_at"],
+                    row["reason"] + state,
+                    row["target"] or "-",
+                    row["type"] or "-",
+                    row["message_id"] or "-",
+                    row["dossier_no"] or "-",
+                    str(row["attempts"]),
+                    row["detail"][:160],
+                ),
+            )
         )
     console.print(table)
+    if cut:
+        console.print(more)
 
 
 @dead.command("show")
 @click.argument("dead_id", type=int)
 @click.pass_obj
 def dead_show(obj: Ctx, dead_id: int) -> None:
-    """One dead letter: the message (masked), reason, attempts, errors, actions taken."""
-    from bus.observability.masking import LogMasker, mask_text
+    """One dead letter: the message (masked), reason, attempts, errors, actions taken.
+
+    Masked as the logs are: personal data in free text, the identity of a message the
+    router refused, the body by its schema's x-pii marks. Control characters are escaped.
+    """
+    from bus.observability.masking import LOG_MASKER
+    from bus.observability.process import protect_logs
 
     loaded, store = load_with_store(obj)
+    protect_logs(loaded)  # x-pii marks of the schemas, credentials this bus resolves
     try:
         letter = store.dead_letter(dead_id)
     finally:
@@ -147,41 +203,44 @@ def dead_show(obj: Ctx, dead_id: int) -> None:
     if letter is None:
         err_console.print(f"no dead letter {dead_id}")
         raise SystemExit(1)
-    masker = LogMasker()
-    masker.use_schemas(loaded.schemas)
-    click.echo(f"dead letter {letter.id} ({letter.state})")
+    mask = LOG_MASKER.text
+
+    def say(line: str) -> None:
+        click.echo(printable(line))
+
+    shown = _listed(letter)
+    say(f"dead letter {letter.id} ({letter.state})")
     for label, value in (
         ("reason", letter.reason),
-        ("detail", mask_text(letter.detail)),
+        ("detail", shown["detail"]),
         ("stage", letter.stage),
         ("target", letter.target or "-"),
-        ("message", f"{letter.message_id or '-'} {letter.message_type or ''}"),
-        ("dossier", letter.dossier_no or "-"),
-        ("parked at", _when(letter.dead_at)),
+        ("message", f"{shown['message_id'] or '-'} {shown['type'] or ''}"),
+        ("dossier", shown["dossier_no"] or "-"),
+        ("parked at", shown["parked_at"]),
         ("attempts", str(letter.attempts)),
     ):
-        click.echo(f"  {label:<10} {value}")
+        say(f"  {label:<10} {value}")
     if letter.history:
-        click.echo("  history:")
+        say("  history:")
         for entry in letter.history:
             at = _when(entry["at"]) if "at" in entry else "?"
-            why = mask_text(str(entry.get("reason", "")))
-            click.echo(f"    attempt {entry.get('attempt', '?')} at {at}: {why}")
+            why = mask(str(entry.get("reason", "")))
+            say(f"    attempt {entry.get('attempt', '?')} at {at}: {why}")
     if letter.actions:
-        click.echo("  actions:")
+        say("  actions:")
         for action in letter.actions:
             when = _when(action["at"])
-            click.echo(f"    {when} {action['action']} by {action['actor']}: {action['detail']}")
-    click.echo("  message (personal data masked):")
+            say(f"    {when} {action['action']} by {action['actor']}: {mask(action['detail'])}")
+    say("  message (personal data masked):")
     try:
         doc = orjson.loads(letter.body)
     except orjson.JSONDecodeError:
-        click.echo("    " + mask_text(letter.body[:500].decode("utf-8", "replace")))
+        say("    " + mask(letter.body[:500].decode("utf-8", "replace")))
         return
-    masked = masker.mask_value("message", doc, 0)
-    click.echo(
-        "    " + orjson.dumps(masked, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n    ")
-    )
+    masked = LOG_MASKER.mask_value("message", doc, 0)
+    # orjson writes control characters in strings as \u escapes: the JSON is printable as is
+    say("    " + orjson.dumps(masked, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n    "))
 
 
 @dead.command("replay")
@@ -210,6 +269,7 @@ def dead_replay(
 
     from bus import app
     from bus.observability import log as log_config
+    from bus.observability.masking import LOG_MASKER
     from bus.recovery.replay import replay
 
     if not (ids or target or message_type or reason or since):
@@ -244,8 +304,12 @@ def dead_replay(
             else:
                 verb = "replayed" if result.done else "skipped"
             note = f" ({result.note})" if result.note and result.note != "dry run" else ""
+            # one going through the router again may be a refusal: its id is the sender's text
+            shown_id = result.message_id or "-"
+            if result.destination.startswith("ingress"):
+                shown_id = LOG_MASKER.text(shown_id)
             click.echo(
-                f"{verb} {result.dead_id} {result.message_id or '-'} → {result.destination}{note}"
+                printable(f"{verb} {result.dead_id} {shown_id} → {result.destination}{note}")
             )
             done += result.done
             skipped += not result.done and not dry_run

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from bus.cli.common import Ctx, console, load_or_exit, routes_option
+from bus.observability.masking import printable
 
 
 @click.group()
@@ -37,7 +39,7 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
     )
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
-        console.print(f"[{style}]{problem}[/]", markup=True, highlight=False, soft_wrap=True)
+        console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     if errors:
@@ -64,7 +66,8 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
         type_, version = loaded.schemas.validate(doc)
     except Rejection as rej:
         console.print(
-            f"{message}: dead letter, reason [bold]{rej.reason.value}[/]: {rej.detail}",
+            f"{escape(str(message))}: dead letter, reason [bold]{rej.reason.value}[/]: "
+            f"{escape(printable(rej.detail))}",
             soft_wrap=True,
         )
         raise SystemExit(1) from None

@@ -25,7 +25,7 @@ import click
 import pika
 from rich.table import Table
 
-from bus.cli.common import Ctx, console, load_with_store
+from bus.cli.common import Ctx, cell, console, load_with_store
 
 STALE = 15.0  # seconds without a report from a dispatcher: its view is out of date
 RECENT = 50  # newest settled messages of a target looked at for the estimate
@@ -91,9 +91,11 @@ def _oldest_waiting(
 @click.pass_obj
 def targets(obj: Ctx) -> None:
     """Show each target: circuit state, in flight, queued, oldest waiting, last error."""
-    from bus.observability.masking import mask_text
+    from bus.observability.masking import LOG_MASKER
+    from bus.observability.process import protect_logs
 
     loaded, store = load_with_store(obj)
+    protect_logs(loaded)  # last errors masked as the logs mask them, credentials included
     names = loaded.names
     queued = _queued(
         loaded.settings.amqp_url, [names.delivery_queue(t) for t in loaded.routes.targets]
@@ -101,7 +103,7 @@ def targets(obj: Ctx) -> None:
     now = time.time()
     try:
         states = store.target_states()
-        rows = _rows(loaded, store, states, queued, now, mask_text)
+        rows = _rows(loaded, store, states, queued, now, LOG_MASKER.text)
     finally:
         store.close()
     table = Table(title="targets")
@@ -117,7 +119,7 @@ def targets(obj: Ctx) -> None:
     ):
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(cell, row))  # an agency's answer may hold brackets or control bytes
     console.print(table)
 
 

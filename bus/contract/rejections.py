@@ -36,19 +36,23 @@ Identity = tuple[str | None, str | None, str | None]
 
 def shown_identity(
     stage: str,
-    event: str,
+    reason: str | None,
     message_id: str | None,
     message_type: str | None,
     dossier_no: str | None,
     mask: Callable[[str], str],
 ) -> Identity:
-    """A hop's message id, type and dossier number as a log line or audit record shows them.
+    """A hop's message id, type and dossier number as a log line, audit record or operator
+    view shows them.
 
-    A message the router refused (``router`` / ``dead_lettered``) was never validated: these
-    are whatever the sender wrote (already cut to identifier length by the router), so each is
-    passed through ``mask`` like free text. Any other hop's identity is shown as it is.
+    A router hop that carries a reason is a refusal (``dead_lettered``, or the ``replayed``
+    hop of a dead letter the router refuses again): the message was never validated, so its
+    id, type and dossier number are whatever the sender wrote (already cut to identifier
+    length by the router), and each is passed through ``mask`` like free text. Any other
+    hop's identity (routed, delivered, a replay the router forwards) was validated and is
+    shown as it is.
     """
-    if stage != "router" or event != "dead_lettered":
+    if stage != "router" or not reason:
         return message_id, message_type, dossier_no
     return (
         mask(message_id) if message_id else message_id,

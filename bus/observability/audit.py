@@ -240,7 +240,7 @@ class AuditSink:
             return
         mask = self.mask
         message_id, message_type, dossier_no = shown_identity(
-            hop.stage, hop.event, hop.message_id, hop.message_type, hop.dossier_no, mask
+            hop.stage, hop.reason, hop.message_id, hop.message_type, hop.dossier_no, mask
         )
         self._batch.append(
             AuditRecord(

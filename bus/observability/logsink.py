@@ -85,7 +85,7 @@ class LogSink:
             name = self._names[key] = f"{hop.stage}.{event.value}"
         mask = LOG_MASKER.text
         message_id, message_type, dossier_no = shown_identity(
-            hop.stage, event, hop.message_id, hop.message_type, hop.dossier_no, mask
+            hop.stage, hop.reason, hop.message_id, hop.message_type, hop.dossier_no, mask
         )
         fields: dict[str, Any] = {
             "outcome": event.value,

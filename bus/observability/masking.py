@@ -49,6 +49,7 @@ __all__ = [
     "mask_kind",
     "mask_phone",
     "mask_text",
+    "printable",
 ]
 
 MIN_SECRET_LENGTH = 6  # shorter resolved credentials are not searched for in free text
@@ -260,6 +261,20 @@ def _mask_path(node: Any, path: tuple[str, ...], kind: str) -> Any:
         copy[head] = _mask_path(node[head], rest, kind)
         return copy
     return node
+
+
+# C0 controls but newline and tab, DEL, and C1 controls: a terminal acts on them (ESC starts a
+# colour or cursor sequence, CR overwrites the line), so operator views show them escaped.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as ``\\xNN`` (newlines and tabs kept)."""
+    return _CONTROL.sub(_escaped, text)
 
 
 class MaskingFormatter(logging.Formatter):

@@ -32,7 +32,9 @@ from bus.broker.stamp import StampKey, stamp, verify
 from bus.broker.topology import Names
 from bus.broker.wire import BROKER_DEATH_HEADERS, Header, replay_properties
 from bus.contract.envelope import STATUS_TYPE, status_of
+from bus.contract.rejections import shown_identity
 from bus.observability.hops import Event, Hop, Hops, Stage
+from bus.observability.masking import LOG_MASKER
 from bus.store import PARKED, REPLAYED, DeadFilter, DeadLetter, Store
 
 log = structlog.get_logger("bus.replay")
@@ -192,13 +194,20 @@ def _replay_one(
         store.mark(dead_id, PARKED, "replay_failed", who, detail, was=REPLAYED)
         log.warning("replay.failed", dead_letter=dead_id, message_id=letter.message_id, why=why)
         return ReplayResult(dead_id, letter.message_id, where, False, why)
+    # shown as the dead letter shows it: a router refusal's identity is the sender's text
+    identity = shown_identity(
+        letter.stage,
+        letter.reason,
+        letter.message_id,
+        letter.message_type,
+        letter.dossier_no,
+        LOG_MASKER.text,
+    )
     hops.emit(
         Hop(
             Event.REPLAYED,
             Stage.OPERATOR,
-            letter.message_id,
-            letter.message_type,
-            letter.dossier_no,
+            *identity,
             target=letter.target,
             reason=letter.reason,
             detail=f"dead letter {dead_id} replayed to {where} by {who}",

@@ -160,7 +160,11 @@ class Router:
             )
 
     def _taken_up(self, decision: Forward | Park, dead_id: Any, body: bytes) -> None:
-        """A replayed dead letter is back: the operator's replay counted where it arrives."""
+        """A replayed dead letter is back: the operator's replay counted where it arrives.
+
+        Refused again, the hop carries the reason: its identity is the sender's unvalidated
+        text, masked in logs and the audit trail like the dead letter's (``shown_identity``).
+        """
         self.hops.emit(
             Hop(
                 Event.REPLAYED,
@@ -168,6 +172,7 @@ class Router:
                 decision.message_id,
                 decision.message_type,
                 decision.dossier_no,
+                reason=decision.reason.value if type(decision) is Park else None,
                 detail=f"replay of dead letter {dead_id} taken up",
                 body=body,
             )

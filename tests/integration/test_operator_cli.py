@@ -144,6 +144,39 @@ def test_dead_letters_sharing_a_message_id_are_each_listed_shown_and_replayed_al
     )
 
 
+def test_a_refused_message_with_personal_data_for_identifiers_is_masked_in_every_view(
+    bus,
+) -> None:
+    bus.start_router()
+    bus.start_dispatcher()  # records the dead letters in the store
+    phone, id_number = "0912345678", "001190012345"  # a phone number as id, an id number
+    doc = example("dossier.submitted.v1/valid/citizen-hanoi-online.json", dossier_no=id_number)
+    body = orjson.dumps({**doc, "id": phone, "correlation_id": id_number})
+    send(bus.names, [body])
+    (dead,) = collect_dead(bus.store, 1)
+    assert (dead.stage, dead.message_id, dead.dossier_no) == ("router", phone, id_number)
+
+    listed = dvcbus(bus, "dead", "list")
+    as_json = dvcbus(bus, "dead", "list", "--json")
+    shown = dvcbus(bus, "dead", "show", str(dead.id))
+    replayed = dvcbus(bus, "dead", "replay", "--id", str(dead.id))
+    assert "1 replayed" in replayed.stdout, replayed.stderr
+    # the router refuses it again: its replayed hop is a refusal, masked like the dead letter
+    assert wait_until(lambda: len(bus.store.audit_records(dossier_no="001*******345")) >= 3, 20)
+    trail = bus.store.audit_records(dossier_no="001*******345")
+    assert ("router", "replayed") in {(r.stage, r.event) for r in trail}
+    assert {r.message_id for r in trail if r.stage == "router"} == {"09******78"}
+    traced = dvcbus(bus, "trace", "001*******345")
+    for out in (listed, as_json, shown, replayed, traced):
+        assert out.returncode == 0, out.stderr
+        assert "****78" in out.stdout, out.stdout  # trace shows the last six characters
+        assert phone not in out.stdout and id_number not in out.stdout, out.stdout
+    assert "replayed (invalid)" in traced.stdout
+    # the operator's own replayed hop too: in the command's log lines and in the trail
+    assert phone not in replayed.stderr and id_number not in replayed.stderr, replayed.stderr
+    assert not bus.store.audit_records(dossier_no=id_number, message_ids=[phone])
+
+
 def test_targets_trace_and_audit_verify_tell_the_story(make_bus) -> None:
     bus = make_bus(fast_retries)
     bus.start_router()
