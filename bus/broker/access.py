@@ -10,16 +10,15 @@ reads ``/etc/dvcbus/bus-router``.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bus.broker.management import ManagementApi, quoted
 from bus.broker.permissions import BrokerUser, TooWide, too_wide
 from bus.broker.topology import Names, Topology
 from bus.errors import ConfigError
+from bus.routes.credentials import UnreadableReference, read_reference
 
 
 class BrokerPasswordError(ConfigError):
@@ -32,21 +31,10 @@ def password_for(template: str, user: str) -> str:
         "{user}", user
     )
     where = f"broker user {user!r}: password {ref}"
-    if ref.startswith("env:"):
-        value = os.environ.get(ref[4:])
-        if value is None:
-            raise BrokerPasswordError(f"{where} is not set")
-    elif ref.startswith("file:"):
-        try:
-            value = Path(ref[5:]).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-            raise BrokerPasswordError(f"{where} cannot be read: {why}") from None
-    else:
-        raise BrokerPasswordError(f"{where} is not an env:NAME or file:/path reference")
-    if not value:
-        raise BrokerPasswordError(f"{where} is empty")
-    return value
+    try:
+        return read_reference(ref)
+    except UnreadableReference as exc:
+        raise BrokerPasswordError(f"{where} {exc.why}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,18 +23,38 @@ def resolve_credential(target: str, key: str, ref: str) -> str:
     Errors name the target and the reference so an operator can fix them, never the value.
     """
     where = f"target {target!r}: credential {key!r}"
+    try:
+        return read_reference(ref)
+    except UnreadableReference as exc:
+        if exc.malformed:
+            raise CredentialError(f"{where} {exc.why}") from None
+        raise CredentialError(f"{where} refers to {ref}, which {exc.why}") from None
+
+
+class UnreadableReference(Exception):
+    """Why a reference gave no secret: ``why`` reads after the reference ("is not set")."""
+
+    def __init__(self, why: str, *, malformed: bool = False) -> None:
+        super().__init__(why)
+        self.why = why
+        self.malformed = malformed  # not an env:/file: reference at all
+
+
+def read_reference(ref: str) -> str:
+    """The secret an ``env:NAME`` or ``file:/path`` reference names (a file's final newline
+    dropped); every bus secret setting (credentials, broker passwords) is read here."""
     if ref.startswith("env:"):
         value = os.environ.get(ref[4:])
         if value is None:
-            raise CredentialError(f"{where} refers to {ref}, which is not set")
+            raise UnreadableReference("is not set")
     elif ref.startswith("file:"):
         try:
             value = Path(ref[5:]).read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as exc:
             why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-            raise CredentialError(f"{where} refers to {ref}, which cannot be read: {why}") from None
+            raise UnreadableReference(f"cannot be read: {why}") from None
     else:
-        raise CredentialError(f"{where} is not an env:NAME or file:/path reference")
+        raise UnreadableReference("is not an env:NAME or file:/path reference", malformed=True)
     if not value:
-        raise CredentialError(f"{where} refers to {ref}, which is empty")
+        raise UnreadableReference("is empty")
     return value
