@@ -62,7 +62,7 @@ from bus.contract.schemas import SchemaRegistry
 from bus.delivery import adapter_registry
 from bus.delivery.deadline import adapter_deadline
 from bus.kit.sandbox import LogCapture, LoopbackGuard, UrlMover
-from bus.routes import RoutesConfig
+from bus.routes import RoutesConfig, Target
 
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 GARBAGE_PII = ("001190012345", "0987654321", "an.nguyen@example.com")
@@ -112,10 +112,7 @@ class ConformanceKit:
         adapter_cls: type[Adapter] | None = None,
         timeout_check: float = 1.0,
     ) -> None:
-        if target_name not in routes.targets:
-            known = ", ".join(sorted(routes.targets))
-            raise KeyError(f"no target {target_name!r} in {routes.path or 'routes'} ({known})")
-        self.target = routes.targets[target_name]
+        self.target = target_named(routes, target_name)
         self.routes = routes
         self.schemas = schemas
         self.adapter_cls = adapter_cls
@@ -130,13 +127,7 @@ class ConformanceKit:
     # --- set-up ------------------------------------------------------------------------
 
     def routed_types(self) -> list[str]:
-        """Message types some route sends to this target (every type for a match-all)."""
-        known = sorted({t for t, _ in self.schemas.message_types})
-        found: set[str] = set()
-        for route in self.routes.routes:
-            if self.target.name in route.to:
-                found.update(route.match.type or known)
-        return sorted(found)
+        return routed_types(self.routes, self.target.name, self.schemas)
 
     def spec_for_standin(self, url: str) -> TargetSpec:
         """The target's spec pointed at ``url``, canary credentials, timeouts for the kit.
@@ -170,18 +161,10 @@ class ConformanceKit:
     # --- running -----------------------------------------------------------------------
 
     def run(self) -> Report:
-        cls = self.adapter_cls
-        if cls is None:
-            try:
-                cls = adapter_registry.load(self.target.adapter)
-            except Exception as exc:
-                self._add("adapter kind is installed", False, str(exc))
-                return self.report
-        self._add("adapter kind is installed", True, f"{cls.__module__}.{cls.__qualname__}")
-        types = self.routed_types()
-        if not types:
-            self._add("message types routed to it", False, "no route sends anything here")
+        first = first_rows(self.target.adapter, self.adapter_cls, self.routed_types(), self._add)
+        if first is None:
             return self.report
+        cls, types = first
         path = urlsplit(self.target.endpoint).path or "/"
         url = f"http://127.0.0.1:{_free_port()}{path}"
         spec = self.spec_for_standin(url)
@@ -526,6 +509,48 @@ class ConformanceKit:
 
     def _add(self, name: str, passed: bool, detail: str) -> None:
         self.report.checks.append(Check(name, passed, detail))
+
+
+def target_named(routes: RoutesConfig, name: str) -> Target:
+    """The target ``name`` of ``routes``; KeyError listing the known ones."""
+    if name not in routes.targets:
+        known = ", ".join(sorted(routes.targets))
+        raise KeyError(f"no target {name!r} in {routes.path or 'routes'} ({known})")
+    return routes.targets[name]
+
+
+def routed_types(routes: RoutesConfig, target: str, schemas: SchemaRegistry) -> list[str]:
+    """Message types some route sends to ``target`` (every type for a match-all)."""
+    known = sorted({t for t, _ in schemas.message_types})
+    found: set[str] = set()
+    for route in routes.routes:
+        if target in route.to:
+            found.update(route.match.type or known)
+    return sorted(found)
+
+
+def first_rows(
+    kind: str,
+    adapter_cls: type[Adapter] | None,
+    types: list[str],
+    add: Callable[[str, bool, str], None],
+) -> tuple[type[Adapter], list[str]] | None:
+    """The rows every kit run starts with: the kind is installed, something is routed to it.
+
+    Returns the adapter class and the routed types, or None when a row failed (the run ends).
+    """
+    cls = adapter_cls
+    if cls is None:
+        try:
+            cls = adapter_registry.load(kind)
+        except Exception as exc:  # a plug-in's import may raise anything: the row says what
+            add("adapter kind is installed", False, str(exc))
+            return None
+    add("adapter kind is installed", True, f"{cls.__module__}.{cls.__qualname__}")
+    if not types:
+        add("message types routed to it", False, "no route sends anything here")
+        return None
+    return cls, types
 
 
 def run_conformance(

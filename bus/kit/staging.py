@@ -34,9 +34,18 @@ from adapters.base import Adapter, Delivered, Outcome, PermanentFailure, TargetS
 from bus.contract.envelope import Message
 from bus.contract.rejections import Rejection
 from bus.contract.schemas import SchemaRegistry
-from bus.delivery import adapter_registry
 from bus.delivery.deadline import adapter_deadline
-from bus.kit.conformance import Check, Report, _describe, _pii_values, _rewrite, _short
+from bus.kit.conformance import (
+    Check,
+    Report,
+    _describe,
+    _pii_values,
+    _rewrite,
+    _short,
+    first_rows,
+    routed_types,
+    target_named,
+)
 from bus.kit.sandbox import URL_ORIGIN, LogCapture, LoopbackGuard
 from bus.routes import RoutesConfig
 
@@ -89,13 +98,10 @@ class StagingKit:
         schemas: SchemaRegistry,
         adapter_cls: type[Adapter] | None = None,
     ) -> None:
-        if target_name not in routes.targets:
-            known = ", ".join(sorted(routes.targets))
-            raise KeyError(f"no target {target_name!r} in {routes.path or 'routes'} ({known})")
+        self.target = target_named(routes, target_name)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--against {url!r}: not an http(s) URL")
-        self.target = routes.targets[target_name]
         self.routes = routes
         self.url = url
         self.schemas = schemas
@@ -106,12 +112,7 @@ class StagingKit:
         self.reasons: list[str] = []
 
     def routed_types(self) -> list[str]:
-        known = sorted({t for t, _ in self.schemas.message_types})
-        found: set[str] = set()
-        for route in self.routes.routes:
-            if self.target.name in route.to:
-                found.update(route.match.type or known)
-        return sorted(found)
+        return routed_types(self.routes, self.target.name, self.schemas)
 
     def spec(self) -> TargetSpec | None:
         """The target's spec with its real credentials, pointed at the staging URL."""
@@ -129,18 +130,10 @@ class StagingKit:
 
     def run(self) -> StagingReport:
         self.report.skipped.extend(SKIPPED)
-        cls = self.adapter_cls
-        if cls is None:
-            try:
-                cls = adapter_registry.load(self.target.adapter)
-            except Exception as exc:
-                self._add("adapter kind is installed", False, str(exc))
-                return self.report
-        self._add("adapter kind is installed", True, f"{cls.__module__}.{cls.__qualname__}")
-        types = self.routed_types()
-        if not types:
-            self._add("message types routed to it", False, "no route sends anything here")
+        first = first_rows(self.target.adapter, self.adapter_cls, self.routed_types(), self._add)
+        if first is None:
             return self.report
+        cls, types = first
         spec = self.spec()
         if spec is None:
             return self.report
