@@ -45,7 +45,7 @@ from bus.broker import wire
 from bus.broker.acks import ChannelAcks
 from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
-from bus.broker.stamp import StampKey, verify
+from bus.broker.stamp import StampKey, body_digest, verify_digest
 from bus.broker.topology import Names, Topology, declare
 from bus.contract.envelope import STATUS_TYPE, Message, status_of
 from bus.contract.rejections import Reason
@@ -139,6 +139,7 @@ class Delivery:
     body: bytes
     record: AttemptRecord  # attempts so far; counts this one once it has failed
     message: Message | None = None
+    digest: bytes | None = None  # the body's SHA-256: checked by the stamp, kept for the audit
 
     def ack(self) -> None:
         if self.acks is not None:
@@ -163,6 +164,7 @@ class Delivery:
             message.dossier_no,
             target=self.lane.name,
             body=message.body,
+            body_sha256=self.digest,
             **fields,
         )
 
@@ -317,8 +319,9 @@ class Dispatcher:
         lane.started[tag] = float(props.timestamp or time.time())
         try:
             presented = wire.stamp_of(props.headers)
-            if presented is None or not verify(
-                self.stamp_key, props.message_id, lane.name, body, presented
+            d.digest = body_digest(body)
+            if presented is None or not verify_digest(
+                self.stamp_key, props.message_id, lane.name, d.digest, presented
             ):
                 await self._perform(d, steps.unstamped(presented, d.record))
                 return

@@ -256,7 +256,7 @@ class AuditSink:
                 detail=mask(hop.detail) if hop.detail else None,
                 attempt=hop.attempt,
                 duration=hop.duration,
-                body_sha256=hashlib.sha256(hop.body).hexdigest() if hop.body else None,
+                body_sha256=_body_digest(hop),
                 status=hop.status,
             )
         )
@@ -355,3 +355,13 @@ class AuditSink:
         close = getattr(self.writer, "close", None)
         if close is not None:
             await asyncio.to_thread(close)
+
+
+def _body_digest(hop: Hop) -> str | None:
+    """The hop body's SHA-256 (hex): the emitter's, when it hashed the body already (the
+    router and dispatcher do for the stamp), so a message is hashed once per process."""
+    if not hop.body:
+        return None
+    if hop.body_sha256 is not None:
+        return hop.body_sha256.hex()
+    return hashlib.sha256(hop.body).hexdigest()

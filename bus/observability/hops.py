@@ -62,6 +62,7 @@ class Hop:
     reference: str | None = None  # the agency's own id for a delivery
     status: int | None = None  # a dossier.status_changed's status code (1 … 10; not personal)
     body: bytes = b""
+    body_sha256: bytes | None = None  # the body's digest, when the emitter already has it
     at: float = field(default_factory=time.time)
 
 

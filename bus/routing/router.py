@@ -140,6 +140,7 @@ class Router:
                     detail="; ".join(decision.unit_notes) or None,
                     duration=time.perf_counter() - started,
                     body=decision.body,
+                    body_sha256=digest,
                     status=decision.status,
                 )
             )
