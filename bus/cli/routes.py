@@ -57,6 +57,7 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
     from bus import app
     from bus.contract.envelope import parse
     from bus.contract.rejections import Rejection
+    from bus.routing.pipeline import unit_date
 
     settings = obj.settings(routes_file=routes_file)
     loaded = load_or_exit(settings)
@@ -73,7 +74,7 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
         raise SystemExit(1) from None
     assert isinstance(loaded, app.Loaded)
     attrs = loaded.schemas.route_attributes(doc)
-    explanation = loaded.table.explain(type_, doc["source"], attrs)
+    explanation = loaded.table.explain(type_, doc["source"], attrs, unit_date(doc, attrs))
     click.echo(f"{message}: {type_} v{version}, id {doc['id']}")
     click.echo(str(explanation))
 
