@@ -135,6 +135,8 @@ def _problem(err: Any, origin: dict[str, str]) -> str:
     """One refused value: where it was set (the file, the env var), its name, what is wrong."""
     loc = err["loc"]
     where = origin.get(str(loc[0]), "settings") if loc else "settings"
+    if not loc:  # a rule between settings (a model validator): its own words say which
+        return f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
     return f"{where}: {'.'.join(str(p) for p in loc)}: {err['msg']}"
 
 

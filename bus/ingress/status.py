@@ -87,10 +87,14 @@ def message_status(
 
 
 def _overall(router: dict[str, Any] | None, targets: dict[str, dict[str, Any]]) -> str:
-    if router is not None and router["event"] == "dead_lettered":
+    if router is None:
+        # Deliveries without the router's hop: the audit trail lags the store. Which targets
+        # the message went to is not known yet, so it cannot be called delivered.
+        return "routed" if targets else "accepted"
+    if router["event"] == "dead_lettered":
         return "dead_lettered"
     if not targets:
-        return "routed" if router is not None else "accepted"
+        return "routed"
     states = {t["state"] for t in targets.values()}
     if states <= {"delivered", "superseded"}:
         return "delivered"

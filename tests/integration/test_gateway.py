@@ -9,11 +9,14 @@ import hashlib
 import http.client
 import json
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pika
 import pytest
 
@@ -51,6 +54,7 @@ senders:
     sources: [000.00.00.G22/portal]
     types: [dossier.submitted]
     auth: {{ bearer: [{_hash(TOKENS["portal"])}] }}
+    rate_limit: 10000/s
   hanoi:
     agencies: [000.00.00.H26]
     sources: [000.00.00.H26, 000.00.00.H26/*]
@@ -418,6 +422,109 @@ def test_the_gateway_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert gw.process.terminate() == 0
         assert time.monotonic() - started < 15
         assert "gateway.listening" in gw.process.log_text()
+
+
+def test_one_key_sent_at_once_many_times_publishes_once(gateway: GatewayUnderTest) -> None:
+    _drain(gateway.ingress)
+    key, body = uuid7(), body_of(message())
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(lambda _: gateway.post(body, **{"Idempotency-Key": key}), range(16))
+        )
+    statuses = Counter(a.status for a in answers)
+    assert set(statuses) <= {202, 409}, statuses
+    assert statuses[202] >= 1
+    assert {a.body["id"] for a in answers if a.status == 202} == {json.loads(body)["id"]}
+    assert queue_depth(gateway.ingress) == 1
+
+
+def test_concurrent_posts_are_confirmed_together(
+    gateway: GatewayUnderTest, figures: Callable[[str, dict[str, Any]], None]
+) -> None:
+    """Many requests in flight at once each get their own confirm: all 202, all on the queue."""
+    _drain(gateway.ingress)
+    count, concurrency = 600, 32
+    bodies = [body_of(message()) for _ in range(count)]
+    url = f"http://127.0.0.1:{gateway.port}/v1/messages"
+    headers = {"Authorization": f"Bearer {TOKENS['portal']}", "Content-Type": "application/json"}
+
+    async def run() -> tuple[list[int], list[float], float]:
+        statuses: list[int] = []
+        latencies: list[float] = []
+        space = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession() as session:
+
+            async def one(body: bytes) -> None:
+                async with space:
+                    started = time.perf_counter()
+                    async with session.post(url, data=body, headers=headers) as resp:
+                        await resp.read()
+                        statuses.append(resp.status)
+                    latencies.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(b) for b in bodies))
+            return statuses, latencies, time.perf_counter() - started
+
+    statuses, latencies, elapsed = asyncio.run(run())
+    latencies.sort()
+    figures(
+        "gateway_concurrent_posts",
+        {
+            "requests": count,
+            "concurrency": concurrency,
+            "requests_per_s": round(count / elapsed),
+            "p50_ms": round(latencies[count // 2] * 1000, 1),
+            "p99_ms": round(latencies[int(count * 0.99)] * 1000, 1),
+        },
+    )
+    assert Counter(statuses) == {202: count}
+    assert wait_until(lambda: queue_depth(gateway.ingress) == count, 10)
+
+
+# --- with the whole bus ----------------------------------------------------------------------
+
+CASHIER = f"""\
+  cashier:                      # may claim a source routes.yaml does not let pay
+    agencies: [000.00.00.G22]
+    sources: [000.00.00.G22/cashier]
+    types: [payment.confirmed]
+    auth: {{ bearer: [{_hash("cashier-token-1")}] }}
+"""
+
+
+def test_get_follows_a_message_through_the_bus(tmp_path: Path) -> None:
+    with bus_under_test(tmp_path, sqlite_url(tmp_path)) as bus:
+        (tmp_path / "senders.yaml").write_text(SENDERS + CASHIER, encoding="utf-8")
+        bus.start_router()
+        bus.start_dispatcher()
+        gw = start_gateway(bus)
+        assert wait_until(lambda: gw.request("GET", "/readyz", token=None).status == 200, 30)
+
+        dossier = message()
+        assert gw.post(body_of(dossier)).status == 202
+        payment = message("payment.confirmed.v1/valid/success-vcb.json")
+        payment["source"] = "000.00.00.G22/cashier"
+        assert gw.post(body_of(payment), token="cashier-token-1").status == 202
+
+        def state(doc: dict[str, Any], token: str, wanted: str) -> dict[str, Any]:
+            seen: dict[str, Any] = {}
+
+            def reached() -> bool:
+                seen.update(gw.request("GET", f"/v1/messages/{doc['id']}", token=token).body)
+                return seen.get("state") == wanted
+
+            assert wait_until(reached, 30, 0.25), seen
+            return seen
+
+        delivered = state(dossier, TOKENS["portal"], "delivered")
+        assert delivered["router"]["event"] == "routed"
+        assert delivered["targets"]
+        assert all(t["state"] == "delivered" for t in delivered["targets"].values())
+
+        refused = state(payment, "cashier-token-1", "dead_lettered")
+        assert refused["router"]["reason"] == "unauthorised"
+        assert "000.00.00.G22/cashier" in refused["router"]["detail"]
 
 
 _ = pika  # the harness's channels are pika's

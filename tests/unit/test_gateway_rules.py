@@ -159,6 +159,12 @@ def test_a_message_is_followed_per_target() -> None:
     assert done["state"] == "delivered"  # the store is ahead of the audit trail
 
 
+def test_a_delivery_ahead_of_the_routers_hop_is_not_yet_delivered() -> None:
+    # the target set is the router's hop: until the audit trail has it, one delivery of two
+    # must not read as "delivered"
+    assert message_status(SUB, [], [("hanoi", "delivered", 2.0, 1)])["state"] == "routed"
+
+
 def test_a_router_refusal_comes_from_the_dead_letters() -> None:
     dead = [(None, "router", "unauthorised", "source X may not send Y", 3.0)]
     view = message_status(SUB, [], [], dead, mask=str.upper)
