@@ -73,10 +73,21 @@ class IngressPublisher:
         ops = await ChannelOps.open(conn)
         publisher = await ConfirmingPublisher.open(ops)
         ops.channel.add_on_return_callback(self._on_return)
+        ops.channel.add_on_close_callback(lambda _ch, reason: self._channel_lost(conn, reason))
         publisher.after_confirm = self._confirmed
         self._publisher = publisher
         self._unconfirmed_since = None
         log.info("gateway.publisher_ready", exchange=self.names.ingress_exchange)
+
+    def _channel_lost(self, conn: AsyncioConnection, reason: Any) -> None:
+        """The broker closed the publishing channel (e.g. the exchange was deleted) while the
+        connection lives on: close the connection too, so the supervisor reconnects and sets
+        up again (waiting for the exchange), rather than refusing every request from now on."""
+        self._publisher = None
+        if self.supervisor.stopping or conn.is_closing or conn.is_closed:
+            return
+        log.warning("gateway.channel_lost", reason=str(reason))
+        conn.close()
 
     def _teardown(self) -> None:
         self._publisher = None

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import http.client
 import json
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -528,3 +529,57 @@ def test_get_follows_a_message_through_the_bus(tmp_path: Path) -> None:
 
 
 _ = pika  # the harness's channels are pika's
+
+
+def test_a_lost_channel_is_503_and_the_gateway_comes_back(gateway: GatewayUnderTest) -> None:
+    """The ingress exchange deleted under a running gateway: the broker closes its channel;
+    requests get 503 until the exchange is back, then 202 again, without a restart."""
+    names = gateway.bus.names
+    conn, ch = blocking_channel()
+    try:
+        ch.exchange_delete(names.ingress_exchange)
+    finally:
+        conn.close()
+    try:
+        answer = gateway.post(body_of(message()))
+        assert answer.status == 503
+        assert answer.body["reason"] == "broker_unavailable"
+        assert wait_until(lambda: gateway.request("GET", "/readyz", token=None).status == 503, 10)
+    finally:
+        _declare_topology(gateway.bus)
+    assert wait_until(lambda: gateway.request("GET", "/readyz", token=None).status == 200, 20)
+    assert gateway.post(body_of(message())).status == 202
+    assert "gateway.channel_lost" in gateway.process.log_text()
+
+
+def test_a_chunked_body_over_the_cap_is_413_without_reading_it_all(
+    gateway: GatewayUnderTest,
+) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        headers = {"Authorization": f"Bearer {TOKENS['portal']}", "Transfer-Encoding": "chunked"}
+        conn.request(
+            "POST", "/v1/messages", body=iter([b"{" + b" " * 5000] * 3), headers=headers,
+            encode_chunked=True,
+        )  # fmt: skip
+        resp = conn.getresponse()
+        assert resp.status == 413
+        assert json.loads(resp.read())["reason"] == "too_large"
+    finally:
+        conn.close()
+
+
+def test_a_body_that_comes_too_slowly_is_408(gateway: GatewayUnderTest) -> None:
+    slow = start_gateway(gateway.bus, DVCBUS_GATEWAY_BODY_TIMEOUT="0.5")
+    try:
+        with socket.create_connection(("127.0.0.1", slow.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n"
+                + f"Authorization: Bearer {TOKENS['portal']}\r\n\r\n".encode()
+                + b'{"id": '
+            )
+            answer = sock.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert '"reason":"slow_body"' in answer
+    finally:
+        slow.process.terminate()
