@@ -418,6 +418,7 @@ def test_the_gateway_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         (tmp_path / "senders.yaml").write_text(SENDERS, encoding="utf-8")
         _declare_topology(bus)
         gw = start_gateway(bus)
+        assert wait_until(lambda: gw.request("GET", "/readyz", token=None).status == 200, 30)
         assert gw.post(body_of(message())).status == 202
         started = time.monotonic()
         assert gw.process.terminate() == 0
