@@ -103,7 +103,11 @@ class IngressPublisher:
     @property
     def ready(self) -> bool:
         """Connected, and confirms flowing (no confirm overdue since the last one came)."""
-        return self.supervisor.ready.is_set() and self._unconfirmed_since is None
+        return (
+            self.supervisor.ready.is_set()
+            and self._publisher is not None
+            and self._unconfirmed_since is None
+        )
 
     @property
     def in_flight(self) -> int:
