@@ -20,23 +20,27 @@ def routes() -> None:
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.pass_obj
 def routes_check(obj: Ctx, file: Path | None) -> None:
-    """Check FILE (default: the configured routes.yaml); exit 1 and list every problem if broken."""
+    """Check FILE (default: the configured routes.yaml) and the senders.yaml beside it, if any;
+    exit 1 and list every problem if broken."""
     from bus import app
     from bus.contract.admin_units import AdminUnits
     from bus.contract.schemas import SchemaRegistry
     from bus.delivery import adapter_registry
+    from bus.ingress.senders import check_beside_routes
     from bus.routes import check_routes
 
     settings = obj.settings()
     path = file or settings.routes_file
     schemas = SchemaRegistry.load(settings.schemas_dir)
+    known_types = {t for t, _ in schemas.message_types}
     problems = check_routes(
         path,
-        known_types={t for t, _ in schemas.message_types},
+        known_types=known_types,
         known_adapters=adapter_registry.kind_names(),
         units=AdminUnits.load(),
         options_of=app.kind_options,
     )
+    problems += check_beside_routes(path, known_types)  # senders.yaml, when there is one
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)

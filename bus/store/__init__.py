@@ -16,9 +16,12 @@ from bus.store.base import (
     DeadLetter,
     DeadLetterState,
     FinalOutcome,
+    IdempotencyKey,
+    KeyState,
     Outcome,
     StatusPosition,
     Store,
+    Submission,
     TargetState,
 )
 
@@ -33,10 +36,13 @@ __all__ = [
     "DeadLetter",
     "DeadLetterState",
     "FinalOutcome",
+    "IdempotencyKey",
+    "KeyState",
     "Outcome",
     "StatusPosition",
     "Store",
     "StoreError",
+    "Submission",
     "TargetState",
     "open_store",
 ]
