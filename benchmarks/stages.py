@@ -70,6 +70,7 @@ class Context:
             update["store_url"] = f"sqlite:///{self.workdir / 'store' / namespace}.db"
             (self.workdir / "store").mkdir(parents=True, exist_ok=True)
         settings = self.settings.model_copy(update=update)
+        _register_publisher(settings)
         loaded = app.load(settings)
         self.namespaces.append(loaded)
         if "store_url" in update:
@@ -105,6 +106,19 @@ class Context:
             self.drop(loaded)
 
 
+def _register_publisher(settings: Settings) -> None:
+    """senders.yaml beside the bench routes: the benchmark's broker user may send every type
+    as any source, so the router checks identities as in production (ingress_identity)."""
+    try:
+        from bus.broker.sending import user_of
+        from bus.ingress.senders import catch_all_registry
+    except ImportError:  # a checkout from before identities
+        return
+    types = ("dossier.submitted", "dossier.status_changed", "payment.confirmed")
+    text = catch_all_registry("bench", user_of(settings.amqp_url), types)
+    settings.routes_file.with_name("senders.yaml").write_text(text, encoding="utf-8")
+
+
 def _create_store(url: str) -> None:
     """Create and migrate the phase's store before any bus process starts: processes that
     create the same new SQLite file at the same moment can fail with "database is locked"."""
@@ -116,7 +130,14 @@ def _create_store(url: str) -> None:
 
 
 def publish(ctx: Context, names: Names, bodies: list[bytes], rate: float | None = None):
-    results = asyncio.run(send_bodies(ctx.url, names, bodies, window=1000, rate=rate))
+    kwargs: dict[str, Any] = {}
+    try:
+        from bus.broker.sending import user_of
+
+        kwargs["user_id"] = user_of(ctx.url)  # the router knows the sender by it
+    except ImportError:  # a checkout from before identities
+        pass
+    results = asyncio.run(send_bodies(ctx.url, names, bodies, window=1000, rate=rate, **kwargs))
     refused = [r for r in results if not r.ok]
     if refused:
         raise RuntimeError(f"{len(refused)} publishes refused: {refused[0].explain()}")

@@ -16,6 +16,7 @@ from typing import Protocol
 import structlog
 
 from bus import store as store_module
+from bus.broker.permissions import bus_user_name
 from bus.broker.stamp import StampKey
 from bus.broker.stamp_key import load_stamp_key
 from bus.broker.topology import Names, Topology, plan
@@ -29,12 +30,14 @@ from bus.delivery.dispatcher import Dispatcher, RetryPlan, TargetLane
 from bus.delivery.ratelimit import TokenBucket
 from bus.delivery.retry import tiers
 from bus.errors import ConfigError
+from bus.ingress.senders import SendersConfig, load_senders
 from bus.observability.audit import AuditSink
 from bus.observability.hops import Hops
 from bus.observability.logsink import LogSink
 from bus.recovery.dead_letter_recorder import DeadLetterRecorder
 from bus.routes import RoutesConfig, RoutingTable, Target, load_routes
 from bus.routes.checks import KindOptions
+from bus.routing.identity import Identities
 from bus.routing.pipeline import RouterPipeline
 from bus.routing.router import Router
 from bus.settings import PROJECT_ROOT, Settings
@@ -55,6 +58,7 @@ class Loaded:
     names: Names
     topology: Topology
     checked_adapter_options: bool = False  # a reload checks the new file the same way
+    senders: SendersConfig | None = None  # senders.yaml, when there is one
 
 
 def load(settings: Settings, *, check_adapter_options: bool = False) -> Loaded:
@@ -77,7 +81,36 @@ def load(settings: Settings, *, check_adapter_options: bool = False) -> Loaded:
     names = Names(settings.namespace)
     topology = topology_for(routes, settings)
     table = RoutingTable(routes, units)
-    return Loaded(settings, schemas, units, routes, table, names, topology, check_adapter_options)
+    senders = load_registry(settings, {t for t, _ in schemas.message_types})
+    return Loaded(
+        settings, schemas, units, routes, table, names, topology, check_adapter_options, senders
+    )
+
+
+def load_registry(settings: Settings, known_types: set[str]) -> SendersConfig | None:
+    """senders.yaml (raises :class:`SendersError` when broken), or None when there is none:
+    a bus without one routes nothing under ``ingress_identity = "require"``."""
+    path = settings.senders_path
+    if not path.exists():
+        return None
+    return load_senders(path, known_types=known_types)
+
+
+def identities(loaded: Loaded) -> Identities | None:
+    """What the router checks every ingress message's identity with; None when
+    ``ingress_identity = "off"``."""
+    s = loaded.settings
+    if s.ingress_identity == "off":
+        return None
+    if loaded.senders is None:
+        log.error(
+            "router.no_senders",
+            file=str(s.senders_path),
+            detail='ingress_identity = "require" and no senders.yaml: every message is '
+            "refused unauthorised",
+        )
+    operator = bus_user_name(loaded.names, "cli")
+    return Identities(loaded.senders, s.gateway_user, operator)
 
 
 def kind_options(kind: str) -> KindOptions | None:
@@ -123,6 +156,7 @@ def build_router(loaded: Loaded, hops: Hops) -> Router:
         hops=hops,
         stamp_key=stamp_key(s),
         amqp_url=s.amqp_url,
+        identities=identities(loaded),
         prefetch=s.router_prefetch,
         reconnect_delay_max=s.reconnect_delay_max,
         shutdown_grace=s.shutdown_grace,

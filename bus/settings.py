@@ -81,6 +81,13 @@ class Settings(BaseModel):
     gateway_confirm_timeout: float = Field(10.0, gt=0)  # seconds to wait for the broker's confirm
     gateway_retry_after: int = Field(5, ge=1)  # seconds a 503 asks the client to wait
     gateway_retention_days: int = Field(30, ge=7)  # idempotency keys and who sent which id
+    # Who sent an ingress message (bus/routing/identity.py): "require" = by its user_id (the
+    # broker checks it), mapped to senders.yaml, or the gateway's header from the gateway's
+    # user only; "off" = by the `source` it declares (routes.yaml's sources only).
+    ingress_identity: Literal["require", "off"] = "require"
+    # The gateway's RabbitMQ user: the one publisher whose x-dvcbus-sender header the router
+    # trusts. "" = {namespace}-gateway (the user `dvcbus broker users sync` creates).
+    gateway_broker_user: str = Field("", pattern=r"^([A-Za-z0-9][A-Za-z0-9._@-]{0,63})?$")
 
     @model_validator(mode="after")
     def _gateway_body_fits_the_router(self) -> Settings:
@@ -91,6 +98,11 @@ class Settings(BaseModel):
                 "as too_large what the gateway accepted"
             )
         return self
+
+    @property
+    def gateway_user(self) -> str:
+        """The gateway's broker user: the setting, else {namespace}-gateway."""
+        return self.gateway_broker_user or f"{self.namespace}-gateway"
 
     @property
     def senders_path(self) -> Path:

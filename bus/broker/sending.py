@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
+import pika
 
 from bus.broker.connection import ChannelOps, connect
 from bus.broker.publisher import ConfirmingPublisher, Settle
@@ -40,6 +41,11 @@ class SendResult:
         if "NOT_FOUND" in self.error:
             return f"the bus's ingress exchange does not exist (start the bus once): {self.error}"
         return self.error or "refused by the broker"
+
+
+def user_of(amqp_url: str) -> str:
+    """The RabbitMQ user an AMQP URL connects as: the ``user_id`` its messages carry."""
+    return str(pika.URLParameters(amqp_url).credentials.username)
 
 
 def message_id_of(body: bytes) -> str:
@@ -75,11 +81,13 @@ async def send_bodies(
     *,
     window: int = 1000,
     rate: float | None = None,
+    user_id: str | None = None,
 ) -> list[SendResult]:
     """Publish every body to the ingress exchange; return one result per body, in order.
 
     ``window`` bounds unconfirmed publishes; ``rate`` (messages/s) paces them for
-    fixed-load measurements.
+    fixed-load measurements. ``user_id``: set on every message, the user of ``amqp_url``
+    (the broker refuses another): the router knows the sender by it.
     """
     conn, _closed = await connect(amqp_url, name="dvcbus-send")
     try:
@@ -119,7 +127,7 @@ async def send_bodies(
             mid = message_id_of(body)
             result = SendResult(message_id=mid, published_at=time.time())
             results.append(result)
-            props = ingress_properties(mid)
+            props = ingress_properties(mid, user_id)
             outstanding += 1
             all_done.clear()
             publisher.publish(

@@ -99,15 +99,20 @@ def copy_properties(
 
 
 def replay_properties(
-    message_id: str | None, message_type: str | None, headers: dict[str, Any]
+    message_id: str | None,
+    message_type: str | None,
+    headers: dict[str, Any],
+    user_id: str | None = None,
 ) -> BasicProperties:
-    """A dead letter sent again: its kept headers (already carrying its id), stamped now."""
+    """A dead letter sent again: its kept headers (already carrying its id), stamped now,
+    published as the operator's own broker user (``user_id``)."""
     return BasicProperties(
         content_type=JSON,
         delivery_mode=PERSISTENT,
         message_id=message_id,
         type=message_type,
         timestamp=int(time.time()),
+        user_id=user_id,
         headers=headers,
     )
 
@@ -124,22 +129,30 @@ def retry_properties(original: BasicProperties, headers: dict[str, Any]) -> Basi
     )
 
 
-def ingress_properties(message_id: str) -> BasicProperties:
-    """A message a sender publishes to the ingress (``dvcbus send``, the demo, tests)."""
-    return BasicProperties(content_type=JSON, delivery_mode=PERSISTENT, message_id=message_id)
+def ingress_properties(message_id: str, user_id: str | None = None) -> BasicProperties:
+    """A message a sender publishes to the ingress (``dvcbus send``, the demo, tests).
+
+    ``user_id``: the publisher's own RabbitMQ user (the broker refuses any other), which
+    is what the router knows the sender by (``bus.routing.identity``)."""
+    return BasicProperties(
+        content_type=JSON, delivery_mode=PERSISTENT, message_id=message_id, user_id=user_id
+    )
 
 
-def gateway_properties(message_id: str, message_type: str, sender: str) -> BasicProperties:
+def gateway_properties(
+    message_id: str, message_type: str, sender: str, user_id: str | None = None
+) -> BasicProperties:
     """A message the gateway publishes to the ingress for an authenticated sender.
 
-    The sender header is what the gateway established; the router is to trust it only from
-    the gateway's own broker user (next increment of issue 12), never from anyone else."""
+    The sender header is what the gateway established; the router trusts it only when
+    ``user_id`` (checked by the broker) is the gateway's own broker user."""
     return BasicProperties(
         content_type=JSON,
         delivery_mode=PERSISTENT,
         message_id=message_id,
         type=message_type,
         timestamp=int(time.time()),
+        user_id=user_id,
         headers={Header.SENDER.value: sender},
     )
 

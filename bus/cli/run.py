@@ -63,7 +63,7 @@ def run(
         router = app.build_router(loaded, hops)
         components.append(router)
         watch.watch_router(router)
-        appliers.append(lambda new: router.apply(new.table, new.topology))
+        appliers.append(lambda new: router.apply(new.table, new.topology, app.identities(new)))
     if component in ("dispatcher", "all"):
         only = [t.strip() for t in targets.split(",")] if targets else None
         dispatcher = app.build_dispatcher(loaded, hops, store, only)

@@ -18,6 +18,8 @@ import orjson
 from bus.cli.common import Ctx, console, err_console, load_or_exit
 
 if TYPE_CHECKING:
+    from bus.app import Loaded
+    from bus.routing.identity import Verdict
     from bus.routing.pipeline import RouterPipeline
 
 
@@ -66,13 +68,15 @@ def messages_of(path: Path, raw: bytes, *, each: bool) -> list[Outgoing]:
     return [Outgoing(f"{path}[{i}]", orjson.dumps(item)) for i, item in enumerate(doc)]
 
 
-def refusals(pipeline: RouterPipeline, messages: list[Outgoing]) -> list[str]:
+def refusals(
+    pipeline: RouterPipeline, messages: list[Outgoing], verdict: Verdict | None = None
+) -> list[str]:
     """What the router would refuse, one line per message, with its reason and exact error."""
     from bus.routing.pipeline import Park
 
     lines = []
     for message in messages:
-        decision = pipeline.decide(message.body)
+        decision = pipeline.decide(message.body, verdict)
         if isinstance(decision, Park):
             lines.append(f"{message.label}: {decision.reason.value}: {decision.detail}")
     return lines
@@ -91,18 +95,29 @@ def refusals(pipeline: RouterPipeline, messages: list[Outgoing]) -> list[str]:
 @click.option(
     "--each", is_flag=True, help="Send each element of a file's JSON array as its own message."
 )
+@click.option(
+    "--as",
+    "as_sender",
+    metavar="SENDER",
+    help="Publish as this senders.yaml sender: connect as its amqp_user (password from the "
+    "broker_passwords setting) and set user_id, as the sender's own system would.",
+)
 @click.pass_obj
-def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool) -> None:
+def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool, as_sender: str | None) -> None:
     """Publish message files to the bus's ingress, with confirms; print each message id.
 
     A file holds one JSON message (or, with --each, a JSON array of messages). Nothing is
     sent if any file cannot be: an empty file, an array without --each, or with --check a
-    message the router would refuse.
+    message the router would refuse. Every message carries user_id, the broker user it is
+    published as: the router knows the sender by it (docs/ingress.md).
     """
-    from bus.broker.sending import send_bodies
+    from bus.broker.sending import send_bodies, user_of
     from bus.broker.topology import Names
 
     settings = obj.settings()
+    amqp_url = settings.amqp_url
+    if as_sender is not None:
+        amqp_url = sender_url(load_or_exit(settings), as_sender)
     messages: list[Outgoing] = []
     problems: list[str] = []
     for path in files:
@@ -111,11 +126,16 @@ def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool) -> None:
         except NotSendable as exc:
             problems.append(str(exc))
     if check:
+        from bus import app
         from bus.routing.pipeline import RouterPipeline
 
         loaded = load_or_exit(settings)
         pipeline = RouterPipeline(loaded.schemas, loaded.table, settings.max_message_bytes)
-        problems += [f"would be refused: {line}" for line in refusals(pipeline, messages)]
+        verdict = None
+        if as_sender is not None and app.identities(loaded) is not None:
+            verdict = identify_as(loaded, as_sender)
+        lines = refusals(pipeline, messages, verdict)
+        problems += [f"would be refused: {line}" for line in lines]
         if not problems:
             console.print(f"checked {len(messages)} message(s): the router would route each")
     if problems:
@@ -124,7 +144,8 @@ def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool) -> None:
         err_console.print(f"nothing sent: {len(problems)} problem(s)", markup=False)
         raise SystemExit(1)
     bodies = [m.body for m in messages]
-    results = asyncio.run(send_bodies(settings.amqp_url, Names(settings.namespace), bodies))
+    names = Names(settings.namespace)
+    results = asyncio.run(send_bodies(amqp_url, names, bodies, user_id=user_of(amqp_url)))
     failed = 0
     for result in results:
         if result.ok:
@@ -134,6 +155,45 @@ def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool) -> None:
             err_console.print(f"NOT sent {result.message_id}: {result.explain()}", markup=False)
     if failed:
         raise SystemExit(1)
+
+
+def sender_url(loaded: Loaded, sender_id: str) -> str:
+    """amqp_url with a registered sender's broker user and its password (broker_passwords)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    from bus.broker.access import password_for
+
+    user = amqp_user_of(loaded, sender_id)
+    password = password_for(loaded.settings.broker_passwords, user)
+    parts = urlsplit(loaded.settings.amqp_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def amqp_user_of(loaded: Loaded, sender_id: str) -> str:
+    """The broker user of a senders.yaml sender; a click error naming what is missing."""
+    registry = loaded.senders
+    sender = registry.sender(sender_id) if registry is not None else None
+    if sender is None:
+        known = ", ".join(sorted(registry.senders)) if registry is not None else "no senders.yaml"
+        raise click.ClickException(f"no sender {sender_id!r} in senders.yaml ({known})")
+    if not sender.amqp_user:
+        raise click.ClickException(
+            f"sender {sender_id!r} has no amqp_user in senders.yaml: it cannot publish over AMQP"
+        )
+    return sender.amqp_user
+
+
+def identify_as(loaded: Loaded, sender_id: str) -> Verdict:
+    """The router's verdict on a message published as ``sender_id``'s broker user."""
+    from bus import app
+
+    identities = app.identities(loaded)
+    assert identities is not None
+    return identities.identify(amqp_user_of(loaded, sender_id), None)
 
 
 COMMANDS = [send]

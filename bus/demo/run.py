@@ -26,12 +26,14 @@ from rich.table import Table
 
 from bus import app
 from bus.broker import topology
-from bus.broker.sending import send_bodies
+from bus.broker.sending import send_bodies, user_of
 from bus.broker.topology import Names
+from bus.contract.schemas import SchemaRegistry
 from bus.demo import traffic
 from bus.demo.agencies import endpoints
 from bus.demo.journeys import journey
 from bus.demo.traffic import TrafficGenerator
+from bus.ingress.senders import catch_all_registry
 from bus.observability.trace import print_journey
 from bus.routing.pipeline import Forward, RouterPipeline
 from bus.settings import Settings
@@ -79,8 +81,19 @@ def run_demo(
     namespace = f"demo{int(time.time())}"
     workdir = Path(tempfile.mkdtemp(prefix="dvcbus-demo-"))
     store_url = f"sqlite:///{workdir / 'bus.db'}"
+    # The demo publishes every kind of traffic (forged sources too) as its own broker user,
+    # registered as one sender that may claim any source: routes.yaml's sources decide.
+    publisher = user_of(settings.amqp_url)
+    senders_file = workdir / "senders.yaml"
+    types = {t for t, _ in SchemaRegistry.load(settings.schemas_dir).message_types}
+    senders_file.write_text(catch_all_registry("demo", publisher, types), encoding="utf-8")
     settings = settings.model_copy(
-        update={"namespace": namespace, "log_format": "json", "store_url": store_url}
+        update={
+            "namespace": namespace,
+            "log_format": "json",
+            "store_url": store_url,
+            "senders_file": senders_file,
+        }
     )
     loaded = app.load(settings, check_adapter_options=True)
     names = Names(namespace)
@@ -105,6 +118,7 @@ def run_demo(
         DVCBUS_AMQP_URL=settings.amqp_url,
         DVCBUS_LOG_FORMAT="json",
         DVCBUS_STORE_URL=store_url,
+        DVCBUS_SENDERS_FILE=str(senders_file),
     )
     env.setdefault(
         "DVCBUS_PORTAL_TOKEN", "demo-portal-token"
@@ -132,7 +146,12 @@ def run_demo(
         started = time.time()
         results = asyncio.run(
             send_bodies(
-                settings.amqp_url, names, [g.body for g in generated], window=500, rate=rate
+                settings.amqp_url,
+                names,
+                [g.body for g in generated],
+                window=500,
+                rate=rate,
+                user_id=publisher,
             )
         )
         published_at = {r.message_id: r.published_at for r in results if r.ok}

@@ -24,6 +24,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
+from bus.broker.sending import user_of
 from bus.broker.topology import Names
 from bus.broker.wire import gateway_properties
 
@@ -51,6 +52,9 @@ class IngressPublisher:
         name: str = "dvcbus-gateway",
     ) -> None:
         self.names = names
+        # Every publish carries the gateway's own user as user_id (the broker checks it):
+        # the router trusts x-dvcbus-sender from that user only.
+        self.user_id = user_of(amqp_url)
         self.confirm_timeout = confirm_timeout
         self.supervisor = Supervisor(
             amqp_url, name, self._setup, self._teardown, max_delay=reconnect_delay_max
@@ -139,7 +143,7 @@ class IngressPublisher:
                 self.names.ingress_exchange,
                 message_type,
                 body,
-                gateway_properties(message_id, message_type, sender),
+                gateway_properties(message_id, message_type, sender, self.user_id),
                 settle,
                 mandatory=True,
             )

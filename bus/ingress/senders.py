@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -383,3 +383,21 @@ def check_beside_routes(routes_path: Path, known_types: set[str] | None) -> list
     except RoutesError:
         routes = None  # its own problems are listed already
     return check_senders(path, known_types=known_types, routes=routes)
+
+
+def catch_all_registry(sender_id: str, amqp_user: str, types: Iterable[str]) -> str:
+    """senders.yaml text with one sender, ``amqp_user``, that may send ``types`` as any source.
+
+    For the demo, the benchmark and the tests, which publish every kind of traffic (forged
+    sources too) from one broker user: routes.yaml's ``sources`` then decide, as before
+    identities. Never for a real bus: a real sender claims only its own sources.
+    """
+    listed = ", ".join(sorted(types))
+    return (
+        "version: 1\nsenders:\n"
+        f"  {sender_id}:\n"
+        "    agencies: [000.00.00.G22]\n"
+        '    sources: ["*"]\n'
+        f"    types: [{listed}]\n"
+        f"    amqp_user: {amqp_user}\n"
+    )

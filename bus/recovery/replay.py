@@ -131,7 +131,11 @@ def replay(
                 letter.id or 0, letter.message_id, destination(letter, stamp_key)[2], False, note
             )
         return
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    params = pika.URLParameters(amqp_url)
+    conn = pika.BlockingConnection(params)
+    # Published as the operator's own broker user: the router trusts the dead letter's
+    # sender header from the operators' user only (bus/routing/identity.py).
+    user_id = params.credentials.username
     try:
         channel = conn.channel()
         channel.confirm_delivery()
@@ -143,7 +147,7 @@ def replay(
                 continue
             if n and rate > 0:
                 time.sleep(1 / rate)
-            yield _replay_one(store, channel, names, letter, who, hops, stamp_key)
+            yield _replay_one(store, channel, names, letter, who, hops, stamp_key, user_id)
     finally:
         if conn.is_open:
             conn.close()
@@ -167,6 +171,7 @@ def _replay_one(
     who: str,
     hops: Hops,
     stamp_key: StampKey,
+    user_id: str | None = None,
 ) -> ReplayResult:
     kind, key, where = destination(letter, stamp_key)
     dead_id = letter.id or 0
@@ -182,7 +187,7 @@ def _replay_one(
         headers[Header.STAMP.value] = stamp(stamp_key, letter.message_id, key, letter.body)
     else:
         exchange = names.ingress_exchange
-    props = replay_properties(letter.message_id, letter.message_type, headers)
+    props = replay_properties(letter.message_id, letter.message_type, headers, user_id)
     try:
         channel.basic_publish(exchange, key, letter.body, props, mandatory=True)
     except Exception as exc:  # refused, or not known to be sent: never leave it claimed

@@ -15,6 +15,7 @@ from bus.contract.envelope import STATUS_TYPE, dossier_no_of, parse, short_str, 
 from bus.contract.rejections import Reason, Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.routes import RoutingTable
+from bus.routing.identity import Verdict, authorise
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +54,18 @@ class RouterPipeline:
         self.table = table
         self.max_bytes = max_bytes
 
-    def decide(self, body: bytes) -> Decision:
-        """The fate of ``body``: forwarded to targets, or parked with a reason."""
+    def decide(self, body: bytes, identity: Verdict | None = None) -> Decision:
+        """The fate of ``body``: forwarded to targets, or parked with a reason.
+
+        ``identity``: who the broker says sent it (``bus.routing.identity``); None when the
+        router does not require one (setting ``ingress_identity = "off"``)."""
         doc: dict[str, Any] | None = None
         try:
             doc = parse(body, self.max_bytes)
             type_, _version = self.schemas.validate(doc)
             source = doc["source"]
+            if identity is not None:
+                authorise(identity, type_, source)
             self.table.authorise(type_, source)
             attrs = self.schemas.route_attributes(doc)
             resolution = self.table.resolve(type_, source, attrs, unit_date(doc, attrs))

@@ -24,13 +24,15 @@ from bus.broker.copy_encoding import CopyEncoder
 from bus.broker.publisher import ConfirmingPublisher
 from bus.broker.stamp import StampKey, body_digest, seal
 from bus.broker.topology import Names, Topology, declare
-from bus.broker.wire import dead_letter_properties, replay_of, route_headers
+from bus.broker.wire import Header, dead_letter_properties, replay_of, route_headers
 from bus.observability.hops import Event, Hop, Hops, Stage
 from bus.routes import RoutingTable
+from bus.routing.identity import Identities, Verdict, dead_letter_sender
 from bus.routing.pipeline import Forward, Park, RouterPipeline
 
 log = structlog.get_logger("bus.router")
 STAGE = Stage.ROUTER  # bound once: read for every message
+_SENDER = Header.SENDER.value
 
 
 class RouterStats:
@@ -57,12 +59,14 @@ class Router:
         hops: Hops,
         stamp_key: StampKey,
         amqp_url: str,
+        identities: Identities | None = None,
         prefetch: int = 1000,
         reconnect_delay_max: float = 10.0,
         shutdown_grace: float = 20.0,
         name: str = "dvcbus-router",
     ) -> None:
         self.pipeline = pipeline
+        self.identities = identities  # None: ingress_identity = "off"
         self.hops = hops
         self.stamp_key = stamp_key
         self.names = names
@@ -108,8 +112,12 @@ class Router:
         stats = self.stats
         stats.consumed += 1
         started = time.perf_counter()
+        identities = self.identities
+        verdict = (
+            identities.identify(props.user_id, props.headers) if identities is not None else None
+        )
         try:
-            decision = self.pipeline.decide(body)
+            decision = self.pipeline.decide(body, verdict)
         except Exception:
             stats.errors += 1
             log.exception("router.decide_failed", delivery_tag=method.delivery_tag)
@@ -146,7 +154,7 @@ class Router:
                 )
             )
         else:
-            self._park(decision, method.delivery_tag, props, body, acks, publisher)
+            self._park(decision, method.delivery_tag, props, body, acks, publisher, verdict)
             self.hops.emit(
                 Hop(
                     Event.DEAD_LETTERED,
@@ -188,21 +196,34 @@ class Router:
         body: bytes,
         acks: IngressAcks,
         publisher: ConfirmingPublisher,
+        verdict: Verdict | None = None,
     ) -> None:
         self.stats.parked += 1
         pending = acks.track(tag, 1)
+        headers = dict(props.headers or {})
+        if self.identities is not None:
+            # The dead letter names only a sender the router established: an operator's
+            # replay keeps this header, and the router trusts it from the operators' user.
+            headers.pop(_SENDER, None)
+            sender = dead_letter_sender(verdict)
+            if sender is not None:
+                headers[_SENDER] = sender
         dl_props = dead_letter_properties(
             decision.reason,
             decision.detail,
             stage=STAGE,
             original=props,
+            headers=headers,
             message_id=decision.message_id,
             message_type=decision.message_type,
         )
         publisher.publish(self.names.dead_exchange, "", body, dl_props, pending.settle)
 
-    async def apply(self, table: RoutingTable, topology: Topology) -> None:
-        """Use new routes from the next message on; declare what they add (new target queues)."""
+    async def apply(
+        self, table: RoutingTable, topology: Topology, identities: Identities | None
+    ) -> None:
+        """Use new routes (and senders.yaml) from the next message on; declare what they add
+        (new target queues)."""
         conn = self.supervisor.connection
         if conn is not None and conn.is_open:
             ops = await ChannelOps.open(conn)
@@ -210,6 +231,7 @@ class Router:
             await ops.close()
         self.topology = topology
         self.pipeline.table = table
+        self.identities = identities
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight copies be confirmed and acked, then disconnect."""

@@ -28,6 +28,7 @@ from bus.settings import Settings
 from bus.store import Store, open_store
 from tests.integration.harness import (
     AMQP_URL,
+    TEST_SENDERS,
     BusProcess,
     bus_env,
     example_routes_on_free_ports,
@@ -284,6 +285,7 @@ def bus_under_test(
         tweak(doc)
         routes_file.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     routes = load_routes(routes_file)
+    routes_file.with_name("senders.yaml").write_text(TEST_SENDERS, encoding="utf-8")
     with StandinThread(endpoints(routes)) as standins:
         under_test = BusUnderTest(
             Names(namespace), routes_file, routes, standins, tmp_path, store_url,

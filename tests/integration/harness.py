@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pika
 
-from bus.broker.sending import SendResult, send_bodies
+from bus.broker.sending import SendResult, send_bodies, user_of
 from bus.broker.topology import Names
+from bus.ingress.senders import catch_all_registry
 from bus.store import DeadFilter, DeadLetter, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,4 +168,14 @@ def collect_dead(store: Store, count: int, timeout: float = 20) -> list[DeadLett
 
 
 def send(names: Names, bodies: Iterable[bytes], **kwargs: object) -> list[SendResult]:
+    """Publish as the test publisher (AMQP_URL's user, with user_id: TEST_SENDERS maps it)."""
+    kwargs.setdefault("user_id", user_of(AMQP_URL))
     return asyncio.run(send_bodies(AMQP_URL, names, list(bodies), **kwargs))  # type: ignore[arg-type]
+
+
+# The senders.yaml every test bus starts with: the test publisher (AMQP_URL's user) may send
+# every type as any source, so routes.yaml's `sources` decide, as the tests of routing expect.
+# Tests of identities write their own.
+TEST_SENDERS = catch_all_registry(
+    "tests", user_of(AMQP_URL), ("dossier.submitted", "dossier.status_changed", "payment.confirmed")
+)

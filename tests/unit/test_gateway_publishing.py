@@ -25,7 +25,7 @@ class FakeChannel:
 
 
 def connected(timeout: float = 1.0) -> tuple[IngressPublisher, ConfirmingPublisher, FakeChannel]:
-    gateway = IngressPublisher("amqp://localhost", Names("t"), confirm_timeout=timeout)
+    gateway = IngressPublisher("amqp://gw-user:pw@localhost", Names("t"), confirm_timeout=timeout)
     channel = FakeChannel()
     ops = SimpleNamespace(channel=channel, closed_reason=None)
     publisher = ConfirmingPublisher(ops)  # type: ignore[arg-type]
@@ -57,6 +57,7 @@ def test_a_confirm_is_held_published_mandatory_with_the_sender() -> None:
     assert (exchange, key, mandatory) == ("t.ingress", "dossier.submitted", True)
     assert props.headers == {"x-dvcbus-sender": "portal"}
     assert props.message_id == "m-1"
+    assert props.user_id == "gw-user"  # its own user: the router trusts the header from it
 
 
 def test_a_returned_message_is_not_held_even_though_confirmed() -> None:
