@@ -54,13 +54,23 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
 
 @routes.command("explain")
 @click.argument("message", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--as",
+    "as_sender",
+    metavar="SENDER",
+    help="Sent by this senders.yaml sender (its broker user, or the gateway if it has none): "
+    "also show who the router would take it to be from, and whether it may claim it.",
+)
 @routes_option
 @click.pass_obj
-def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
+def routes_explain(
+    obj: Ctx, message: Path, routes_file: Path | None, as_sender: str | None
+) -> None:
     """Show which route MESSAGE (a JSON file) would take, and why."""
     from bus import app
     from bus.contract.envelope import parse
     from bus.contract.rejections import Rejection
+    from bus.routing.identity import authorise, identify_text
     from bus.routing.pipeline import unit_date
 
     settings = obj.settings(routes_file=routes_file)
@@ -77,6 +87,23 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
         )
         raise SystemExit(1) from None
     assert isinstance(loaded, app.Loaded)
+    if as_sender is not None:
+        from bus.cli.as_sender import identify_as
+
+        if app.identities(loaded) is None:
+            click.echo('identity: not checked (ingress_identity = "off": the source decides)')
+        else:
+            verdict = identify_as(loaded, as_sender)
+            click.echo(f"identity: {identify_text(verdict)}")
+            try:
+                authorise(verdict, type_, doc["source"])
+            except Rejection as rej:
+                console.print(
+                    f"{escape(str(message))}: dead letter, reason [bold]{rej.reason.value}[/]: "
+                    f"{escape(printable(rej.detail))}",
+                    soft_wrap=True,
+                )
+                raise SystemExit(1) from None
     attrs = loaded.schemas.route_attributes(doc)
     explanation = loaded.table.explain(type_, doc["source"], attrs, unit_date(doc, attrs))
     click.echo(f"{message}: {type_} v{version}, id {doc['id']}")

@@ -18,7 +18,6 @@ import orjson
 from bus.cli.common import Ctx, console, err_console, load_or_exit
 
 if TYPE_CHECKING:
-    from bus.app import Loaded
     from bus.routing.identity import Verdict
     from bus.routing.pipeline import RouterPipeline
 
@@ -113,6 +112,7 @@ def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool, as_sender: 
     """
     from bus.broker.sending import send_bodies, user_of
     from bus.broker.topology import Names
+    from bus.cli.as_sender import identify_as, sender_url
 
     settings = obj.settings()
     amqp_url = settings.amqp_url
@@ -155,45 +155,6 @@ def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool, as_sender: 
             err_console.print(f"NOT sent {result.message_id}: {result.explain()}", markup=False)
     if failed:
         raise SystemExit(1)
-
-
-def sender_url(loaded: Loaded, sender_id: str) -> str:
-    """amqp_url with a registered sender's broker user and its password (broker_passwords)."""
-    from urllib.parse import quote, urlsplit, urlunsplit
-
-    from bus.broker.access import password_for
-
-    user = amqp_user_of(loaded, sender_id)
-    password = password_for(loaded.settings.broker_passwords, user)
-    parts = urlsplit(loaded.settings.amqp_url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def amqp_user_of(loaded: Loaded, sender_id: str) -> str:
-    """The broker user of a senders.yaml sender; a click error naming what is missing."""
-    registry = loaded.senders
-    sender = registry.sender(sender_id) if registry is not None else None
-    if sender is None:
-        known = ", ".join(sorted(registry.senders)) if registry is not None else "no senders.yaml"
-        raise click.ClickException(f"no sender {sender_id!r} in senders.yaml ({known})")
-    if not sender.amqp_user:
-        raise click.ClickException(
-            f"sender {sender_id!r} has no amqp_user in senders.yaml: it cannot publish over AMQP"
-        )
-    return sender.amqp_user
-
-
-def identify_as(loaded: Loaded, sender_id: str) -> Verdict:
-    """The router's verdict on a message published as ``sender_id``'s broker user."""
-    from bus import app
-
-    identities = app.identities(loaded)
-    assert identities is not None
-    return identities.identify(amqp_user_of(loaded, sender_id), None)
 
 
 COMMANDS = [send]

@@ -67,3 +67,26 @@ def test_explain_of_an_invalid_message_gives_the_dead_letter_reason() -> None:
     code, out = run("routes", "explain", str(msg))
     assert code == 1
     assert "dead letter, reason" in out
+
+
+def test_explain_as_a_sender_shows_the_identity_the_router_would_establish() -> None:
+    msg = EXAMPLES / "dossier.submitted.v1" / "valid" / "citizen-hanoi-online.json"
+    code, out = run("routes", "explain", str(msg), "--as", "portal")
+    assert code == 0, out
+    assert "identity: sender portal (identified by broker user sender-portal)" in out
+    assert "dead letter" not in out
+
+
+def test_explain_as_a_sender_that_may_not_claim_the_source_is_an_unauthorised_dead_letter() -> None:
+    msg = EXAMPLES / "dossier.status_changed.v1" / "valid" / "received.json"  # Hà Nội's
+    code, out = run("routes", "explain", str(msg), "--as", "hcmc")
+    assert code == 1
+    assert "identity: sender hcmc (identified by the gateway)" in out  # it has no amqp_user
+    assert "reason unauthorised: sender hcmc may not claim source 000.00.00.H26" in out
+
+
+def test_explain_as_an_unknown_sender_names_the_known_ones() -> None:
+    msg = EXAMPLES / "dossier.submitted.v1" / "valid" / "citizen-hanoi-online.json"
+    code, out = run("routes", "explain", str(msg), "--as", "nobody")
+    assert code != 0
+    assert "no sender 'nobody' in senders.yaml" in out and "portal" in out

@@ -1,0 +1,56 @@
+"""``--as SENDER`` of ``dvcbus send`` and ``dvcbus routes explain``: acting as a registered
+sender, with its own broker user, the way its system would."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from bus.app import Loaded
+    from bus.routing.identity import Verdict
+
+
+def sender_url(loaded: Loaded, sender_id: str) -> str:
+    """amqp_url with a registered sender's broker user and its password (broker_passwords)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    from bus.broker.access import password_for
+
+    user = amqp_user_of(loaded, sender_id)
+    password = password_for(loaded.settings.broker_passwords, user)
+    parts = urlsplit(loaded.settings.amqp_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def amqp_user_of(loaded: Loaded, sender_id: str) -> str:
+    """The broker user of a senders.yaml sender; a click error naming what is missing."""
+    registry = loaded.senders
+    sender = registry.sender(sender_id) if registry is not None else None
+    if sender is None:
+        known = ", ".join(sorted(registry.senders)) if registry is not None else "no senders.yaml"
+        raise click.ClickException(f"no sender {sender_id!r} in senders.yaml ({known})")
+    if not sender.amqp_user:
+        raise click.ClickException(
+            f"sender {sender_id!r} has no amqp_user in senders.yaml: it cannot publish over AMQP"
+        )
+    return sender.amqp_user
+
+
+def identify_as(loaded: Loaded, sender_id: str) -> Verdict:
+    """The router's verdict on a message sent by ``sender_id``: published as its broker
+    user when it has one, else through the gateway."""
+    from bus import app
+    from bus.broker.wire import Header
+
+    identities = app.identities(loaded)
+    assert identities is not None
+    sender = loaded.senders.sender(sender_id) if loaded.senders is not None else None
+    if sender is not None and not sender.amqp_user:
+        return identities.identify(identities.gateway_user, {Header.SENDER.value: sender_id})
+    return identities.identify(amqp_user_of(loaded, sender_id), None)
