@@ -47,14 +47,17 @@ class Applied:
     def describe(self, vhost: str) -> str:
         p = self.user.permission
         verb = "created" if self.created else "updated"
+        topics = "".join(f"  routing keys on {t.exchange}: {t.write}" for t in self.user.topics)
         return (
             f"{verb} {self.user.name} ({self.user.role}) on vhost {vhost}: "
-            f"configure {p.configure}  write {p.write}  read {p.read}"
+            f"configure {p.configure}  write {p.write}  read {p.read}{topics}"
         )
 
 
 def apply(api: ManagementApi, vhost: str, users: list[BrokerUser], passwords: str) -> list[Applied]:
-    """Create or update each user (no management tags) and set its permissions on ``vhost``.
+    """Create or update each user and set its permissions on ``vhost``: no tags at all (so
+    never ``impersonator``: a user may set only its own name as ``user_id``), and exactly
+    the topic permissions planned (none planned: any left from before are removed).
 
     Every password is resolved before anything is changed, so a missing one changes nothing.
     """
@@ -62,8 +65,14 @@ def apply(api: ManagementApi, vhost: str, users: list[BrokerUser], passwords: st
     existing = {u["name"] for u in api.get("users")}
     done = []
     for user in users:
+        at = f"{quoted(vhost)}/{quoted(user.name)}"
         api.put(f"users/{quoted(user.name)}", {"password": secrets[user.name], "tags": ""})
-        api.put(f"permissions/{quoted(vhost)}/{quoted(user.name)}", user.permission.as_json())
+        api.put(f"permissions/{at}", user.permission.as_json())
+        if user.topics:
+            for topic in user.topics:
+                api.put(f"topic-permissions/{at}", topic.as_json())
+        else:
+            api.delete(f"topic-permissions/{at}")
         done.append(Applied(user, user.name not in existing))
     return done
 

@@ -10,7 +10,11 @@ queue names alike:
     router      the namespace    the namespace                     the namespace
     dispatcher  the namespace    the namespace                     the namespace
     cli         nothing          ingress, deliver, dead exchanges  nothing
+    gateway     nothing          the ingress exchange              nothing
     sender      nothing          the ingress exchange              nothing
+
+A registered sender's user (senders.yaml ``amqp_user``) also gets a topic permission on the
+ingress exchange, whose routing key is the message type: it may publish its own types only.
 
 Router and dispatcher declare the whole topology at start and on a routes reload, and
 RabbitMQ asks more of a declaration than its name: read on a queue and write on its
@@ -20,8 +24,10 @@ both need the namespace (and nothing outside it: not even the default exchange, 
 reaches every queue by name). The operators' CLI declares nothing: it sends (ingress),
 replays (deliver, ingress) and parks what it cannot replay (dead).
 
-The roles are data (:data:`BUS_ROLES`); the authenticated-ingress work adds its own (a
-gateway) and one sender per registered AMQP sender through :func:`sender_user`.
+The roles are data (:data:`BUS_ROLES`); ``dvcbus broker users sync`` adds one sender per
+registered AMQP sender through :func:`sender_user`. No user is ever given a tag (not
+``impersonator``): each may set only its own name as ``user_id``, which is what the router
+trusts (``bus.routing.identity``).
 """
 
 from __future__ import annotations
@@ -49,12 +55,25 @@ class Permission:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicPermission:
+    """What routing keys a user may publish with on one topic exchange."""
+
+    exchange: str
+    write: str
+    read: str = NOTHING
+
+    def as_json(self) -> dict[str, str]:
+        return {"exchange": self.exchange, "write": self.write, "read": self.read}
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerUser:
     """A RabbitMQ user the bus wants, with the role it plays and what that lets it do."""
 
     name: str
     role: str
     permission: Permission
+    topics: tuple[TopicPermission, ...] = ()
 
 
 def _exactly(*names: str) -> str:
@@ -83,8 +102,11 @@ def _sends(names: Names) -> Permission:
     return Permission(NOTHING, _exactly(names.ingress_exchange), NOTHING)
 
 
-# role -> its permissions in a namespace. The bus's own users are named {namespace}-{role}.
-BUS_ROLES = {"router": _declares, "dispatcher": _declares, "cli": _operates}
+# role -> its permissions in a namespace. The bus's own users are named {namespace}-{role}
+# (the gateway's may be named otherwise: setting gateway_broker_user).
+BUS_ROLES = {"router": _declares, "dispatcher": _declares, "cli": _operates, "gateway": _sends}
+# The roles that write the internal exchanges: the check leaves them out.
+INTERNAL_WRITERS = ("router", "dispatcher", "cli")
 SENDER_ROLE = "sender"
 
 
@@ -92,22 +114,31 @@ def bus_user_name(names: Names, role: str) -> str:
     return f"{names.namespace}-{role}"
 
 
-def bus_users(names: Names) -> list[BrokerUser]:
-    """The bus's own users of a namespace."""
+def bus_users(names: Names, gateway_user: str | None = None) -> list[BrokerUser]:
+    """The bus's own users of a namespace (``gateway_user``: the gateway's, if not the usual)."""
+    named = {"gateway": gateway_user} if gateway_user else {}
     return [
-        BrokerUser(bus_user_name(names, role), role, permission(names))
+        BrokerUser(named.get(role) or bus_user_name(names, role), role, permission(names))
         for role, permission in BUS_ROLES.items()
     ]
 
 
-def sender_user(names: Names, sender: str) -> BrokerUser:
-    """A sender's user: it may publish to the namespace's ingress exchange, nothing more."""
-    return BrokerUser(sender, SENDER_ROLE, _sends(names))
+def sender_user(
+    names: Names, sender: str, types: Iterable[str] | None = None, role: str = SENDER_ROLE
+) -> BrokerUser:
+    """A sender's user: it may publish to the namespace's ingress exchange, nothing more;
+    with ``types``, only with those routing keys (the ingress routing key is the type)."""
+    topics = ()
+    if types is not None:
+        topics = (TopicPermission(names.ingress_exchange, _exactly(*sorted(types))),)
+    return BrokerUser(sender, role, _sends(names), topics)
 
 
-def plan_users(names: Names, senders: Iterable[str] = ()) -> list[BrokerUser]:
+def plan_users(
+    names: Names, senders: Iterable[str] = (), gateway_user: str | None = None
+) -> list[BrokerUser]:
     """Every user ``dvcbus broker setup`` creates or updates for a namespace."""
-    return [*bus_users(names), *(sender_user(names, s) for s in senders)]
+    return [*bus_users(names, gateway_user), *(sender_user(names, s) for s in senders)]
 
 
 # --- the check -------------------------------------------------------------------------------
@@ -149,7 +180,7 @@ def too_wide(
 ) -> list[TooWide]:
     """Users of the vhost (other than the namespace's bus users) that could get a message to
     an agency without the router: ``permissions`` as the management API lists them."""
-    ours = {bus_user_name(names, role) for role in BUS_ROLES}
+    ours = {bus_user_name(names, role) for role in INTERNAL_WRITERS}
     internal = internal_names(names, topology)
     found = []
     for entry in permissions:

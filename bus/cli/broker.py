@@ -44,8 +44,8 @@ def broker() -> None:
 )
 @click.pass_obj
 def setup(obj: Ctx, senders: tuple[str, ...]) -> None:
-    """Create or update the bus's own users ({namespace}-router, -dispatcher, -cli) and the
-    senders' users, with their permissions on the vhost of amqp_url.
+    """Create or update the bus's own users ({namespace}-router, -dispatcher, -cli,
+    -gateway) and the senders' users, with their permissions on the vhost of amqp_url.
 
     Idempotent: run it again after adding a sender. Passwords come from the
     broker_passwords setting (env:/file: references), never from the command line, and are
@@ -58,9 +58,44 @@ def setup(obj: Ctx, senders: tuple[str, ...]) -> None:
     loaded = load_or_exit(obj.settings())
     api = _api(loaded)
     vhost = _vhost(loaded)
-    users = plan_users(loaded.names, senders)
+    users = plan_users(loaded.names, senders, loaded.settings.gateway_user)
     try:
         applied = access.apply(api, vhost, users, loaded.settings.broker_passwords)
+    except ManagementUnavailable as exc:
+        raise click.ClickException(f"cannot set up the broker's users: {exc}") from None
+    for done in applied:
+        console.print(done.describe(vhost), markup=False, soft_wrap=True)
+
+
+@broker.group("users")
+def users() -> None:
+    """The broker users senders.yaml and the bus need."""
+
+
+@users.command("sync")
+@click.pass_obj
+def users_sync(obj: Ctx) -> None:
+    """Create or update the bus's own users (router, dispatcher, operators' CLI, gateway) and
+    one user per sender with an amqp_user in senders.yaml, on the vhost of amqp_url.
+
+    A sender's user may publish to the ingress exchange and nothing else, and only with its
+    own message types as routing key (a topic permission). No user gets a tag, so none may
+    impersonate another (user_id is what the router trusts). Passwords come from the
+    broker_passwords setting, never from the command line, and are never printed. Users no
+    longer in senders.yaml are left alone: delete them with rabbitmqctl.
+    """
+    from bus.broker import access
+    from bus.broker.management import ManagementUnavailable
+    from bus.ingress.broker_users import plan_registry_users
+
+    loaded = load_or_exit(obj.settings())
+    if loaded.senders is None:
+        raise click.ClickException(f"no senders.yaml at {loaded.settings.senders_path}")
+    api = _api(loaded)
+    vhost = _vhost(loaded)
+    planned = plan_registry_users(loaded.names, loaded.senders, loaded.settings.gateway_user)
+    try:
+        applied = access.apply(api, vhost, planned, loaded.settings.broker_passwords)
     except ManagementUnavailable as exc:
         raise click.ClickException(f"cannot set up the broker's users: {exc}") from None
     for done in applied:

@@ -19,6 +19,7 @@ import pytest
 from adapters.testing.standin import Behaviour
 from bus.broker.management import ManagementApi, quoted
 from bus.broker.wire import ingress_properties
+from bus.ingress.senders import catch_all_registry
 from bus.settings import Settings
 from bus.store import DeadFilter
 from tests.integration.harness import (
@@ -32,6 +33,15 @@ from tests.integration.harness import (
 from tests.integration.test_recoverability import example
 
 API = ManagementApi(Settings().management_url)
+PORTAL_SENDER = """\
+version: 1
+senders:
+  portal:
+    agencies: [000.00.00.G22]
+    sources: [000.00.00.G22/portal]
+    types: [dossier.submitted]
+    amqp_user: {user}
+"""
 
 
 def dvcbus(bus, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -73,8 +83,13 @@ def test_a_senders_user_may_publish_to_the_ingress_and_nowhere_else(
 ) -> None:
     ns = bus.names.namespace
     sender = f"{ns}-sender"
-    users = [f"{ns}-router", f"{ns}-dispatcher", f"{ns}-cli", sender]
+    users = [f"{ns}-router", f"{ns}-dispatcher", f"{ns}-cli", f"{ns}-gateway", sender]
     delete_users.extend(users)
+    # The router knows the sender by its user (user_id): a registered sender of its own.
+    types = ("dossier.submitted", "dossier.status_changed", "payment.confirmed")
+    (bus.routes_file.with_name("senders.yaml")).write_text(
+        catch_all_registry("tests", sender, types), encoding="utf-8"
+    )
     setup = dvcbus(bus, "broker", "setup", "--sender", sender, **password_env(users))
     assert setup.returncode == 0, setup.stdout + setup.stderr
     for user in users:
@@ -95,7 +110,7 @@ def test_a_senders_user_may_publish_to_the_ingress_and_nowhere_else(
     try:
         channel = conn.channel()
         channel.confirm_delivery()
-        body, props = orjson.dumps(valid), ingress_properties(valid["id"])
+        body, props = orjson.dumps(valid), ingress_properties(valid["id"], sender)
         channel.basic_publish(
             bus.names.ingress_exchange, valid["type"], body, props, mandatory=True
         )
@@ -158,9 +173,14 @@ def test_the_bus_runs_and_is_operated_with_its_own_users(
     bus, delete_users: list[str], tmp_path
 ) -> None:
     ns = bus.names.namespace
-    users = [f"{ns}-router", f"{ns}-dispatcher", f"{ns}-cli"]
+    portal = f"{ns}-portal"  # the portal's own broker user, from senders.yaml
+    users = [f"{ns}-router", f"{ns}-dispatcher", f"{ns}-cli", f"{ns}-gateway", portal]
     delete_users.extend(users)
-    assert dvcbus(bus, "broker", "setup", **password_env(users)).returncode == 0
+    (bus.routes_file.with_name("senders.yaml")).write_text(
+        PORTAL_SENDER.format(user=portal), encoding="utf-8"
+    )
+    synced = dvcbus(bus, "broker", "users", "sync", **password_env(users))
+    assert synced.returncode == 0, synced.stdout + synced.stderr
     bus.process("run", "router", DVCBUS_AMQP_URL=url_of(f"{ns}-router"))
     bus.process("run", "dispatcher", DVCBUS_AMQP_URL=url_of(f"{ns}-dispatcher"))
     wait_for_consumers([bus.names.ingress_queue, bus.names.delivery_queue("hanoi")])
@@ -170,7 +190,9 @@ def test_the_bus_runs_and_is_operated_with_its_own_users(
     doc = example("dossier.submitted.v1/valid/citizen-hanoi-online.json")
     path = tmp_path / "dossier.json"
     path.write_bytes(orjson.dumps(doc))
-    sent = dvcbus(bus, "send", str(path), DVCBUS_AMQP_URL=cli)
+    # An operator sends as the portal would: as its user, with user_id (the CLI's own user
+    # is no sender: the router would refuse it unauthorised).
+    sent = dvcbus(bus, "send", "--as", "portal", str(path), **password_env(users))
     assert sent.returncode == 0, sent.stdout + sent.stderr
     (letter,) = collect_dead(bus.store, 1)
     assert (letter.reason, letter.target) == ("rejected", "hanoi")

@@ -49,8 +49,17 @@ def test_the_cli_writes_where_it_sends_replays_and_parks() -> None:
 
 def test_bus_users_are_named_after_the_namespace() -> None:
     assert [u.name for u in plan_users(NAMES, ["s1"])] == [
-        "ns1-router", "ns1-dispatcher", "ns1-cli", "s1",
+        "ns1-router", "ns1-dispatcher", "ns1-cli", "ns1-gateway", "s1",
     ]  # fmt: skip
+    assert plan_users(NAMES, (), gateway_user="edge-gw")[3].name == "edge-gw"
+
+
+def test_the_gateway_writes_the_ingress_only_like_a_sender() -> None:
+    gateway = by_role()["gateway"]
+    assert allowed(gateway.write) == {"ns1.ingress"}
+    assert allowed(gateway.configure) == allowed(gateway.read) == set()
+    wide = {"user": "ns1-gateway", "configure": "^$", "write": ".*", "read": "^$"}
+    assert [t.user for t in too_wide(NAMES, TOPOLOGY, [wide], set())] == ["ns1-gateway"]
 
 
 def test_the_check_names_other_users_that_may_write_internals_admins_as_warnings() -> None:

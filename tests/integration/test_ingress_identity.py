@@ -1,0 +1,172 @@
+"""Identities the router can trust (issue 12), on the real broker: a sender publishes as its
+own RabbitMQ user with user_id set, or through the gateway's user; anything else is
+dead-lettered ``unauthorised`` naming the sender and the claim.
+
+Users are made by ``dvcbus broker users sync`` from the test's senders.yaml, named after the
+test's namespace, and deleted at the end (RabbitMQ users are node-wide).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pika
+import pytest
+
+from bus.broker.sending import user_of
+from bus.broker.wire import ingress_properties
+from bus.store import DeadLetter
+from tests.integration.conftest import BusUnderTest
+from tests.integration.harness import AMQP_URL, collect_dead, wait_for_consumers, wait_until
+from tests.integration.test_broker_permissions import (
+    connect_as,
+    delete_users,  # noqa: F401  (a fixture)
+    dvcbus,
+    password_env,
+    url_of,
+)
+from tests.integration.test_gateway import _hash, start_gateway
+from tests.integration.test_recoverability import example
+
+STATUS = "dossier.status_changed.v1/valid/received.json"  # Hà Nội's (000.00.00.H26)
+DOSSIER = "dossier.submitted.v1/valid/citizen-hanoi-online.json"  # the portal's
+PORTAL_TOKEN = "portal-identity-token"
+
+SENDERS = """\
+version: 1
+senders:
+  portal:
+    agencies: [000.00.00.G22]
+    sources: [000.00.00.G22/portal]
+    types: [dossier.submitted]
+    auth: {{ bearer: [{token}] }}
+  hanoi-igate:
+    agencies: [000.00.00.H26]
+    sources: [000.00.00.H26, 000.00.00.H26/*]
+    types: [dossier.status_changed]
+    amqp_user: {ns}-hanoi
+"""
+
+
+@pytest.fixture
+def identified_bus(bus: BusUnderTest, delete_users: list[str]) -> Iterator[BusUnderTest]:  # noqa: F811
+    """The bus with the test's senders.yaml, its users synced, router and dispatcher running
+    as their own users."""
+    ns = bus.names.namespace
+    users = [f"{ns}-{role}" for role in ("router", "dispatcher", "cli", "gateway", "hanoi")]
+    delete_users.extend(users)
+    text = SENDERS.format(ns=ns, token=_hash(PORTAL_TOKEN))
+    bus.routes_file.with_name("senders.yaml").write_text(text, encoding="utf-8")
+    bus.extra_env.update(password_env(users))
+    synced = dvcbus(bus, "broker", "users", "sync")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert f"created {ns}-hanoi (sender hanoi-igate)" in synced.stdout
+    assert "pw-" not in synced.stdout + synced.stderr  # passwords are never printed
+    bus.process("run", "router", DVCBUS_AMQP_URL=url_of(f"{ns}-router"))
+    bus.process("run", "dispatcher", DVCBUS_AMQP_URL=url_of(f"{ns}-dispatcher"))
+    wait_for_consumers(
+        [bus.names.ingress_queue, *map(bus.names.delivery_queue, bus.routes.targets)]
+    )
+    yield bus
+
+
+def publish_as(
+    bus: BusUnderTest, user: str | None, doc: dict[str, Any], **props: Any
+) -> pika.BlockingConnection:
+    """Publish ``doc`` (confirmed, mandatory) on a connection as ``user`` (None: AMQP_URL's)."""
+    conn = connect_as(user) if user else pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        base = ingress_properties(doc["id"])
+        for key, value in props.items():
+            setattr(base, key, value)
+        channel.basic_publish(
+            bus.names.ingress_exchange, doc["type"], orjson.dumps(doc), base, mandatory=True
+        )
+    finally:
+        if conn.is_open:
+            conn.close()
+    return conn
+
+
+def delivered_ids(bus: BusUnderTest) -> set[str]:
+    return {orjson.loads(r.body)["id"] for r in bus.receipts() if r.ok}
+
+
+def dead_by_id(bus: BusUnderTest, count: int) -> dict[str | None, DeadLetter]:
+    return {d.message_id: d for d in collect_dead(bus.store, count)}
+
+
+def test_a_sender_publishing_as_its_own_user_is_routed_and_its_claims_are_checked(
+    identified_bus: BusUnderTest,
+) -> None:
+    bus = identified_bus
+    hanoi = f"{bus.names.namespace}-hanoi"
+    own = example(STATUS)
+    publish_as(bus, hanoi, own, user_id=hanoi)
+    foreign = example(STATUS)
+    foreign["source"] = "000.00.00.H29"  # Hồ Chí Minh City's, which hanoi-igate may not claim
+    publish_as(bus, hanoi, foreign, user_id=hanoi)
+    bare = example(STATUS)
+    publish_as(bus, hanoi, bare)  # its own user, but no user_id: nothing the broker vouched
+
+    assert wait_until(lambda: own["id"] in delivered_ids(bus), 20), bus.receipts()
+    dead = dead_by_id(bus, 2)
+    assert {foreign["id"], bare["id"]} <= set(dead)
+    assert dead[foreign["id"]].reason == "unauthorised"
+    assert dead[foreign["id"]].detail.startswith(
+        "sender hanoi-igate may not claim source 000.00.00.H29"
+    )
+    assert dead[foreign["id"]].headers.get("x-dvcbus-sender") == "hanoi-igate"
+    assert dead[bare["id"]].reason == "unauthorised"
+    assert "no trusted identity: no user_id property" in dead[bare["id"]].detail
+    assert delivered_ids(bus) == {own["id"]}
+
+
+def test_the_broker_refuses_a_user_id_that_is_not_the_publishers(
+    identified_bus: BusUnderTest,
+) -> None:
+    bus = identified_bus
+    hanoi = f"{bus.names.namespace}-hanoi"
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        publish_as(bus, hanoi, example(STATUS), user_id=f"{bus.names.namespace}-gateway")
+    assert refused.value.reply_code == 406
+    assert "PRECONDITION_FAILED" in refused.value.reply_text
+    # and its topic permission lets it publish its own types only (the routing key)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as other_type:
+        publish_as(bus, hanoi, example(DOSSIER), user_id=hanoi)
+    assert other_type.value.reply_code == 403
+    assert "ACCESS_REFUSED" in other_type.value.reply_text
+
+
+def test_a_sender_header_from_a_user_other_than_the_gateway_is_not_trusted(
+    identified_bus: BusUnderTest,
+) -> None:
+    bus = identified_bus
+    doc = example(DOSSIER)  # the portal's own message and source, but not sent by the portal
+    guest = user_of(AMQP_URL)  # the test publisher: not in this senders.yaml
+    publish_as(bus, None, doc, user_id=guest, headers={"x-dvcbus-sender": "portal"})
+    (letter,) = dead_by_id(bus, 1).values()
+    assert (letter.message_id, letter.reason) == (doc["id"], "unauthorised")
+    assert letter.detail == (
+        f"no trusted identity: published by user {guest} without a registered sender"
+    )
+    assert "x-dvcbus-sender" not in letter.headers  # a replay will not trust it either
+    assert delivered_ids(bus) == set()
+
+
+def test_a_message_through_the_gateway_is_routed_and_delivered(
+    identified_bus: BusUnderTest,
+) -> None:
+    bus = identified_bus
+    gateway = f"{bus.names.namespace}-gateway"
+    gw = start_gateway(bus, DVCBUS_AMQP_URL=url_of(gateway))
+    assert wait_until(lambda: gw.request("GET", "/readyz", token=None).status == 200, 30)
+    doc = example(DOSSIER)
+    answer = gw.post(orjson.dumps(doc), token=PORTAL_TOKEN)
+    assert answer.status == 202, answer.body
+    assert wait_until(lambda: doc["id"] in delivered_ids(bus), 20), bus.receipts()
+    assert collect_dead(bus.store, 1, timeout=1) == []
