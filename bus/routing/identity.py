@@ -57,7 +57,13 @@ class Identities:
         self.gateway_user = gateway_user
         self.operator_user = operator_user
         senders = registry.senders if registry is not None else {}
-        self._by_user = {s.amqp_user: (sid, s) for sid, s in senders.items() if s.amqp_user}
+        # Verdicts built once: the router asks for one per message.
+        self._by_user = {
+            s.amqp_user: Identified(sid, s, f"broker user {s.amqp_user}")
+            for sid, s in senders.items()
+            if s.amqp_user
+        }
+        self._by_gateway = {sid: Identified(sid, s, "the gateway") for sid, s in senders.items()}
 
     def identify(self, user_id: Any, headers: dict[str, Any] | None) -> Verdict:
         """The sender of a message with these properties, or why there is none."""
@@ -76,10 +82,9 @@ class Identities:
         found = self._by_user.get(user)
         if found is None:
             return Unidentified(
-                f"no trusted identity: published by user {user} without a registered sender"
+                f"no trusted identity: published by user {user[:64]} without a registered sender"
             )
-        sid, sender = found
-        return Identified(sid, sender, f"broker user {user}")
+        return found
 
     def _stamped(self, user: str, headers: dict[str, Any] | None, via: str) -> Verdict:
         stamped = header_text(headers.get(_SENDER)) if headers else ""
@@ -87,6 +92,10 @@ class Identities:
             return Unidentified(
                 f"no trusted identity: published by {via} (user {user}) without {_SENDER}"
             )
+        if via == "the gateway":
+            known = self._by_gateway.get(stamped)
+            if known is not None:
+                return known
         sender = self.registry.sender(stamped) if self.registry is not None else None
         if sender is None:
             return Unidentified(

@@ -8,6 +8,7 @@ test's namespace, and deleted at the end (RabbitMQ users are node-wide).
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,14 @@ from bus.broker.sending import user_of
 from bus.broker.wire import ingress_properties
 from bus.store import DeadLetter
 from tests.integration.conftest import BusUnderTest
-from tests.integration.harness import AMQP_URL, collect_dead, wait_for_consumers, wait_until
+from tests.integration.harness import (
+    AMQP_URL,
+    TEST_SENDERS,
+    collect_dead,
+    send,
+    wait_for_consumers,
+    wait_until,
+)
 from tests.integration.test_broker_permissions import (
     connect_as,
     delete_users,  # noqa: F401  (a fixture)
@@ -170,3 +178,23 @@ def test_a_message_through_the_gateway_is_routed_and_delivered(
     assert answer.status == 202, answer.body
     assert wait_until(lambda: doc["id"] in delivered_ids(bus), 20), bus.receipts()
     assert collect_dead(bus.store, 1, timeout=1) == []
+
+
+def test_senders_yaml_is_reloaded_with_the_routes(bus: BusUnderTest) -> None:
+    senders = bus.routes_file.with_name("senders.yaml")
+    senders.write_text(SENDERS.format(ns=bus.names.namespace, token=_hash(PORTAL_TOKEN)))
+    router = bus.start_router()
+    bus.start_dispatcher()
+    before = example(DOSSIER)
+    send(bus.names, [orjson.dumps(before)])  # as the test publisher: not registered yet
+    (letter,) = dead_by_id(bus, 1).values()
+    assert (letter.message_id, letter.reason) == (before["id"], "unauthorised")
+
+    senders.write_text(TEST_SENDERS, encoding="utf-8")  # now it is
+    assert router.proc is not None
+    router.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "routes.reloaded" in router.log_text(), 10), router.log_text()
+    after = example(DOSSIER)
+    send(bus.names, [orjson.dumps(after)])
+    assert wait_until(lambda: after["id"] in delivered_ids(bus), 20), bus.receipts()
+    assert before["id"] not in delivered_ids(bus)
