@@ -52,8 +52,8 @@ class Settings(BaseModel):
     stamp_key: str = Field("", pattern=r"^((env|file):.+)?$")
     # Users other than the bus's own that may write its delivery, retry or dead-letter
     # exchanges (bus/broker/permissions.py): "warn" names them in the log at start, "refuse"
-    # does not start. "warn" while the bus's processes still connect as guest.
-    permission_check: Literal["warn", "refuse"] = "warn"
+    # does not start. Administrators (guest) are warned about either way.
+    permission_check: Literal["warn", "refuse"] = "refuse"
     # Passwords of the users `dvcbus broker setup` creates: {USER} is the user name in
     # capitals with "_" for anything else (bus-router: BUS_ROUTER), {user} the name as is.
     broker_passwords: str = Field("env:DVCBUS_BROKER_PASSWORD_{USER}", pattern=r"^(env|file):.+$")

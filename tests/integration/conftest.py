@@ -6,9 +6,10 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,13 @@ import yaml
 from adapters.testing.standin import Behaviour, Received, StandinState, StandinThread
 from bus import app
 from bus.broker import topology
+from bus.broker.access import apply
+from bus.broker.management import ManagementApi, quoted
+from bus.broker.sending import user_of
 from bus.broker.topology import Names, Topology
 from bus.demo.agencies import endpoints
+from bus.ingress.broker_users import plan_registry_users
+from bus.ingress.senders import load_senders
 from bus.routes import RoutesConfig, load_routes
 from bus.settings import Settings
 from bus.store import Store, open_store
@@ -246,7 +252,12 @@ class BusUnderTest:
         )
 
     def process(self, *args: str, **extra_env: str) -> BusProcess:
+        """``dvcbus ARGS`` as a subprocess; a bus process (``run X``) connects as its own
+        broker user (the namespace's, see :func:`bus_users_for`) unless ``extra_env`` says."""
         name = "-".join(args)
+        role = RUN_AS.get(args[1]) if len(args) > 1 and args[0] == "run" else None
+        if role is not None:
+            extra_env = {"DVCBUS_AMQP_URL": user_url(f"{self.names.namespace}-{role}"), **extra_env}
         proc = BusProcess(
             list(args), self.env(**extra_env), self.tmp / f"{name}-{len(self.processes)}.log"
         )
@@ -265,6 +276,57 @@ class BusUnderTest:
 
 
 RoutesTweak = Callable[[dict[str, Any]], None]
+# `dvcbus run X` connects as the namespace's user for this role (`all` as the router: both
+# declare the whole namespace).
+RUN_AS = {"router": "router", "dispatcher": "dispatcher", "all": "router", "gateway": "gateway"}
+
+
+def user_password(user: str) -> str:
+    return f"pw-{user}"
+
+
+def user_url(user: str) -> str:
+    """AMQP_URL as ``user`` (the tests' passwords are ``pw-<user>``)."""
+    params = pika.URLParameters(AMQP_URL)
+    old = f"{params.credentials.username}:{params.credentials.password}@"
+    return AMQP_URL.replace(old, f"{user}:{user_password(user)}@", 1)
+
+
+def password_env(users: Iterable[str]) -> dict[str, str]:
+    """The broker_passwords references (default template) of ``users``."""
+    return {
+        f"DVCBUS_BROKER_PASSWORD_{re.sub(r'[^A-Z0-9]', '_', u.upper())}": user_password(u)
+        for u in users
+    }
+
+
+@contextmanager
+def bus_users_for(names: Names, routes_file: Path, tmp: Path) -> Iterator[list[str]]:
+    """The namespace's own broker users, made by `broker users sync`'s code from the
+    senders.yaml beside ``routes_file`` (router, dispatcher, operators' CLI, gateway and
+    each amqp_user but the test publisher's), deleted afterwards: users are node-wide."""
+    publisher = user_of(AMQP_URL)
+    registry = load_senders(routes_file.with_name("senders.yaml"))
+    users = [
+        u
+        for u in plan_registry_users(names, registry, f"{names.namespace}-gateway")
+        if u.name != publisher  # guest, the tests' publisher: never touched
+    ]
+    folder = tmp / "broker-passwords"
+    folder.mkdir(exist_ok=True)
+    for user in users:
+        (folder / user.name).write_text(user_password(user.name), encoding="utf-8")
+    api = ManagementApi(Settings().management_url)
+    try:
+        apply(api, vhost_of(AMQP_URL), users, f"file:{folder}/{{user}}")
+        yield [u.name for u in users]
+    finally:
+        for user in users:
+            api.delete(f"users/{quoted(user.name)}")
+
+
+def vhost_of(url: str) -> str:
+    return str(pika.URLParameters(url).virtual_host)
 
 
 @contextmanager
@@ -286,10 +348,15 @@ def bus_under_test(
         routes_file.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     routes = load_routes(routes_file)
     routes_file.with_name("senders.yaml").write_text(TEST_SENDERS, encoding="utf-8")
-    with StandinThread(endpoints(routes)) as standins:
+    names = Names(namespace)
+    with (
+        bus_users_for(names, routes_file, tmp_path) as users,
+        StandinThread(endpoints(routes)) as standins,
+    ):
+        env = {**password_env(users), **(extra_env or {})}
         under_test = BusUnderTest(
-            Names(namespace), routes_file, routes, standins, tmp_path, store_url,
-            extra_env=dict(extra_env or {}), answers=Answers(standins.state),
+            names, routes_file, routes, standins, tmp_path, store_url,
+            extra_env=env, answers=Answers(standins.state),
         )  # fmt: skip
         try:
             yield under_test

@@ -22,7 +22,6 @@ import pika
 import pytest
 
 from bus.broker.connection import ChannelOps, connect
-from bus.broker.sending import user_of
 from bus.broker.topology import declare
 from bus.contract.ids import uuid7
 from tests.integration.conftest import BusUnderTest, bus_under_test
@@ -497,9 +496,8 @@ CASHIER = f"""\
 
 
 def test_get_follows_a_message_through_the_bus(tmp_path: Path) -> None:
-    # The gateway connects as the test user: the router trusts its sender header from it.
-    gateway_user = {"DVCBUS_GATEWAY_BROKER_USER": user_of(AMQP_URL)}
-    with bus_under_test(tmp_path, sqlite_url(tmp_path), extra_env=gateway_user) as bus:
+    # The gateway runs as the namespace's gateway user: the router trusts its header.
+    with bus_under_test(tmp_path, sqlite_url(tmp_path)) as bus:
         (tmp_path / "senders.yaml").write_text(SENDERS + CASHIER, encoding="utf-8")
         bus.start_router()
         bus.start_dispatcher()
