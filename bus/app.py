@@ -34,6 +34,7 @@ from bus.observability.hops import Hops
 from bus.observability.logsink import LogSink
 from bus.recovery.dead_letter_recorder import DeadLetterRecorder
 from bus.routes import RoutesConfig, RoutingTable, Target, load_routes
+from bus.routes.agencies import AgencyRegistry
 from bus.routes.checks import KindOptions
 from bus.routing.pipeline import RouterPipeline
 from bus.routing.router import Router
@@ -76,7 +77,8 @@ def load(settings: Settings, *, check_adapter_options: bool = False) -> Loaded:
     )
     names = Names(settings.namespace)
     topology = topology_for(routes, settings)
-    table = RoutingTable(routes, units)
+    agencies = AgencyRegistry.load(settings.agencies_path, set(units.current_provinces()))
+    table = RoutingTable(routes, units, agencies=agencies)
     return Loaded(settings, schemas, units, routes, table, names, topology, check_adapter_options)
 
 

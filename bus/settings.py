@@ -71,6 +71,7 @@ class Settings(BaseModel):
     queue_poll_interval: float = Field(5.0, ge=0)  # seconds between queue-depth reads; 0 = off
     # The HTTP gateway (`dvcbus run gateway`, bus/ingress/): who may send is in senders.yaml.
     senders_file: Path | None = None  # None (or ""): senders.yaml beside routes_file
+    agencies_file: Path | None = None  # None (or ""): agencies.yaml beside routes_file
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(9190, ge=0, le=65535)  # POST/GET /v1/messages, /metrics, probes
     # A request body larger than this is refused 413 unread; at most max_message_bytes, so
@@ -97,7 +98,17 @@ class Settings(BaseModel):
         """senders.yaml: the setting, else beside routes.yaml."""
         return self.senders_file or self.routes_file.with_name("senders.yaml")
 
-    @field_validator("routes_file", "schemas_dir", "senders_file", mode="before")
+    @property
+    def agencies_path(self) -> Path:
+        """agencies.yaml (the agency registry): the setting, else the one beside routes.yaml,
+        else the registry shipped with the bus (a routes.yaml copied elsewhere, by tests or
+        the benchmark, still routes by the same agencies)."""
+        if self.agencies_file:
+            return self.agencies_file
+        beside = self.routes_file.with_name("agencies.yaml")
+        return beside if beside.exists() else PROJECT_ROOT / "agencies.yaml"
+
+    @field_validator("routes_file", "schemas_dir", "senders_file", "agencies_file", mode="before")
     @classmethod
     def _from_project_root(cls, value: Any) -> Any:
         if value is None or value == "":

@@ -84,7 +84,7 @@ def dead() -> None:
 
 _LIST_COLUMNS = (
     "id",
-    "parked at",
+    "parked at +07:00",
     "reason",
     "target",
     "type",
@@ -94,7 +94,7 @@ _LIST_COLUMNS = (
     "detail",
 )
 
-_WHOLE = frozenset({"id", "parked at", "tries"})
+_WHOLE = frozenset({"id", "parked at +07:00", "tries"})
 
 
 def _listed(letter: DeadLetter) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def dead_list(
                 cell,
                 (
                     str(row["id"]),
-                    row["parked_at"],
+                    row["parked_at"].removesuffix(" +07:00"),  # the offset is in the heading
                     row["reason"] + state,
                     row["target"] or "-",
                     row["type"] or "-",

@@ -287,9 +287,10 @@ def unit_codes(w: Written, units: AdminUnits | None) -> Iterator[Problem]:
         return
     for i, _route in w.routes.items():
         owner = w.owner(i)
-        for path, code in w.values(i, "province"):
-            if PROVINCE_CODE.match(code) and not units.is_current_province(code):
-                yield w.problem(path, owner + _old_province(units, code))
+        for key in ("province", "agency_province"):
+            for path, code in w.values(i, key):
+                if PROVINCE_CODE.match(code) and not units.is_current_province(code):
+                    yield w.problem(path, owner + _old_province(units, code))
         for path, code in w.values(i, "commune"):
             if COMMUNE_CODE.match(code) and not units.is_current_commune(code):
                 yield w.problem(path, owner + _old_commune(units, code))

@@ -371,7 +371,7 @@ CommuneCodes = _conditions(CommuneCode)
 SourcePatterns = _conditions(SourcePattern)
 
 # The attributes a route can match on, in the order `routes explain` checks them.
-MATCH_KEYS = ("type", "source", "agency", "procedure", "province", "commune")
+MATCH_KEYS = ("type", "source", "agency", "agency_province", "procedure", "province", "commune")
 GLOB_KEYS = frozenset({"agency", "procedure", "source"})
 
 
@@ -381,6 +381,8 @@ class RouteMatch(_Model):
     type: MessageTypes = None
     source: SourcePatterns = None
     agency: AgencyPatterns = None
+    # the receiving agency's current province, from the agency registry (agencies.yaml)
+    agency_province: ProvinceCodes = None
     procedure: ProcedurePatterns = None
     province: ProvinceCodes = None
     commune: CommuneCodes = None
