@@ -327,6 +327,8 @@ class Explanation:
     detail: str
     file: str = ""
     digest: str = ""
+    checks: tuple[str, ...] = ()  # the router's domain checks (a payment's checksum), one a line
+    also: str = ""  # a copy parked beside the delivered ones (a payment's agency copy)
 
     def lines(self) -> list[str]:
         """Plain text, one fact per line, in the order the router decides."""
@@ -336,6 +338,7 @@ class Explanation:
             out.append(f"routes file: {self.file} (sha256 {self.digest[:12]})")
         out += [f"message: {self.type} from {self.source}", f"  {attrs}"]
         out.append(f"source: {self.authorisation}")
+        out.extend(self.checks)
         if self.translation is not None:
             t = self.translation
             out.extend(f"units: {note}" for note in t.notes)
@@ -352,6 +355,8 @@ class Explanation:
             heading = f"routes for {self.type}, in file order"
             if self.fate is Reason.UNAUTHORISED:
                 heading += " (as if the source were allowed)"
+            elif self.fate in _REFUSED_BEFORE_ROUTING:
+                heading += " (as if the message had passed its checks)"
             out.append(heading + ":")
             width = max(len(v.name) for v in self.verdicts)
             places = [self._place(v.line) for v in self.verdicts]
@@ -361,6 +366,7 @@ class Explanation:
         if self.fate is None:
             out.append(
                 f"result: deliver to {', '.join(self.targets)} (routes: {', '.join(self.routes)})"
+                + (f"; {self.also}" if self.also else "")
             )
         else:
             out.append(f"result: dead letter, reason {self.fate.value}: {self.detail}")
@@ -373,6 +379,10 @@ class Explanation:
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+# Refused by a check the router makes after authorising and before routing.
+_REFUSED_BEFORE_ROUTING = frozenset({Reason.CHECKSUM_MISMATCH, Reason.UNVERIFIABLE, Reason.INVALID})
 
 
 def _short(path: str) -> str:
