@@ -120,6 +120,20 @@ MIGRATIONS: list[Migration] = [
             _digest_stored_bodies,
         ],
     ),
+    (
+        3,
+        "payment states: the furthest result delivered per payment reference and target",
+        [
+            """CREATE TABLE payment_states (
+                reference TEXT NOT NULL,
+                target TEXT NOT NULL,
+                result TEXT NOT NULL,
+                result_rank INTEGER NOT NULL,
+                message_id TEXT NOT NULL,
+                at {real} NOT NULL,
+                PRIMARY KEY (reference, target))""",
+        ],
+    ),
 ]
 
 # The audit trail is its own part: a second SQLite file, or the same PostgreSQL database.

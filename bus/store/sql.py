@@ -24,6 +24,7 @@ from bus.store.base import (
     DeadLetter,
     DeadLetterState,
     Outcome,
+    PaymentState,
     StatusPosition,
     Store,
     TargetState,
@@ -165,6 +166,13 @@ class SqlStore(Store):
         occurred_at, sequence, status, message_id = rows[0]
         return StatusPosition(float(occurred_at), int(sequence), status, message_id)
 
+    def payment_state(self, reference: str, target: str) -> PaymentState | None:
+        rows = self._read(
+            "SELECT result, message_id FROM payment_states WHERE reference = ? AND target = ?",
+            (reference, target),
+        )
+        return PaymentState(reference, rows[0][0], rows[0][1]) if rows else None
+
     def write_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         with self.transaction() as cur:
             cur.executemany(
@@ -198,6 +206,23 @@ class SqlStore(Store):
                         "AND excluded.sequence > status_positions.sequence)"
                     ),
                     advances,
+                )
+            payments = [
+                (p.reference, o.target, p.result, p.rank, o.message_id, o.at)
+                for o in outcomes
+                if o.outcome == DELIVERED and (p := o.payment) is not None
+            ]
+            if payments:
+                cur.executemany(
+                    self.sql(
+                        "INSERT INTO payment_states "
+                        "(reference, target, result, result_rank, message_id, at) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (reference, target) DO UPDATE "
+                        "SET result = excluded.result, result_rank = excluded.result_rank, "
+                        "message_id = excluded.message_id, at = excluded.at "
+                        "WHERE excluded.result_rank > payment_states.result_rank"
+                    ),
+                    payments,
                 )
 
     def outcomes(self, message_ids: Sequence[str] | None = None) -> list[tuple[str, str, str]]:

@@ -16,6 +16,7 @@ from bus.store import (
     DeadFilter,
     DeadLetter,
     Outcome,
+    PaymentState,
     StatusPosition,
     TargetState,
     open_store,
@@ -73,6 +74,19 @@ def test_status_position_only_moves_forward(store) -> None:
     )
     assert store.status_position("D1", "portal") == same_time_later_seq
     assert store.status_position("D1", "hanoi") is None
+
+
+def test_payment_state_only_moves_forward_per_reference_and_target(store) -> None:
+    """pending → success sticks; a later failed or pending leaves success in place."""
+    for i, result in enumerate(["pending", "success", "failed", "pending"]):
+        state = PaymentState("REF-1", result, f"p{i}")
+        record(store, Outcome(f"p{i}", "agency", DELIVERED, float(i), payment=state))
+    assert store.payment_state("REF-1", "agency") == PaymentState("REF-1", "success", "p1")
+    assert store.payment_state("REF-1", "portal") is None
+    assert store.payment_state("REF-2", "agency") is None
+    superseded = PaymentState("REF-3", "success", "q1")
+    record(store, Outcome("q1", "agency", SUPERSEDED, 1.0, payment=superseded))
+    assert store.payment_state("REF-3", "agency") is None  # only deliveries move it
 
 
 def test_superseded_and_dead_letter_outcomes_do_not_count_as_delivered(store) -> None:
