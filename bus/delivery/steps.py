@@ -59,7 +59,8 @@ class Supersede:
     @property
     def detail(self) -> str:
         if isinstance(self.newer, PaymentState):
-            return f"{self.newer} already delivered: a result never goes backward"
+            newer = self.newer
+            return f"payment already {newer.result} here (message {newer.message_id})"
         return f"newer status {self.newer}"
 
 
