@@ -151,9 +151,20 @@ def first_difference(payload: dict[str, Any], signed: Mapping[str, str]) -> str 
         return "amount"
     if payload.get("description", "") != signed["description"]:
         return "description"
-    if _seconds(payload["paid_at"]) != _platform_seconds(signed["transaction_time"]):
+    if not _same_second(payload["paid_at"], signed["transaction_time"]):
         return "paid_at"
     return None
+
+
+def _same_second(rfc3339: str, platform: str) -> bool:
+    """Whether an RFC 3339 time and the platform's ``yyyyMMddHHmmss`` name the same second.
+
+    A time written in Vietnam time (``+07:00``, nearly all of them) is compared as text.
+    """
+    if rfc3339.endswith("+07:00") and len(platform) == 14:
+        t = rfc3339
+        return f"{t[0:4]}{t[5:7]}{t[8:10]}{t[11:13]}{t[14:16]}{t[17:19]}" == platform
+    return _seconds(rfc3339) == _platform_seconds(platform)
 
 
 def _seconds(rfc3339: str) -> int:
