@@ -23,7 +23,9 @@ def state_of(message: Message) -> PaymentState | None:
     if message.type != PAYMENT_TYPE:
         return None
     payload = message.payload
-    return PaymentState(payload["reference"], payload["result"], message.id)
+    result = payload["result"]
+    body = message.body if result == "pending" else None  # kept for reconciliation
+    return PaymentState(payload["reference"], result, message.id, body)
 
 
 def lock_key(state: PaymentState) -> str:

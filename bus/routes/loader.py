@@ -25,6 +25,7 @@ from bus.routes.model import (
     Defaults,
     Partner,
     Payments,
+    Reconciliation,
     RetryPolicy,
     Route,
     RouteMatch,
@@ -141,6 +142,7 @@ _SHAPES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("routes", "#", "match"): _fields(RouteMatch),
     ("payments",): _fields(Payments),
     ("payments", "partners", "*"): _fields(Partner),
+    ("payments", "reconciliation"): _fields(Reconciliation),
 }
 _KEY_HINTS = {
     ("targets", "*", "name"): "a target's name is its key under `targets`",

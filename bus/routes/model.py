@@ -416,10 +416,23 @@ class Partner(_Model):
     secrets: Annotated[tuple[CredentialRef, ...], BeforeValidator(_one_or_more)]
 
 
+class Reconciliation(_Model):
+    """Where pending payments are re-queried, and after how long.
+
+    A confirmation still ``pending`` everywhere ``after`` it was delivered is asked of the
+    platform's status query (``dvcbus payments reconcile``); a final answer is published
+    through the ingress, so the router verifies it like any other.
+    """
+
+    status_query: Annotated[str, AfterValidator(_endpoint)]
+    after: Duration = 900.0
+
+
 class Payments(_Model):
     """The router's payment rules: partners' checksum secrets, and who is not the owner."""
 
     partners: dict[PartnerCode, Partner] = Field(default_factory=dict)
+    reconciliation: Reconciliation | None = None
     # Targets that take every payment without being the agency owning it (the portal): a
     # payment that reaches only these has its agency copy dead-lettered `unroutable`.
     portal_targets: Annotated[tuple[NonEmptyText, ...], BeforeValidator(_one_or_many)] = ()

@@ -71,6 +71,8 @@ class PaymentState:
     reference: str
     result: str
     message_id: str = ""
+    # A pending confirmation's body, kept until a final result arrives (reconciliation).
+    body: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def rank(self) -> int:
@@ -81,6 +83,17 @@ class PaymentState:
 
     def __str__(self) -> str:
         return f"payment {self.reference} {self.result} (message {self.message_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPayment:
+    """A payment whose furthest result anywhere is still ``pending``: waiting since ``since``."""
+
+    reference: str
+    since: float  # when its pending result was first delivered
+    message_id: str
+    targets: tuple[str, ...]  # where it is pending
+    body: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +204,11 @@ class Store(ABC):
     @abstractmethod
     def payment_state(self, reference: str, target: str) -> PaymentState | None:
         """The furthest result delivered for this payment reference to this target."""
+
+    @abstractmethod
+    def pending_payments(self, before: float | None = None) -> list[PendingPayment]:
+        """Payments pending everywhere they were delivered (since ``before``, when given),
+        oldest first: what reconciliation re-queries."""
 
     async def record(self, outcome: Outcome) -> None:
         """Record a final outcome; returns once it is committed (batched with others)."""

@@ -122,7 +122,8 @@ MIGRATIONS: list[Migration] = [
     ),
     (
         3,
-        "payment states: the furthest result delivered per payment reference and target",
+        "payment states: the furthest result delivered per payment reference and target "
+        "(and a pending one's body, for reconciliation)",
         [
             """CREATE TABLE payment_states (
                 reference TEXT NOT NULL,
@@ -131,7 +132,9 @@ MIGRATIONS: list[Migration] = [
                 result_rank INTEGER NOT NULL,
                 message_id TEXT NOT NULL,
                 at {real} NOT NULL,
+                body {blob},
                 PRIMARY KEY (reference, target))""",
+            "CREATE INDEX payment_states_pending ON payment_states (result_rank, at)",
         ],
     ),
 ]
