@@ -116,7 +116,7 @@ def stamp_key(settings: Settings) -> StampKey:
 def build_router(loaded: Loaded, hops: Hops) -> Router:
     s = loaded.settings
     pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes)
-    check_payment_secrets(pipeline)
+    pipeline.payments.report_unreadable_secrets()
     return Router(
         pipeline,
         loaded.names,
@@ -128,20 +128,6 @@ def build_router(loaded: Loaded, hops: Hops) -> Router:
         reconnect_delay_max=s.reconnect_delay_max,
         shutdown_grace=s.shutdown_grace,
     )
-
-
-def check_payment_secrets(pipeline: RouterPipeline) -> None:
-    """Say at start which payment partners' secrets cannot be read.
-
-    Not a refusal to start: dossiers and statuses must keep flowing. A partner with no
-    readable secret has its payments dead-lettered ``unverifiable`` (replayable once the
-    secret is set); one secret unset while rotating in is only a warning.
-    """
-    checksum = pipeline.payments.checksum
-    without = set(checksum.partners_without_secret)
-    for partner, problems in checksum.unreadable.items():
-        level = log.error if partner in without else log.warning
-        level("router.payment_secret_unreadable", partner=partner, problems=list(problems))
 
 
 def open_store(loaded: Loaded) -> Store:

@@ -13,12 +13,16 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import structlog
+
 from bus.routes.credentials import read_reference
 from bus.routes.model import Payments
 from bus.routes.table import Explanation
 from bus.routing.payment_checksum import PAYMENT_TYPE, PaymentChecksum
 
 __all__ = ["PAYMENT_TYPE", "PaymentRules"]
+
+log = structlog.get_logger("bus.router")
 
 
 class PaymentRules:
@@ -27,6 +31,18 @@ class PaymentRules:
     def __init__(self, payments: Payments, read: Callable[[str], str] = read_reference) -> None:
         self.checksum = PaymentChecksum.from_config(payments, read)
         self.portal_targets = frozenset(payments.portal_targets)
+
+    def report_unreadable_secrets(self) -> None:
+        """Log, by reference, the partner secrets that could not be read (at start, on reload).
+
+        Not a refusal to route: dossiers and statuses keep flowing. A partner left with no
+        secret has its payments dead-lettered ``unverifiable`` (an error); one secret unset
+        while rotating in is a warning.
+        """
+        without = set(self.checksum.partners_without_secret)
+        for partner, problems in self.checksum.unreadable.items():
+            level = log.error if partner in without else log.warning
+            level("router.payment_secret_unreadable", partner=partner, problems=list(problems))
 
     def check(self, doc: dict[str, Any], version: int) -> None:
         """Raise a rejection unless the confirmation is verified (see ``payment_checksum``)."""

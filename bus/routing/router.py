@@ -228,6 +228,7 @@ class Router:
             await ops.close()
         self.topology = topology
         self.pipeline.table = table
+        self.pipeline.payments.report_unreadable_secrets()
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight copies be confirmed and acked, then disconnect."""

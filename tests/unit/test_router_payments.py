@@ -150,3 +150,28 @@ def test_routing_payments_without_partners_is_warned_about(tmp_path: Path) -> No
     problems = check_routes(path)
     assert [p.severity for p in problems] == ["warning"]
     assert "dead-lettered unverifiable" in problems[0].message
+
+
+def test_unreadable_secrets_are_named_in_the_log_never_refusing_to_route(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structlog.testing import capture_logs
+
+    monkeypatch.setenv("TEST_PAY_OLD", "demo-secret")
+    monkeypatch.delenv("TEST_PAY_NEW", raising=False)
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        ROUTES.replace(
+            "MOMO: { secrets: env:TEST_PAY_OLD }", "MOMO: { secrets: env:TEST_PAY_NOPE }"
+        )
+    )
+    pipeline = RouterPipeline(SchemaRegistry.load(), RoutingTable(load_routes(path), None), 1 << 20)
+    with capture_logs() as logs:
+        pipeline.payments.report_unreadable_secrets()
+    assert [(e["log_level"], e["partner"], e["problems"]) for e in logs] == [
+        ("warning", "VCB01", ["secret env:TEST_PAY_NEW is not set"]),  # rotating in: old one works
+        ("error", "MOMO", ["secret env:TEST_PAY_NOPE is not set"]),
+    ]
+    assert isinstance(pipeline.decide(orjson.dumps(_doc())), Forward)  # VCB01 still verified
+    momo = pipeline.decide(orjson.dumps(_doc(FAILED)))
+    assert isinstance(momo, Park) and momo.reason is Reason.UNVERIFIABLE
