@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from bus.broker.topology import Names
 from bus.demo import traffic
 from bus.demo.agencies import endpoints
 from bus.demo.journeys import journey
+from bus.demo.payment_platform import PaymentPlatformStandin
 from bus.demo.traffic import TrafficGenerator
 from bus.observability.trace import print_journey
 from bus.routing.pipeline import Forward, RouterPipeline
@@ -153,6 +155,7 @@ def run_demo(
         store = app.open_store(loaded)
         try:
             done_at = _collect(store, control_url, expected, tally, procs)
+            reconciled = _reconcile(loaded, store, generated, console)
             time.sleep(0.5)  # the processes write their audit trail every 100 ms
             dossier_no = orjson.loads(journeys[0][0].body)["payload"]["dossier_no"]
             trail = store.audit_records(dossier_no=dossier_no)
@@ -164,6 +167,9 @@ def run_demo(
         console.print(f"[bold]The journey of one dossier[/] (dvcbus trace {dossier_no}):")
         print_journey(console, trail)
         missing = _missing(expected, tally)
+        if not reconciled:
+            console.print("[red]pending payments were not reconciled within 30s[/]")
+            return 1
         if missing:
             console.print(
                 f"[red]{len(missing)} message(s) not accounted for within {WAIT_LIMIT:.0f}s[/]"
@@ -188,6 +194,58 @@ def run_demo(
                 proc.kill()
         if not keep:
             topology.delete(settings.amqp_url, loaded.topology)
+
+
+def _reconcile(
+    loaded: app.Loaded, store: Store, generated: list[traffic.Generated], console: Console
+) -> bool:
+    """Settle the demo's pending payments at a stand-in platform and reconcile them: each
+    final result goes through the router (checksum verified) to the portal and the agency."""
+    from bus.recovery.payment_reconciliation import Reconciler
+    from bus.routes.model import Reconciliation
+    from bus.routing.payment_checksum import PaymentChecksum
+
+    pending = [orjson.loads(g.body) for g in generated if g.kind == traffic.PENDING_KIND]
+    if not pending:
+        return True
+    platform = PaymentPlatformStandin(traffic.DEMO_SECRET)
+    try:
+        for doc in pending:
+            platform.settle(doc)
+
+        def publish(bodies: list[bytes]) -> list[bool]:
+            sent = asyncio.run(send_bodies(loaded.settings.amqp_url, loaded.names, bodies))
+            return [r.ok for r in sent]
+
+        reconciler = Reconciler(
+            store,
+            PaymentChecksum.from_config(loaded.routes.payments),
+            Reconciliation(status_query=platform.url, after="15m"),
+            publish,
+        )
+        waiting = {p.reference for p in store.pending_payments()}
+        verdicts = reconciler.run_once(after=0.0)  # the demo does not wait 15 minutes
+        published = sum(v.outcome.startswith("published") for v in verdicts)
+        settled = _wait_until(
+            lambda: not {p.reference for p in store.pending_payments()} & waiting, 30
+        )
+        console.print(
+            f"[bold]Reconciliation[/] (dvcbus payments reconcile): {len(waiting)} pending "
+            f"payment(s) asked of the platform's status query, {published} final result(s) "
+            f"published through the router, {'all' if settled else 'not all'} delivered"
+        )
+        return settled
+    finally:
+        platform.close()
+
+
+def _wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return bool(predicate())
 
 
 def _wait_ready(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 VN = timezone(timedelta(hours=7))
 DEMO_SECRET = "demo-secret"  # routes.yaml's partner secret, as the demo and tests set it
 PLATFORM_ERROR_CODES = {"success": "00", "pending": "09", "failed": "24"}
+PENDING_KIND = "payment: pending (reconciled later)"
 PORTAL = "000.00.00.G22/portal"
 PAYMENT_PLATFORM = "000.00.00.G22/payment"
 
@@ -468,6 +469,8 @@ class TrafficGenerator:
         if roll < 0.304:
             doc = self.payment(agency=UNROUTED_AGENCY)
             return _gen("payment: agency with no route", doc)
+        if roll < 0.306:
+            return _gen(PENDING_KIND, self.payment(result="pending"))
         return _gen("payment.confirmed", self.payment())
 
 
