@@ -25,6 +25,7 @@ from adapters.base import TargetSpec
 from adapters.classify import AnswerTooLarge
 from adapters.mapping import MappingError, render, template_parts
 from adapters.options import AdapterConfigError, AdapterOptions
+from adapters.watchdog import Watchdog, tick_for
 
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 
@@ -97,12 +98,13 @@ class HttpClient:
         self.target = target
         self.max_response_bytes = max_response_bytes
         # sock_read restarts with every chunk, so an agency dribbling a byte at a time would
-        # hold the call for the whole adapter deadline: ``total`` bounds the whole exchange.
+        # hold the call for the whole adapter deadline: ``total`` bounds the whole exchange,
+        # by a watchdog rather than aiohttp's ``total`` (a timer per request; see watchdog.py).
         self.timeout = aiohttp.ClientTimeout(
-            total=total_timeout(target),
-            sock_connect=target.connect_timeout,
-            sock_read=target.read_timeout,
+            total=None, sock_connect=target.connect_timeout, sock_read=target.read_timeout
         )
+        self.total = total_timeout(target)
+        self.watchdog = Watchdog(tick_for(self.total))
         self._tls = tls
         self._ssl: ssl.SSLContext | None = None
         if urlsplit(target.endpoint).scheme == "https" or tls is not None:
@@ -147,11 +149,12 @@ class HttpClient:
         wherever the agency points, and the answer to that GET would pass for a delivery.
         A 3xx comes back as the answer, and the classification rules make it permanent.
         """
-        async with self.session.request(
-            method, url, data=data, headers=headers, allow_redirects=False
-        ) as response:
-            body = await read_capped(response, self.max_response_bytes)
-            return Answer(response.status, response.headers, body)
+        with self.watchdog.bound(self.total):
+            async with self.session.request(
+                method, url, data=data, headers=headers, allow_redirects=False
+            ) as response:
+                body = await read_capped(response, self.max_response_bytes)
+                return Answer(response.status, response.headers, body)
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:

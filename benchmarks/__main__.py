@@ -5,6 +5,7 @@
     .venv/bin/python -m benchmarks run --profile            # + py-spy on router and dispatcher
     .venv/bin/python -m benchmarks soak --messages 1000000  # RSS at intervals
     .venv/bin/python -m benchmarks hops                     # µs per hop in the sinks (no broker)
+    .venv/bin/python -m benchmarks hotpath                  # µs of the hostile-input checks
 
 Prints a table and writes a JSON file under benchmarks/results/ (and ``--json PATH``).
 See benchmarks/README.md for what each figure means and how it is measured.
@@ -60,6 +61,11 @@ def _args(argv: list[str]) -> argparse.Namespace:
     hops = sub.add_parser("hops", help="µs per hop in the log and metrics sinks (no broker)")
     hops.add_argument("--calls", type=int, default=20_000, help="calls per timing run")
     hops.add_argument("--json", type=Path, help="also write the figures (µs) here")
+    hot = sub.add_parser(
+        "hotpath", help="µs per message of the hostile-input checks, before and now (no broker)"
+    )
+    hot.add_argument("--messages", type=int, default=2_000, help="messages of the mix timed")
+    hot.add_argument("--json", type=Path, help="also write the figures (µs) here")
     run = sub.choices["run"]
     run.add_argument("--rounds", type=int, default=2, help="ceiling/router rounds, alternated")
     run.add_argument(
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _args(sys.argv[1:] if argv is None else argv)
     if args.command == "hops":
         return _hops(args)
+    if args.command == "hotpath":
+        return _hotpath(args)
     from benchmarks import stages
     from benchmarks.workload import Workload
 
@@ -147,6 +155,22 @@ def _hops(args: argparse.Namespace) -> int:
     from benchmarks import hops
 
     figures = hops.main(console, args.calls)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def _hotpath(args: argparse.Namespace) -> int:
+    from benchmarks import hotpath
+
+    routes_file = bench_routes(
+        ROOT / "routes.yaml", RESULTS / "hotpath-routes.yaml", lift_rate_limits=True
+    )
+    for name, value in credentials_env(routes_file).items():
+        os.environ.setdefault(name, value)
+    loaded = app.load(Settings.load(routes_file=routes_file))
+    figures = hotpath.main(console, loaded, args.messages)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))

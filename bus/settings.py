@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # The checkout (or install) the bus runs from: the one place bus/ works out its root.
 # (The adapter SDK finds its own, adapters/kinds/soap.py: it must not import bus.)
@@ -69,8 +69,35 @@ class Settings(BaseModel):
     router_http_port: int = Field(9180, ge=0, le=65535)  # also `dvcbus run all`
     dispatcher_http_port: int = Field(9181, ge=0, le=65535)
     queue_poll_interval: float = Field(5.0, ge=0)  # seconds between queue-depth reads; 0 = off
+    # The HTTP gateway (`dvcbus run gateway`, bus/ingress/): who may send is in senders.yaml.
+    senders_file: Path | None = None  # None (or ""): senders.yaml beside routes_file
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(9190, ge=0, le=65535)  # POST/GET /v1/messages, /metrics, probes
+    # A request body larger than this is refused 413 unread; at most max_message_bytes, so
+    # the router never dead-letters as too_large what the gateway accepted.
+    gateway_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    gateway_rate_limit: float = Field(100.0, gt=0)  # requests/s per sender unless senders.yaml says
+    gateway_body_timeout: float = Field(10.0, gt=0)  # seconds a client may take to send its body
+    gateway_confirm_timeout: float = Field(10.0, gt=0)  # seconds to wait for the broker's confirm
+    gateway_retry_after: int = Field(5, ge=1)  # seconds a 503 asks the client to wait
+    gateway_retention_days: int = Field(30, ge=7)  # idempotency keys and who sent which id
 
-    @field_validator("routes_file", "schemas_dir", mode="before")
+    @model_validator(mode="after")
+    def _gateway_body_fits_the_router(self) -> Settings:
+        if self.gateway_max_body_bytes > self.max_message_bytes:
+            raise ValueError(
+                f"gateway_max_body_bytes ({self.gateway_max_body_bytes}) must not exceed "
+                f"max_message_bytes ({self.max_message_bytes}): the router would refuse "
+                "as too_large what the gateway accepted"
+            )
+        return self
+
+    @property
+    def senders_path(self) -> Path:
+        """senders.yaml: the setting, else beside routes.yaml."""
+        return self.senders_file or self.routes_file.with_name("senders.yaml")
+
+    @field_validator("routes_file", "schemas_dir", "senders_file", mode="before")
     @classmethod
     def _from_project_root(cls, value: Any) -> Any:
         if value is None or value == "":
@@ -108,6 +135,8 @@ def _problem(err: Any, origin: dict[str, str]) -> str:
     """One refused value: where it was set (the file, the env var), its name, what is wrong."""
     loc = err["loc"]
     where = origin.get(str(loc[0]), "settings") if loc else "settings"
+    if not loc:  # a rule between settings (a model validator): its own words say which
+        return f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
     return f"{where}: {'.'.join(str(p) for p in loc)}: {err['msg']}"
 
 

@@ -42,6 +42,7 @@ class Header(StrEnum):
     DEAD_AT = "x-dvcbus-dead-at"  # dead letter: ISO time it was parked
     REPLAY_OF = "x-dvcbus-replay-of"  # replayed message: the id of the dead letter it was
     STAMP = "x-dvcbus-stamp"  # routed copy: the router's HMAC over id, target, body (stamp.py)
+    SENDER = "x-dvcbus-sender"  # ingress message from the gateway: the authenticated sender id
 
 
 # The broker's dead-lettering headers: dropped before a message is published again, so a
@@ -80,15 +81,19 @@ def copy_properties(
     shared: dict[str, Any],
     target: str,
     stamp: str,
+    timestamp: int | None = None,
 ) -> BasicProperties:
     """A routed copy for ``target``: the shared route headers plus its target and the router's
-    stamp (``bus.broker.stamp``), timestamped now."""
+    stamp (``bus.broker.stamp``), timestamped ``timestamp`` (Unix seconds; default now).
+
+    The router encodes its copies through ``bus.broker.copy_encoding``, which gives the same
+    bytes faster and falls back to this."""
     return BasicProperties(
         content_type=JSON,
         delivery_mode=PERSISTENT,
         message_id=message_id,
         type=message_type,
-        timestamp=int(time.time()),
+        timestamp=int(time.time()) if timestamp is None else timestamp,
         headers={**shared, _TARGET: target, _STAMP: stamp},
     )
 
@@ -122,6 +127,21 @@ def retry_properties(original: BasicProperties, headers: dict[str, Any]) -> Basi
 def ingress_properties(message_id: str) -> BasicProperties:
     """A message a sender publishes to the ingress (``dvcbus send``, the demo, tests)."""
     return BasicProperties(content_type=JSON, delivery_mode=PERSISTENT, message_id=message_id)
+
+
+def gateway_properties(message_id: str, message_type: str, sender: str) -> BasicProperties:
+    """A message the gateway publishes to the ingress for an authenticated sender.
+
+    The sender header is what the gateway established; the router is to trust it only from
+    the gateway's own broker user (next increment of issue 12), never from anyone else."""
+    return BasicProperties(
+        content_type=JSON,
+        delivery_mode=PERSISTENT,
+        message_id=message_id,
+        type=message_type,
+        timestamp=int(time.time()),
+        headers={Header.SENDER.value: sender},
+    )
 
 
 def dead_letter_properties(

@@ -20,23 +20,27 @@ def routes() -> None:
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.pass_obj
 def routes_check(obj: Ctx, file: Path | None) -> None:
-    """Check FILE (default: the configured routes.yaml); exit 1 and list every problem if broken."""
+    """Check FILE (default: the configured routes.yaml) and the senders.yaml beside it, if any;
+    exit 1 and list every problem if broken."""
     from bus import app
     from bus.contract.admin_units import AdminUnits
     from bus.contract.schemas import SchemaRegistry
     from bus.delivery import adapter_registry
+    from bus.ingress.senders import check_beside_routes
     from bus.routes import check_routes
 
     settings = obj.settings()
     path = file or settings.routes_file
     schemas = SchemaRegistry.load(settings.schemas_dir)
+    known_types = {t for t, _ in schemas.message_types}
     problems = check_routes(
         path,
-        known_types={t for t, _ in schemas.message_types},
+        known_types=known_types,
         known_adapters=adapter_registry.kind_names(),
         units=AdminUnits.load(),
         options_of=app.kind_options,
     )
+    problems += check_beside_routes(path, known_types)  # senders.yaml, when there is one
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
@@ -58,6 +62,7 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
     from bus.contract.envelope import parse
     from bus.contract.rejections import Rejection
     from bus.routing.payment_rules import PAYMENT_TYPE, PaymentRules
+    from bus.routing.pipeline import unit_date
 
     settings = obj.settings(routes_file=routes_file)
     loaded = load_or_exit(settings)
@@ -74,7 +79,7 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
         raise SystemExit(1) from None
     assert isinstance(loaded, app.Loaded)
     attrs = loaded.schemas.route_attributes(doc)
-    explanation = loaded.table.explain(type_, doc["source"], attrs)
+    explanation = loaded.table.explain(type_, doc["source"], attrs, unit_date(doc, attrs))
     if type_ == PAYMENT_TYPE:
         payments = PaymentRules(loaded.table.config.payments)
         explanation = payments.explain(explanation, doc, version)

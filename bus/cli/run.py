@@ -15,28 +15,34 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("component", type=click.Choice(["router", "dispatcher", "all"]))
+@click.argument("component", type=click.Choice(["router", "dispatcher", "all", "gateway"]))
 @click.option("--targets", help="Dispatcher only: comma-separated targets to serve (default all).")
 @click.option(
     "--http-port",
     type=click.IntRange(0, 65535),
-    help="Port of /metrics, /livez and /readyz (0 = none); default from the settings.",
+    help="Port of /metrics, /livez and /readyz (0 = none); default from the settings. "
+    "The gateway serves them beside /v1/messages, on this port (default gateway_port).",
 )
 @routes_option
 @click.pass_obj
 def run(
     obj: Ctx, component: str, targets: str | None, http_port: int | None, routes_file: Path | None
 ) -> None:
-    """Run the router, the dispatcher, or both in one process, until SIGTERM or Ctrl-C.
+    """Run the router, the dispatcher, both in one process, or the HTTP gateway, until
+    SIGTERM or Ctrl-C.
 
     The dispatcher also moves dead letters from the broker into the store; every process
-    writes its hops to the audit trail.
+    writes its hops to the audit trail. The gateway (senders.yaml, docs/ingress.md) takes
+    messages over HTTP from authenticated senders.
     """
     from bus import app
     from bus.observability import log
     from bus.observability import process as observability
     from bus.routes.reload import RoutesReloader
 
+    if component == "gateway":
+        _run_gateway(obj, http_port, routes_file)
+        return
     settings = obj.settings(routes_file=routes_file)
     log.configure(settings.log_level, settings.log_format, process=component)
     builds_adapters = component in ("dispatcher", "all")
@@ -86,6 +92,32 @@ def run(
         asyncio.run(serve())
     except FatalSetupError as exc:
         err_console.print(f"dvcbus {component}: cannot start: {exc}", markup=False)
+        raise SystemExit(2) from None
+
+
+def _run_gateway(obj: Ctx, http_port: int | None, routes_file: Path | None) -> None:
+    from bus.broker.connection import FatalSetupError
+    from bus.ingress import process
+    from bus.observability import log
+
+    settings = obj.settings(routes_file=routes_file, gateway_port=http_port)
+    log.configure(settings.log_level, settings.log_format, process="gateway")
+    loaded = load_or_exit(settings)
+    components, _gateway = process.build(loaded)
+    store = _gateway.store
+
+    async def serve() -> None:
+        from bus import app
+
+        try:
+            await app.run_until_signalled(components)
+        finally:
+            await store.aclose()
+
+    try:
+        asyncio.run(serve())
+    except FatalSetupError as exc:
+        err_console.print(f"dvcbus gateway: cannot start: {exc}", markup=False)
         raise SystemExit(2) from None
 
 

@@ -10,7 +10,9 @@ Translation rules, applied by :meth:`AdminUnits.translate`:
 
 1. A code present in the current list is current: no translation. (A code is never reused for
    another unit at the same level, so a current code denotes the successor of the old unit
-   that had it.)
+   that had it.) Except in a message describing something before the reform (``as_of``
+   before 1 July 2025): there a commune code that also existed before is the old commune,
+   and an old commune split across several new ones is ambiguous even if its code survived.
 2. An old commune code that the table maps to exactly one new commune becomes that commune,
    and its province. Mapped to several new communes, or not in the table at all, or only via
    a suspect table row: ``ambiguous`` says why and lists the candidates; ``commune`` keeps the
@@ -21,17 +23,20 @@ Translation rules, applied by :meth:`AdminUnits.translate`:
 4. Province and commune both given: each is translated; if the commune's province differs
    from the (translated) province the result is ``ambiguous`` with the explanation. Only a
    commune given: the province is derived from it.
-5. Codes in neither list are listed in ``unknown`` and left unchanged; that is not ambiguity
-   (routing will simply not match them).
+5. Codes in neither list are listed in ``unknown`` and left unchanged; the routing table
+   refuses them as ``invalid``. That is not ambiguity: no list knows them.
 6. ``translate`` sits on the router's hot path: it is a couple of dict lookups, memoised.
 
-The router dead-letters a message whose translation is ``ambiguous`` with reason
-``ambiguous_unit``; it never picks a candidate.
+``unsure`` names which attribute an ambiguity leaves undecided (``province``, ``commune``):
+the routing table refuses the message (``ambiguous_unit``) only when its decision needs that
+attribute (bus/routes/table.py); it never picks a candidate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,25 @@ DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "admin_units.json"
 FORMAT = 1
 _CACHE_MAX = 16384  # distinct (province, commune) pairs memoised before the cache is reset
 _REFORM = "before 1 July 2025"
+REFORM_AT = datetime.fromisoformat("2025-07-01T00:00:00+07:00")
+
+
+@lru_cache(maxsize=4096)
+def before_reform(as_of: str | None) -> bool:
+    """Whether an ISO 8601 time (with its offset) is before 1 July 2025, Vietnam time.
+
+    Unreadable or absent: False (schemas have already checked the format of the fields this
+    is given; a message without a date is read with the current lists).
+    """
+    if not as_of:
+        return False
+    try:
+        when = datetime.fromisoformat(as_of)
+    except (TypeError, ValueError):
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=REFORM_AT.tzinfo)
+    return when < REFORM_AT
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +76,7 @@ class UnitTranslation:
     notes: tuple[str, ...]  # one line per translation done
     ambiguous: str | None  # None, or why this cannot be translated without guessing
     unknown: tuple[str, ...]  # codes found in neither the current nor the old list
+    unsure: tuple[str, ...] = ()  # the attributes an ambiguity leaves undecided
 
     @property
     def translated(self) -> bool:
@@ -83,6 +108,7 @@ class AdminUnits:
         "_old_provinces",
         "_old_resolved",
         "_provinces",
+        "_survivors",
         "sources",
     )
 
@@ -102,7 +128,9 @@ class AdminUnits:
         }
         self._old_communes: dict[str, list[Any]] = doc["old_communes"]
         self._old_resolved: dict[str, _Old] = {}
-        self._cache: dict[tuple[str | None, str | None], UnitTranslation] = {}
+        # Old commune codes still in use: only for these does a message's date matter.
+        self._survivors = frozenset(c for c in self._old_communes if c in self._communes)
+        self._cache: dict[tuple[Any, Any, bool], UnitTranslation] = {}
         self.sources: dict[str, str] = doc["sources"]  # source file name -> sha256
 
     @classmethod
@@ -179,44 +207,51 @@ class AdminUnits:
 
     # translation ---------------------------------------------------------------------------
 
-    def translate(self, province: str | None, commune: str | None) -> UnitTranslation:
+    def translate(
+        self, province: str | None, commune: str | None, as_of: str | None = None
+    ) -> UnitTranslation:
         """Bring a (province, commune) pair to current codes, or say why that would be a guess.
 
-        Empty strings count as absent. Never raises; see the module docstring for the rules.
+        ``as_of`` is when what the message describes happened (ISO 8601), for rule 1's
+        exception. Empty strings count as absent. Never raises; see the module docstring.
         """
-        key = (province, commune)
         try:
+            old = commune in self._survivors and before_reform(as_of)
+            key = (province, commune, old)
             hit = self._cache.get(key)
         except TypeError:  # unhashable junk: compute, do not memoise
-            return self._translate(province, commune)
+            return self._translate(province, commune, False)
         if hit is None:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            hit = self._cache[key] = self._translate(province, commune)
+            hit = self._cache[key] = self._translate(province, commune, old)
         return hit
 
-    def _translate(self, province: Any, commune: Any) -> UnitTranslation:
+    def _translate(self, province: Any, commune: Any, old_meaning: bool) -> UnitTranslation:
         province = str(province) if province not in (None, "") else None
         commune = str(commune) if commune not in (None, "") else None
         notes: list[str] = []
         unknown: list[str] = []
         ambiguous: list[str] = []
+        unsure: list[str] = []
 
         # the commune, and the province it implies
         commune_out = commune
         implied: str | None = None
         if commune is not None:
-            if commune in self._communes:
+            if commune in self._communes and not old_meaning:
                 implied = self._communes[commune][1]
             elif commune in self._old_communes:
                 old = self._resolve_old_commune(commune)
                 implied = old.province
                 if old.commune is not None:
                     commune_out = old.commune
-                if old.note:
+                if old.note and old.commune != commune:
                     notes.append(old.note)
                 if old.ambiguous:
-                    ambiguous.append(old.ambiguous)
+                    dated = " (the message is dated before 1 July 2025)" if old_meaning else ""
+                    ambiguous.append(old.ambiguous + dated)
+                    unsure.append("commune")
             else:
                 unknown.append(f"commune {commune}")
 
@@ -242,10 +277,12 @@ class AdminUnits:
                         f"old province {province} ({name}) was split across "
                         + ", ".join(f"{s} {self._provinces[s]}" for s in successors)
                     )
+                    unsure.append("province")
                 else:
                     ambiguous.append(
                         f"old province {province} ({name}) has no successor in the conversion table"
                     )
+                    unsure.append("province")
             else:
                 unknown.append(f"province {province}")
             if current is not None and implied is not None and current != implied:
@@ -256,6 +293,9 @@ class AdminUnits:
                     f"commune {commune_out} ({self._commune_name(commune_out)}) is in province "
                     f"{self.describe_province(implied)} but the message says {said}"
                 )
+                unsure.append("province")
+        if ambiguous and province_out is None and "province" not in unsure:
+            unsure.append("province")  # an ambiguous commune left the province unknown too
 
         return UnitTranslation(
             province=province_out,
@@ -263,6 +303,7 @@ class AdminUnits:
             notes=tuple(notes),
             ambiguous="; ".join(ambiguous) or None,
             unknown=tuple(unknown),
+            unsure=tuple(unsure),
         )
 
     def _commune_name(self, code: str | None) -> str:

@@ -34,6 +34,9 @@ class Rejection(Exception):
 
 
 Identity = tuple[str | None, str | None, str | None]
+# Stages whose hop with a reason is a refusal of a message nobody validated (the gateway's
+# refusals carry what a sender wrote, like the router's dead letters).
+_REFUSING_STAGES = frozenset({"router", "gateway"})
 
 
 def shown_identity(
@@ -48,13 +51,13 @@ def shown_identity(
     view shows them.
 
     A router hop that carries a reason is a refusal (``dead_lettered``, or the ``replayed``
-    hop of a dead letter the router refuses again): the message was never validated, so its
-    id, type and dossier number are whatever the sender wrote (already cut to identifier
-    length by the router), and each is passed through ``mask`` like free text. Any other
-    hop's identity (routed, delivered, a replay the router forwards) was validated and is
-    shown as it is.
+    hop of a dead letter the router refuses again; a gateway's ``refused`` hop too): the
+    message was never validated, so its id, type and dossier number are whatever the sender
+    wrote (already cut to identifier length by the router), and each is passed through
+    ``mask`` like free text. Any other hop's identity (routed, delivered, a replay the router
+    forwards) was validated and is shown as it is.
     """
-    if stage != "router" or not reason:
+    if stage not in _REFUSING_STAGES or not reason:
         return message_id, message_type, dossier_no
     return (
         mask(message_id) if message_id else message_id,

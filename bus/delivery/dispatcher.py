@@ -41,6 +41,7 @@ from pika import BasicProperties
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from adapters.base import Adapter, Outcome
+from adapters.watchdog import Watchdog, tick_for
 from bus.broker import wire
 from bus.broker.acks import ChannelAcks
 from bus.broker.connection import ChannelOps, Supervisor
@@ -88,6 +89,7 @@ class TargetLane:
     bucket: TokenBucket | None = None
     config: Any = None  # the routes.yaml target it was built from (to see what a reload changes)
     slots: asyncio.Semaphore = field(init=False)  # at most `concurrency` calls at once
+    watchdog: Watchdog = field(init=False)  # cuts calls past ``deadline``: one timer per lane
     ops: ChannelOps | None = None
     acks: ChannelAcks | None = None  # of ``ops``'s channel
     consumer_tag: str | None = None
@@ -103,6 +105,7 @@ class TargetLane:
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.concurrency)
+        self.watchdog = Watchdog(tick_for(self.deadline))
 
     @property
     def prefetch(self) -> int:
@@ -381,7 +384,7 @@ class Dispatcher:
                 if lane.bucket is not None:
                     await lane.bucket.acquire()
                 started = time.perf_counter()
-                async with asyncio.timeout(lane.deadline):  # no extra task, unlike wait_for
+                with lane.watchdog.bound(lane.deadline):  # no timer per call, no task
                     outcome: Outcome = await lane.adapter.deliver(message)
             except TimeoutError:
                 outcome = steps.timed_out(lane.deadline)
@@ -574,6 +577,7 @@ class Dispatcher:
                 new.breaker.cooldown,
             )
             old.concurrency, old.slots = new.concurrency, new.slots
+            old.watchdog.tick = new.watchdog.tick  # calls under way keep their bound
             if old.consumer_tag is not None and old.breaker.state == CLOSED:
                 await self._consume(old, old.prefetch)  # new prefetch
             self._spawn(self._retire(retired, old.deadline))

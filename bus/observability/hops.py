@@ -33,6 +33,9 @@ class Event(StrEnum):
     SUPERSEDED = "superseded"  # an older status than one already delivered
     DEFERRED = "deferred"  # circuit open: not attempted, left waiting in its queue
     REPLAYED = "replayed"  # operator sent a dead letter back
+    ACCEPTED = "accepted"  # gateway: the broker confirmed a sender's message (answered 202)
+    REFUSED = "refused"  # gateway: a request refused (reason: a gateway refusal, 4xx or 503)
+    ANSWERED_AGAIN = "answered_again"  # gateway: same Idempotency-Key and body, first answer
 
 
 class Stage(StrEnum):
@@ -42,6 +45,7 @@ class Stage(StrEnum):
     DISPATCHER = "dispatcher"
     OPERATOR = "operator"  # dvcbus dead replay
     BROKER = "broker"  # dead letters only: the broker parked it (delivery limit, no queue)
+    GATEWAY = "gateway"  # the HTTP gateway (bus/ingress/): requests accepted or refused
 
 
 @dataclass(slots=True)

@@ -56,6 +56,8 @@ __all__ = [
 
 # Agencies answer from ~50 ms to 30 s (some take over 15 s); 60 s catches the adapter deadline.
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0)
+# From a request's first byte to the gateway's answer: a broker confirm is a few ms.
+GATEWAY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 CIRCUIT_STATES = {"closed": 0, "open": 1, "half_open": 2}
 UNKNOWN = "unknown"
 OTHER = "other"
@@ -314,6 +316,20 @@ class Metrics:
             "Audit records not kept because the pending buffer was full (the store was down).",
             registry=r,
         )
+        self.gateway_requests = Counter(
+            "dvcbus_gateway_requests",
+            "Messages posted to the gateway, by outcome (accepted, answered_again, refused) "
+            "and refusal reason.",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.gateway_duration = Histogram(
+            "dvcbus_gateway_request_duration_seconds",
+            "Time from a POST's arrival to the gateway's answer (202 after the broker's confirm).",
+            ["outcome"],
+            buckets=GATEWAY_BUCKETS,
+            registry=r,
+        )
         self.estimate = OldestWaitingEstimate()
         self._age_source: Callable[[], Mapping[str, float]] | None = None
         self._extra_ages: list[Callable[[float], Mapping[str, float]]] = []
@@ -493,6 +509,9 @@ class MetricsSink:
             Event.SUPERSEDED: self._simple(metrics.superseded),
             Event.DEFERRED: self._simple(metrics.deferred),
             Event.REPLAYED: self._simple(metrics.replayed),
+            Event.ACCEPTED: self._on_gateway,
+            Event.REFUSED: self._on_gateway,
+            Event.ANSWERED_AGAIN: self._on_gateway,
         }
         missing = set(Event) - set(self._handlers)
         if missing:  # a new Event must be counted somewhere: fail at start, not in traffic
@@ -568,6 +587,20 @@ class MetricsSink:
             children = self._children[key] = (self.metrics.retried.labels(type_, target, reason),)
         children[0].inc()
         self._settled(hop, "retried")
+
+    def _on_gateway(self, hop: Hop) -> None:
+        # reason is a gateway refusal slug (a closed set, bus.ingress.refusals), bounded again
+        key = ("gateway", hop.event, self.bounds.reason_of(hop.reason))
+        children = self._children.get(key)
+        if children is None:
+            m, outcome = self.metrics, hop.event.value
+            children = self._children[key] = (
+                m.gateway_requests.labels(outcome, key[2]),
+                m.gateway_duration.labels(outcome),
+            )
+        children[0].inc()
+        if hop.duration is not None:
+            children[1].observe(hop.duration)
 
     def _simple(self, counter: Counter) -> Callable[[Hop], None]:
         def count(hop: Hop) -> None:

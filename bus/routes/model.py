@@ -329,6 +329,10 @@ class Target(_Model):
     retry: RetryPolicy
     circuit: CircuitPolicy
     delivery_limit: PositiveInt
+    # This agency's system reads the unit codes: a message whose codes cannot be brought to
+    # the current lists without guessing is refused for it (``ambiguous_unit``), never
+    # forwarded with the old code kept as written (see bus/routes/table.py).
+    needs_current_units: bool = False
 
     @property
     def connect_timeout(self) -> float:

@@ -37,6 +37,7 @@ class Resolution:
     targets: tuple[str, ...]
     routes: tuple[str, ...]
     translation: UnitTranslation | None
+    flags: tuple[str, ...] = ()  # unit codes forwarded as written, and why (header, audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +138,24 @@ class RoutingTable:
 
     # --- resolve -----------------------------------------------------------------------------
 
-    def resolve(self, type_: str, source: str, attrs: dict[str, str]) -> Resolution:
-        """The targets for one message, or a :class:`Rejection` (unroutable, ambiguous unit).
+    def resolve(
+        self, type_: str, source: str, attrs: dict[str, str], as_of: str | None = None
+    ) -> Resolution:
+        """The targets for one message, or a :class:`Rejection` (unroutable, unit codes).
 
-        Does not authorise: call :meth:`authorise` first (the router's steps are separate).
+        ``as_of`` is when what the message describes happened (its unit codes are read as of
+        then). Does not authorise: call :meth:`authorise` first (the router's steps are
+        separate).
         """
         get = attrs.get
         province, commune = get("province"), get("commune")
         translation = None
+        flags: tuple[str, ...] = ()
         if (province or commune) and self.units is not None:
-            translation = self.units.translate(province, commune)  # memoised by the table
-            if translation.ambiguous:
-                raise Rejection(Reason.AMBIGUOUS_UNIT, translation.ambiguous)
+            translation = self.units.translate(province, commune, as_of)  # memoised
+            refusal, flags = self._unit_verdict(type_, translation)
+            if refusal is not None:
+                raise refusal
             province = translation.province or province
             commune = translation.commune or commune
         values = (source, get("agency"), get("procedure"), province, commune)
@@ -158,7 +165,46 @@ class RoutingTable:
         if matched is None:
             written = (get("province"), get("commune"))
             raise Rejection(Reason.UNROUTABLE, _no_route(type_, source, values, written))
-        return Resolution(matched[0], matched[1], translation)
+        if flags:
+            needy = self._needs_current_units(matched[0], translation)
+            if needy is not None:
+                raise needy
+        return Resolution(matched[0], matched[1], translation, flags)
+
+    def _unit_verdict(
+        self, type_: str, translation: UnitTranslation
+    ) -> tuple[Rejection | None, tuple[str, ...]]:
+        """Refuse unknown codes, and ambiguous ones the routes read; flag the others.
+
+        An ambiguous code no route of this type looks at does not change where the message
+        goes: it is forwarded with the code as written, and a flag says so (the routed copy's
+        units header and the audit trail's note), unless a target it goes to needs current
+        codes (:meth:`_needs_current_units`).
+        """
+        if translation.unknown:
+            codes = ", ".join(translation.unknown)
+            return Rejection(
+                Reason.INVALID, f"unit code in neither the current nor the pre-reform list: {codes}"
+            ), ()
+        if not translation.ambiguous:
+            return None, ()
+        used = self._used.get(type_, self._used[None])
+        read = [a for a in translation.unsure if _SLOTS[a] in used]
+        if read or not translation.unsure:
+            why = f" (routes for {type_} read the {' and '.join(read)})" if read else ""
+            return Rejection(Reason.AMBIGUOUS_UNIT, translation.ambiguous + why), ()
+        return None, (f"kept as written, no route reads it: {translation.ambiguous}",)
+
+    def _needs_current_units(
+        self, targets: tuple[str, ...], translation: UnitTranslation | None
+    ) -> Rejection | None:
+        needy = [t for t in targets if self.config.targets[t].needs_current_units]
+        if not needy or translation is None:
+            return None
+        return Rejection(
+            Reason.AMBIGUOUS_UNIT,
+            f"{translation.ambiguous} (target {', '.join(needy)} needs current unit codes)",
+        )
 
     def _first_match(
         self, type_: str, values: tuple[str | None, ...]
@@ -180,7 +226,9 @@ class RoutingTable:
 
     # --- explain -----------------------------------------------------------------------------
 
-    def explain(self, type_: str, source: str, attrs: dict[str, str]) -> Explanation:
+    def explain(
+        self, type_: str, source: str, attrs: dict[str, str], as_of: str | None = None
+    ) -> Explanation:
         """Why a message would go where it goes; never raises, reports every fate instead."""
         refused = self._may_send(type_, source)
         patterns = self._sources.get(type_, ((), None))[0]
@@ -192,11 +240,12 @@ class RoutingTable:
             authorisation = f"refused: {refused}{cited}"
         province, commune = attrs.get("province"), attrs.get("commune")
         translation = None
-        ambiguous = None
+        unit_refusal: Rejection | None = None
+        flags: tuple[str, ...] = ()
         if (province or commune) and self.units is not None:
-            translation = self.units.translate(province, commune)
-            ambiguous = translation.ambiguous
-            if not ambiguous:
+            translation = self.units.translate(province, commune, as_of)
+            unit_refusal, flags = self._unit_verdict(type_, translation)
+            if unit_refusal is None:
                 province = translation.province or province
                 commune = translation.commune or commune
         values = (source, attrs.get("agency"), attrs.get("procedure"), province, commune)
@@ -205,7 +254,7 @@ class RoutingTable:
         targets: list[str] = []
         matched: list[str] = []
         stopped_at: str | None = None
-        if not ambiguous:
+        if unit_refusal is None:
             for route in self._by_type.get(type_, self._untyped):
                 failed = _first_failure(route, values, shown)
                 hit = failed is None
@@ -224,14 +273,17 @@ class RoutingTable:
                 else:
                     why = f"no match: {failed}"
                 verdicts.append(RouteVerdict(route.name, route.line, hit, why, True))
+        needy = self._needs_current_units(tuple(targets), translation) if flags else None
         if refused is not None:
             fate: Reason | None = Reason.UNAUTHORISED
             detail = refused
-        elif ambiguous:
-            fate, detail = Reason.AMBIGUOUS_UNIT, ambiguous
+        elif unit_refusal is not None:
+            fate, detail = unit_refusal.reason, unit_refusal.detail
         elif not matched:
             written = (attrs.get("province"), attrs.get("commune"))
             fate, detail = Reason.UNROUTABLE, _no_route(type_, source, values, written)
+        elif needy is not None:
+            fate, detail = needy.reason, needy.detail
         else:
             fate, detail = None, ""
         return Explanation(
@@ -245,6 +297,7 @@ class RoutingTable:
             routes=tuple(matched),
             fate=fate,
             detail=detail,
+            flags=flags,
             file=self.config.path,
             digest=self.config.digest,
         )
@@ -325,6 +378,7 @@ class Explanation:
     routes: tuple[str, ...]
     fate: Reason | None  # None: delivered to ``targets``; else the dead-letter reason
     detail: str
+    flags: tuple[str, ...] = ()  # unit codes forwarded as written
     file: str = ""
     digest: str = ""
     checks: tuple[str, ...] = ()  # the router's domain checks (a payment's checksum), one a line
@@ -343,12 +397,13 @@ class Explanation:
             t = self.translation
             out.extend(f"units: {note}" for note in t.notes)
             out.extend(f"units: unknown {code}" for code in t.unknown)
-            if t.ambiguous:
+            if t.ambiguous and not self.flags:
                 out.append(f"units: cannot translate without guessing: {t.ambiguous}")
+            out.extend(f"units: {flag}" for flag in self.flags)
             if not (t.notes or t.unknown or t.ambiguous):
                 out.append("units: current codes, nothing to translate")
-        if self.fate is Reason.AMBIGUOUS_UNIT:
-            out.append("routes: not evaluated (the unit code is ambiguous)")
+        if not self.verdicts and self.fate in (Reason.AMBIGUOUS_UNIT, Reason.INVALID):
+            out.append("routes: not evaluated (the unit code is ambiguous or unknown)")
         elif not self.verdicts:
             out.append(f"routes: no route in {_short(self.file)} takes {self.type}")
         else:

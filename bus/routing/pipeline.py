@@ -76,14 +76,14 @@ class RouterPipeline:
             if type_ == PAYMENT_TYPE:
                 self.payments.check(doc, version)
             attrs = self.schemas.route_attributes(doc)
-            resolution = self.table.resolve(type_, source, attrs)
+            resolution = self.table.resolve(type_, source, attrs, unit_date(doc, attrs))
         except Rejection as rej:
             return Park(rej.reason, rej.detail, *_identity(doc))
-        notes: tuple[str, ...] = ()
+        notes = resolution.flags
         translation = resolution.translation
         if translation is not None and translation.translated:
             body = _rewrite_units(self.schemas, doc, attrs, translation)
-            notes = translation.notes
+            notes = translation.notes + notes
         parked = None
         if type_ == PAYMENT_TYPE:
             missing = self.payments.missing_agency_copy(doc, resolution.targets)
@@ -100,6 +100,18 @@ class RouterPipeline:
             status_of(doc) if type_ == STATUS_TYPE else None,
             parked,
         )
+
+
+def unit_date(doc: dict[str, Any], attrs: dict[str, str]) -> str | None:
+    """When what a message with unit codes describes happened: its unit codes mean what they
+    meant then (a dossier submitted before 1 July 2025 names pre-reform communes)."""
+    if "commune" not in attrs and "province" not in attrs:
+        return None
+    payload = doc.get("payload")
+    if not isinstance(payload, dict):
+        return None
+    when = payload.get("submitted_at") or payload.get("status_at")
+    return when if isinstance(when, str) else None
 
 
 def _identity(doc: dict[str, Any] | None) -> tuple[str | None, str | None, str | None]:

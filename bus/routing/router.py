@@ -20,10 +20,11 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from bus.broker.acks import IngressAcks
 from bus.broker.connection import ChannelOps, Supervisor
+from bus.broker.copy_encoding import CopyEncoder
 from bus.broker.publisher import ConfirmingPublisher
 from bus.broker.stamp import StampKey, body_digest, seal
 from bus.broker.topology import Names, Topology, declare
-from bus.broker.wire import copy_properties, dead_letter_properties, replay_of, route_headers
+from bus.broker.wire import dead_letter_properties, replay_of, route_headers
 from bus.observability.hops import Event, Hop, Hops, Stage
 from bus.routes import RoutingTable
 from bus.routing.pipeline import Forward, Park, RouterPipeline
@@ -125,11 +126,11 @@ class Router:
                 self._publish_dead(parked, props, body, publisher, pending.settle)
             shared = route_headers(decision.routes, decision.unit_notes)
             exchange = self.names.deliver_exchange
-            message_id, message_type = decision.message_id, decision.message_type
+            message_id = decision.message_id
+            copies = CopyEncoder(message_id, decision.message_type, shared, int(time.time()))
             key, digest = self.stamp_key, body_digest(decision.body)
             for target in decision.targets:
-                stamp = seal(key, message_id, target, digest)
-                copy_props = copy_properties(message_id, message_type, shared, target, stamp)
+                copy_props = copies.copy(target, seal(key, message_id, target, digest))
                 publisher.publish(exchange, target, decision.body, copy_props, pending.settle)
             stats.forwarded += 1
             stats.copies += len(decision.targets)

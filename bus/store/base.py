@@ -146,6 +146,37 @@ class DeadFilter:
     limit: int | None = None
 
 
+class KeyState(StrEnum):
+    """Where a sender's Idempotency-Key stands (``gateway_idempotency_keys.state``)."""
+
+    IN_FLIGHT = "in_flight"  # a request with this key is being handled now
+    ANSWERED = "answered"  # the broker confirmed its message: the answer is 202 with the id
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A sender's Idempotency-Key as the gateway recorded it."""
+
+    sender: str
+    key: str
+    request_sha256: str  # of the request body: the same key with another body is a conflict
+    state: KeyState
+    message_id: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A message the gateway got the broker to hold, and who sent it (for GET's owner check)."""
+
+    message_id: str
+    sender: str
+    message_type: str
+    body_sha256: str
+    accepted_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class TargetState:
     """One dispatcher process's view of one target, saved every few seconds."""
@@ -338,6 +369,50 @@ class Store(ABC):
     @abstractmethod
     def purge_audit(self, before: float, actor: str) -> int:
         """Delete records older than ``before`` from the start of the chain; leave an anchor."""
+
+    # --- gateway (bus/ingress) -----------------------------------------------------------
+
+    @abstractmethod
+    def claim_idempotency_key(
+        self, sender: str, key: str, request_sha256: str, at: float
+    ) -> IdempotencyKey | None:
+        """Record ``key`` as in flight for ``sender``; None when claimed now, else the record
+        already there (whoever wrote it first wins, across gateway processes)."""
+
+    @abstractmethod
+    def take_over_idempotency_key(
+        self, sender: str, key: str, request_sha256: str, was_updated_at: float, at: float
+    ) -> bool:
+        """Claim an in-flight key nobody finished (its gateway died); False if it changed."""
+
+    @abstractmethod
+    def answer_idempotency_key(self, sender: str, key: str, message_id: str, at: float) -> None:
+        """The key's request was accepted: its answer is ``message_id`` from now on."""
+
+    @abstractmethod
+    def release_idempotency_key(self, sender: str, key: str) -> None:
+        """Forget an in-flight key whose request was refused: a retry is handled afresh."""
+
+    @abstractmethod
+    def record_submission(self, submission: Submission) -> None:
+        """Remember who sent a message id (the first sender of an id keeps it)."""
+
+    @abstractmethod
+    def submission(self, message_id: str) -> Submission | None:
+        """Who sent ``message_id`` through the gateway, or None."""
+
+    @abstractmethod
+    def purge_gateway(self, before: float) -> int:
+        """Delete idempotency keys and submissions older than ``before``; return how many."""
+
+    @abstractmethod
+    def dead_letters_of(self, message_id: str) -> list[tuple[str | None, str, str, str, float]]:
+        """(target, stage, reason, detail, dead_at) of one message's dead letters, oldest first
+        (a router refusal has no target)."""
+
+    @abstractmethod
+    def deliveries_of(self, message_id: str) -> list[tuple[str, str, float, int]]:
+        """(target, outcome, at, attempts) of one message's final outcomes."""
 
     # --- targets -------------------------------------------------------------------------
 

@@ -122,6 +122,29 @@ MIGRATIONS: list[Migration] = [
     ),
     (
         3,
+        "gateway: who sent each message id, and senders' idempotency keys",
+        [
+            """CREATE TABLE gateway_submissions (
+                message_id TEXT PRIMARY KEY,
+                sender TEXT NOT NULL,
+                message_type TEXT NOT NULL,
+                body_sha256 TEXT NOT NULL,
+                accepted_at {real} NOT NULL)""",
+            "CREATE INDEX gateway_submissions_at ON gateway_submissions (accepted_at)",
+            """CREATE TABLE gateway_idempotency_keys (
+                sender TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                request_sha256 TEXT NOT NULL,
+                state TEXT NOT NULL,
+                message_id TEXT,
+                created_at {real} NOT NULL,
+                updated_at {real} NOT NULL,
+                PRIMARY KEY (sender, idempotency_key))""",
+            "CREATE INDEX gateway_idempotency_keys_at ON gateway_idempotency_keys (created_at)",
+        ],
+    ),
+    (
+        4,
         "payment states: the furthest result delivered per payment reference and target "
         "(and a pending one's body, for reconciliation)",
         [

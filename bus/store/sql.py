@@ -23,11 +23,14 @@ from bus.store.base import (
     DeadFilter,
     DeadLetter,
     DeadLetterState,
+    IdempotencyKey,
+    KeyState,
     Outcome,
     PaymentState,
     PendingPayment,
     StatusPosition,
     Store,
+    Submission,
     TargetState,
     now,
 )
@@ -519,6 +522,125 @@ class SqlStore(Store):
                 (through, last_hash, purged, now(), actor),
             )
         return int(purged)
+
+    # --- gateway (bus/ingress) -----------------------------------------------------------
+
+    _KEY = "sender, idempotency_key, request_sha256, state, message_id, created_at, updated_at"
+
+    def claim_idempotency_key(
+        self, sender: str, key: str, request_sha256: str, at: float
+    ) -> IdempotencyKey | None:
+        with self.transaction() as cur:
+            cur.execute(
+                self.sql(
+                    f"INSERT INTO gateway_idempotency_keys ({self._KEY}) "
+                    "VALUES (?, ?, ?, ?, NULL, ?, ?) "
+                    "ON CONFLICT (sender, idempotency_key) DO NOTHING"
+                ),
+                (sender, key, request_sha256, KeyState.IN_FLIGHT, at, at),
+            )
+            if cur.rowcount == 1:
+                return None
+            cur.execute(
+                self.sql(
+                    f"SELECT {self._KEY} FROM gateway_idempotency_keys "
+                    "WHERE sender = ? AND idempotency_key = ?"
+                ),
+                (sender, key),
+            )
+            row = cur.fetchone()
+        if row is None:  # purged between the two statements: claim it again
+            return self.claim_idempotency_key(sender, key, request_sha256, at)
+        s, k, digest, state, mid, created, updated = row
+        return IdempotencyKey(s, k, digest, KeyState(state), mid, float(created), float(updated))
+
+    def take_over_idempotency_key(
+        self, sender: str, key: str, request_sha256: str, was_updated_at: float, at: float
+    ) -> bool:
+        with self.transaction() as cur:
+            cur.execute(
+                self.sql(
+                    "UPDATE gateway_idempotency_keys SET updated_at = ? WHERE sender = ? AND "
+                    "idempotency_key = ? AND state = ? AND updated_at = ? AND request_sha256 = ?"
+                ),
+                (at, sender, key, KeyState.IN_FLIGHT, was_updated_at, request_sha256),
+            )
+            return bool(cur.rowcount == 1)
+
+    def answer_idempotency_key(self, sender: str, key: str, message_id: str, at: float) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                self.sql(
+                    "UPDATE gateway_idempotency_keys SET state = ?, message_id = ?, "
+                    "updated_at = ? WHERE sender = ? AND idempotency_key = ?"
+                ),
+                (KeyState.ANSWERED, message_id, at, sender, key),
+            )
+
+    def release_idempotency_key(self, sender: str, key: str) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                self.sql(
+                    "DELETE FROM gateway_idempotency_keys "
+                    "WHERE sender = ? AND idempotency_key = ? AND state = ?"
+                ),
+                (sender, key, KeyState.IN_FLIGHT),
+            )
+
+    def record_submission(self, submission: Submission) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                self.sql(
+                    "INSERT INTO gateway_submissions "
+                    "(message_id, sender, message_type, body_sha256, accepted_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING"
+                ),
+                (
+                    submission.message_id,
+                    submission.sender,
+                    submission.message_type,
+                    submission.body_sha256,
+                    submission.accepted_at,
+                ),
+            )
+
+    def submission(self, message_id: str) -> Submission | None:
+        rows = self._read(
+            "SELECT message_id, sender, message_type, body_sha256, accepted_at "
+            "FROM gateway_submissions WHERE message_id = ?",
+            (message_id,),
+        )
+        if not rows:
+            return None
+        mid, sender, mtype, digest, at = rows[0]
+        return Submission(mid, sender, mtype, digest, float(at))
+
+    def purge_gateway(self, before: float) -> int:
+        with self.transaction() as cur:
+            cur.execute(
+                self.sql("DELETE FROM gateway_idempotency_keys WHERE created_at < ?"), (before,)
+            )
+            purged = cur.rowcount
+            cur.execute(
+                self.sql("DELETE FROM gateway_submissions WHERE accepted_at < ?"), (before,)
+            )
+            return int(purged + cur.rowcount)
+
+    def dead_letters_of(self, message_id: str) -> list[tuple[str | None, str, str, str, float]]:
+        rows = self._read(
+            "SELECT target, stage, reason, detail, dead_at FROM dead_letters "
+            "WHERE message_id = ? ORDER BY id",
+            (message_id,),
+        )
+        return [(t, stage, r, d, float(at)) for t, stage, r, d, at in rows]
+
+    def deliveries_of(self, message_id: str) -> list[tuple[str, str, float, int]]:
+        rows = self._read(
+            "SELECT target, outcome, at, attempts FROM deliveries WHERE message_id = ? "
+            "ORDER BY target",
+            (message_id,),
+        )
+        return [(t, o, float(at), int(n)) for t, o, at, n in rows]
 
     # --- targets -------------------------------------------------------------------------
 

@@ -323,3 +323,35 @@ def test_no_old_commune_is_both_translated_and_ambiguous(units: AdminUnits) -> N
         translated += t.translated
         ambiguous += t.ambiguous is not None
     assert translated > 6000 and ambiguous > 300  # both outcomes are exercised
+
+
+# --- the message's date (a code that survived the reform meant the old unit before it) ---------
+
+
+def test_a_surviving_split_commune_code_is_ambiguous_in_a_message_dated_before_the_reform(
+    units: AdminUnits,
+) -> None:
+    before = units.translate(None, "00025", as_of="2025-06-30T16:59:59+00:00")
+    assert before.ambiguous is not None
+    assert "00025 (Phường Ngọc Khánh, Quận Ba Đình) was split across" in before.ambiguous
+    assert before.ambiguous.endswith("(the message is dated before 1 July 2025)")
+    assert before.unsure == ("commune",) and before.province == "01"
+    after = units.translate(None, "00025", as_of="2025-07-01T00:00:00+07:00")
+    assert after.ambiguous is None and after.commune == "00025" and not after.translated
+    assert units.translate(None, "00025").ambiguous is None  # undated: the current lists
+
+
+def test_the_reform_date_is_vietnam_midnight_whatever_the_offset() -> None:
+    from bus.contract.admin_units import before_reform
+
+    assert before_reform("2025-06-30T23:59:59+07:00")
+    assert not before_reform("2025-06-30T17:00:00Z")  # = 1 July 00:00 in Vietnam
+    assert before_reform("2025-06-30T16:59:59.999+00:00")
+    assert not before_reform(None) and not before_reform("not a date")
+
+
+def test_an_ambiguity_names_the_attributes_it_leaves_undecided(units: AdminUnits) -> None:
+    split = units.translate("01", "00025", as_of="2024-01-01T00:00:00+07:00")
+    assert split.unsure == ("commune",)
+    assert units.translate(None, "99999").unknown == ("commune 99999",)
+    assert units.translate(None, "99999").unsure == ()

@@ -17,5 +17,5 @@ def test_store_outcomes_and_dead_letter_states_keep_their_column_values() -> Non
 
 
 def test_stages_keep_their_names_in_log_events() -> None:
-    assert [s.value for s in Stage] == ["router", "dispatcher", "operator", "broker"]
+    assert [s.value for s in Stage] == ["router", "dispatcher", "operator", "broker", "gateway"]
     assert f"{Stage.ROUTER}.routed" == "router.routed"

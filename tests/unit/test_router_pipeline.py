@@ -280,5 +280,8 @@ def test_a_split_old_commune_is_parked_ambiguous_unit_rather_than_guessed(
     doc = _address(_submitted(), "01", "00007")
     decision = _park(pipeline, orjson.dumps(doc))
     assert decision.reason is Reason.AMBIGUOUS_UNIT
-    assert decision.detail == "old commune 00007 (Phường Cống Vị) was split across 00008, 00025"
+    assert decision.detail == (
+        "old commune 00007 (Phường Cống Vị) was split across 00008, 00025"
+        " (routes for dossier.submitted read the commune)"
+    )
     assert decision.dossier_no == "000.04.01.H26-261125-0031"

@@ -216,6 +216,67 @@ def test_ambiguous_unit_is_rejected_not_guessed(table: RoutingTable) -> None:
     assert "split across 00008, 00025" in rejection.detail
 
 
+AGENCY_ONLY = """\
+version: 1
+sources:
+  dossier.submitted: ["000.00.00.G22/portal"]
+targets:
+  hanoi: { agency: 000.00.00.H26, adapter: rest, endpoint: "http://127.0.0.1:18101/" }
+  census: { agency: 000.00.00.G99, adapter: rest, endpoint: "http://127.0.0.1:18107/",
+            needs_current_units: true }
+routes:
+  - name: hanoi
+    match: { type: dossier.submitted, agency: "*.H26" }
+    to: hanoi
+  - name: census
+    match: { type: dossier.submitted, agency: "*.G99" }
+    to: census
+"""
+
+
+def test_an_ambiguous_commune_no_route_reads_is_forwarded_as_written_and_flagged(
+    tmp_path: Path,
+) -> None:
+    table = _table(tmp_path, AGENCY_ONLY)
+    found = table.resolve(
+        "dossier.submitted", PORTAL, {"agency": "000.04.01.H26", "commune": "00007"}
+    )
+    assert found.targets == ("hanoi",)
+    assert found.translation is not None and found.translation.commune == "00007"
+    assert found.flags == (
+        "kept as written, no route reads it: "
+        "old commune 00007 (Phường Cống Vị) was split across 00008, 00025",
+    )
+    explained = str(
+        table.explain("dossier.submitted", PORTAL, {"agency": "000.04.01.H26", "commune": "00007"})
+    )
+    assert "units: kept as written, no route reads it" in explained
+    assert explained.splitlines()[-1] == "result: deliver to hanoi (routes: hanoi)"
+
+
+def test_an_ambiguous_commune_is_refused_for_a_target_that_needs_current_codes(
+    tmp_path: Path,
+) -> None:
+    table = _table(tmp_path, AGENCY_ONLY)
+    attrs = {"agency": "000.00.00.G99", "commune": "00007"}
+    rejection = _rejection(table, "dossier.submitted", PORTAL, attrs)
+    assert rejection.reason is Reason.AMBIGUOUS_UNIT
+    assert rejection.detail.endswith("(target census needs current unit codes)")
+    explained = table.explain("dossier.submitted", PORTAL, attrs)
+    assert (explained.fate, explained.detail) == (rejection.reason, rejection.detail)
+
+
+def test_a_unit_code_in_neither_list_is_invalid_not_forwarded(tmp_path: Path) -> None:
+    for table in (_table(tmp_path, AGENCY_ONLY), _table(tmp_path, ROUTES)):
+        attrs = {"agency": "000.04.01.H26", "commune": "99999"}
+        rejection = _rejection(table, "dossier.submitted", PORTAL, attrs)
+        assert rejection.reason is Reason.INVALID
+        assert rejection.detail == (
+            "unit code in neither the current nor the pre-reform list: commune 99999"
+        )
+        assert table.explain("dossier.submitted", PORTAL, attrs).fate is Reason.INVALID
+
+
 def test_unroutable_detail_says_what_was_translated(table: RoutingTable) -> None:
     rejection = _rejection(
         table, "dossier.submitted", PORTAL, {"agency": "000.00.00.G09", "province": "02"}

@@ -80,3 +80,16 @@ def test_a_refused_value_names_where_it_was_set(
     monkeypatch.setenv("DVCBUS_ROUTER_PREFETCH", "lots")
     with pytest.raises(SettingsError, match=r"^DVCBUS_ROUTER_PREFETCH: router_prefetch: "):
         Settings.load(cfg)
+
+
+def test_the_gateway_cannot_accept_what_the_router_would_refuse_as_too_large(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DVCBUS_GATEWAY_MAX_BODY_BYTES", "2000000")
+    with pytest.raises(SettingsError, match=r"^settings: gateway_max_body_bytes \(2000000\) must"):
+        Settings.load()
+
+
+def test_senders_yaml_is_beside_routes_yaml_unless_set(tmp_path: Path) -> None:
+    assert Settings(routes_file=tmp_path / "r.yaml").senders_path == tmp_path / "senders.yaml"
+    assert Settings(senders_file="deploy/s.yaml").senders_path == PROJECT_ROOT / "deploy/s.yaml"

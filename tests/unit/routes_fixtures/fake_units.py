@@ -17,6 +17,7 @@ class FakeTranslation:
     notes: tuple[str, ...] = ()
     ambiguous: str | None = None
     unknown: tuple[str, ...] = ()
+    unsure: tuple[str, ...] = ()
 
     @property
     def translated(self) -> bool:
@@ -39,12 +40,15 @@ class FakeUnits:
     def __init__(self) -> None:
         self.calls = 0
 
-    def translate(self, province: str | None, commune: str | None) -> FakeTranslation:
+    def translate(
+        self, province: str | None, commune: str | None, as_of: str | None = None
+    ) -> FakeTranslation:
         self.calls += 1
         notes: list[str] = []
         unknown: list[str] = []
         if commune in self.SPLIT:
-            return FakeTranslation(province, commune, ambiguous=self.SPLIT[commune])
+            unsure = ("commune",) if province else ("commune", "province")
+            return FakeTranslation(province, commune, ambiguous=self.SPLIT[commune], unsure=unsure)
         if commune in self.OLD_COMMUNES:
             new = self.OLD_COMMUNES[commune]
             notes.append(f"commune {commune} → {new}")

@@ -1,0 +1,68 @@
+"""``dvcbus run gateway``: load, check and wire the gateway process, then run it until a signal.
+
+Everything is read and checked before the first connection (settings, schemas, routes,
+senders.yaml, the senders' tokens), like the router and dispatcher: a broken file stops
+the process at start with the problem. The gateway does not declare the broker topology
+(the router does); it waits for the ingress exchange to exist.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from bus import app
+from bus.ingress.gateway import Gateway
+from bus.ingress.publishing import IngressPublisher
+from bus.ingress.senders import load_senders
+from bus.ingress.tokens import TokenBook
+from bus.observability.endpoint import Check, HttpEndpoint
+from bus.observability.masking import LOG_MASKER
+from bus.observability.metrics import Metrics, MetricsSink
+
+log = structlog.get_logger("bus.ingress")
+
+
+def readiness(publisher: IngressPublisher) -> Check:
+    """Ready when connected to the broker and confirms are flowing."""
+
+    def probe() -> tuple[bool, str]:
+        if publisher.supervisor.stopping:
+            return False, "stopping"
+        if not publisher.supervisor.ready.is_set():
+            return False, "connecting"
+        if not publisher.ready:
+            return False, "confirms_overdue"
+        return True, "consuming"
+
+    return Check("gateway", probe)
+
+
+def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
+    """The gateway's components, in the order they start (and stop)."""
+    s = loaded.settings
+    types = {t for t, _ in loaded.schemas.message_types}
+    senders = load_senders(s.senders_path, known_types=types)
+    tokens, disabled, secrets = TokenBook.build(senders)
+    for sid, why in disabled.items():
+        log.error("gateway.sender_disabled", sender=sid, error=why)
+    LOG_MASKER.use_schemas(loaded.schemas)
+    LOG_MASKER.add_secrets(secrets)
+    hops = app.build_hops(loaded)
+    metrics = Metrics(types=types, targets=loaded.routes.targets)
+    hops.add(MetricsSink(metrics))
+    store = app.open_store(loaded)
+    audit = app.build_audit(loaded, store)
+    hops.add(audit)
+    metrics.watch_audit(audit)
+    publisher = IngressPublisher(
+        s.amqp_url,
+        loaded.names,
+        confirm_timeout=s.gateway_confirm_timeout,
+        reconnect_delay_max=s.reconnect_delay_max,
+    )
+    endpoint = HttpEndpoint(metrics, host=s.gateway_host, port=s.gateway_port)
+    endpoint.routes_digest = loaded.routes.digest
+    endpoint.add_check(readiness(publisher))
+    gateway = Gateway(s, loaded.schemas, senders, tokens, store, hops, publisher, endpoint.app())
+    # Stopped in this order: no new requests, then the last confirms, then the audit trail.
+    return [gateway, publisher, audit], gateway

@@ -1,0 +1,71 @@
+"""The gateway's records on real SQLite and PostgreSQL: idempotency keys and who sent what."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bus.store import KeyState, Store, Submission, open_store
+from tests.integration.store_fixtures import postgres_schema_url, sqlite_url
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = open_store(sqlite_url(tmp_path))
+        yield s
+        s.close()
+    else:
+        with postgres_schema_url() as url:
+            s = open_store(url)
+            yield s
+            s.close()
+
+
+def test_the_first_claim_of_a_key_wins_and_the_next_sees_it(store: Store) -> None:
+    assert store.claim_idempotency_key("portal", "k1", "aa", 100.0) is None
+    seen = store.claim_idempotency_key("portal", "k1", "bb", 101.0)
+    assert seen is not None
+    assert (seen.state, seen.request_sha256, seen.message_id) == (KeyState.IN_FLIGHT, "aa", None)
+    assert store.claim_idempotency_key("hanoi", "k1", "bb", 101.0) is None  # keys are per sender
+
+
+def test_an_answered_key_gives_its_message_id(store: Store) -> None:
+    store.claim_idempotency_key("portal", "k1", "aa", 100.0)
+    store.answer_idempotency_key("portal", "k1", "m-1", 102.0)
+    seen = store.claim_idempotency_key("portal", "k1", "aa", 103.0)
+    assert seen is not None
+    assert (seen.state, seen.message_id) == (KeyState.ANSWERED, "m-1")
+    store.release_idempotency_key("portal", "k1")  # only an in-flight key is released
+    assert store.claim_idempotency_key("portal", "k1", "aa", 104.0) is not None
+
+
+def test_a_released_key_can_be_claimed_again(store: Store) -> None:
+    store.claim_idempotency_key("portal", "k1", "aa", 100.0)
+    store.release_idempotency_key("portal", "k1")
+    assert store.claim_idempotency_key("portal", "k1", "bb", 101.0) is None
+
+
+def test_a_stale_key_is_taken_over_once(store: Store) -> None:
+    store.claim_idempotency_key("portal", "k1", "aa", 100.0)
+    assert store.take_over_idempotency_key("portal", "k1", "aa", 100.0, 500.0)
+    assert not store.take_over_idempotency_key("portal", "k1", "aa", 100.0, 501.0)
+
+
+def test_the_first_sender_of_an_id_keeps_it_until_the_retention_ends(store: Store) -> None:
+    now = time.time()
+    store.record_submission(Submission("m-1", "portal", "dossier.submitted", "aa", now - 10))
+    store.record_submission(Submission("m-1", "hanoi", "dossier.submitted", "bb", now))
+    assert store.submission("m-1") == Submission(
+        "m-1", "portal", "dossier.submitted", "aa", now - 10
+    )
+    store.claim_idempotency_key("portal", "old", "aa", now - 10)
+    store.claim_idempotency_key("portal", "new", "aa", now)
+    assert store.purge_gateway(now - 5) == 2
+    assert store.submission("m-1") is None
+    assert store.claim_idempotency_key("portal", "new", "aa", now) is not None
