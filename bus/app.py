@@ -118,6 +118,7 @@ def stamp_key(settings: Settings) -> StampKey:
 def build_router(loaded: Loaded, hops: Hops) -> Router:
     s = loaded.settings
     pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes)
+    pipeline.payments.report_unreadable_secrets()
     return Router(
         pipeline,
         loaded.names,

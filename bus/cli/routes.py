@@ -79,6 +79,7 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
     from bus import app
     from bus.contract.envelope import parse
     from bus.contract.rejections import Rejection
+    from bus.routing.payment_rules import PAYMENT_TYPE, PaymentRules
     from bus.routing.pipeline import unit_date
 
     settings = obj.settings(routes_file=routes_file)
@@ -97,6 +98,9 @@ def routes_explain(obj: Ctx, message: Path, routes_file: Path | None) -> None:
     assert isinstance(loaded, app.Loaded)
     attrs = loaded.schemas.route_attributes(doc)
     explanation = loaded.table.explain(type_, doc["source"], attrs, unit_date(doc, attrs))
+    if type_ == PAYMENT_TYPE:
+        payments = PaymentRules(loaded.table.config.payments)
+        explanation = payments.explain(explanation, doc, version)
     click.echo(f"{message}: {type_} v{version}, id {doc['id']}")
     click.echo(str(explanation))
 

@@ -50,7 +50,7 @@ from bus.broker.stamp import StampKey, body_digest, verify_digest
 from bus.broker.topology import Names, Topology, declare
 from bus.contract.envelope import STATUS_TYPE, Message, status_of
 from bus.contract.rejections import Reason
-from bus.delivery import ordering, steps
+from bus.delivery import ordering, payment_ordering, steps
 from bus.delivery.circuit import CLOSED, OPEN, CircuitBreaker
 from bus.delivery.keylocks import KeyLocks
 from bus.delivery.ratelimit import TokenBucket
@@ -67,7 +67,7 @@ from bus.delivery.steps import (
     Suppress,
 )
 from bus.observability.hops import Event, Hop, Hops
-from bus.store import DELIVERED, SUPERSEDED, StatusPosition, Store, TargetState
+from bus.store import DELIVERED, SUPERSEDED, PaymentState, StatusPosition, Store, TargetState
 from bus.store import Outcome as StoreOutcome
 
 log = structlog.get_logger("bus.dispatcher")
@@ -341,9 +341,12 @@ class Dispatcher:
                     d.hop(Event.REPLAYED, detail=f"replay of dead letter {replay_of} taken up")
                 )
             position = ordering.position(message)
+            payment = payment_ordering.state_of(message)
             key = (lane.name, message.dossier_no if position else message.id)
+            if payment is not None:
+                key = (lane.name, payment_ordering.lock_key(payment))
             async with self._locks.hold(key):
-                await self._steps(d, message, position)
+                await self._steps(d, message, position, payment)
         except Exception:
             # A bug of ours, not the agency's: back to the queue; the delivery limit ends loops.
             log.exception("dispatcher.step_failed", target=lane.name, message_id=props.message_id)
@@ -352,13 +355,22 @@ class Dispatcher:
             lane.in_flight -= 1
             lane.started.pop(tag, None)
 
-    async def _steps(self, d: Delivery, message: Message, position: StatusPosition | None) -> None:
+    async def _steps(
+        self,
+        d: Delivery,
+        message: Message,
+        position: StatusPosition | None,
+        payment: PaymentState | None = None,
+    ) -> None:
         lane = d.lane
         delivered_already = self.store.delivered_already(message.id, lane.name)
         current = None
         if not delivered_already and position is not None and message.dossier_no:
             current = self.store.status_position(message.dossier_no, lane.name)
         screened = steps.screen(delivered_already, position, current)
+        if screened is None and payment is not None:
+            held = self.store.payment_state(payment.reference, lane.name)
+            screened = steps.screen_payment(payment, held)
         if screened is not None:
             await self._perform(d, screened)
             return
@@ -387,7 +399,7 @@ class Dispatcher:
             await self.store.record(
                 StoreOutcome(
                     message.id, lane.name, DELIVERED, now, d.record.attempt,
-                    decision.reference, message.dossier_no, position,
+                    decision.reference, message.dossier_no, position, payment,
                 )
             )  # fmt: skip
             lane.delivered += 1

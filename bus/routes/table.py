@@ -408,6 +408,8 @@ class Explanation:
     agency: str | None = None  # the registry's word on the receiving agency, when routes ask
     file: str = ""
     digest: str = ""
+    checks: tuple[str, ...] = ()  # the router's domain checks (a payment's checksum), one a line
+    also: str = ""  # a copy parked beside the delivered ones (a payment's agency copy)
 
     def lines(self) -> list[str]:
         """Plain text, one fact per line, in the order the router decides."""
@@ -419,6 +421,7 @@ class Explanation:
         out.append(f"source: {self.authorisation}")
         if self.agency is not None:
             out.append(f"agency: {self.agency}")
+        out.extend(self.checks)
         if self.translation is not None:
             t = self.translation
             out.extend(f"units: {note}" for note in t.notes)
@@ -436,6 +439,8 @@ class Explanation:
             heading = f"routes for {self.type}, in file order"
             if self.fate is Reason.UNAUTHORISED:
                 heading += " (as if the source were allowed)"
+            elif self.fate in _REFUSED_BEFORE_ROUTING:
+                heading += " (as if the message had passed its checks)"
             out.append(heading + ":")
             width = max(len(v.name) for v in self.verdicts)
             places = [self._place(v.line) for v in self.verdicts]
@@ -445,6 +450,7 @@ class Explanation:
         if self.fate is None:
             out.append(
                 f"result: deliver to {', '.join(self.targets)} (routes: {', '.join(self.routes)})"
+                + (f"; {self.also}" if self.also else "")
             )
         else:
             out.append(f"result: dead letter, reason {self.fate.value}: {self.detail}")
@@ -457,6 +463,10 @@ class Explanation:
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+# Refused by a check the router makes after authorising and before routing.
+_REFUSED_BEFORE_ROUTING = frozenset({Reason.CHECKSUM_MISMATCH, Reason.UNVERIFIABLE, Reason.INVALID})
 
 
 def _short(path: str) -> str:

@@ -119,7 +119,11 @@ class Router:
         if dead_id is not None:
             self._taken_up(decision, dead_id, body)
         if type(decision) is Forward:
-            pending = acks.track(method.delivery_tag, len(decision.targets))
+            parked = decision.parked  # a copy with no target (a payment's agency copy)
+            copies = len(decision.targets) + (parked is not None)
+            pending = acks.track(method.delivery_tag, copies)
+            if parked is not None:
+                self._publish_dead(parked, props, body, publisher, pending.settle)
             shared = route_headers(decision.routes, decision.unit_notes)
             exchange = self.names.deliver_exchange
             message_id = decision.message_id
@@ -130,6 +134,8 @@ class Router:
                 publisher.publish(exchange, target, decision.body, copy_props, pending.settle)
             stats.forwarded += 1
             stats.copies += len(decision.targets)
+            if parked is not None:
+                self._parked_hop(parked, started, body)
             self.hops.emit(
                 Hop(
                     Event.ROUTED,
@@ -147,19 +153,22 @@ class Router:
             )
         else:
             self._park(decision, method.delivery_tag, props, body, acks, publisher)
-            self.hops.emit(
-                Hop(
-                    Event.DEAD_LETTERED,
-                    STAGE,
-                    decision.message_id,
-                    decision.message_type,
-                    decision.dossier_no,
-                    reason=decision.reason.value,
-                    detail=decision.detail,
-                    duration=time.perf_counter() - started,
-                    body=body,
-                )
+            self._parked_hop(decision, started, body)
+
+    def _parked_hop(self, decision: Park, started: float, body: bytes) -> None:
+        self.hops.emit(
+            Hop(
+                Event.DEAD_LETTERED,
+                STAGE,
+                decision.message_id,
+                decision.message_type,
+                decision.dossier_no,
+                reason=decision.reason.value,
+                detail=decision.detail,
+                duration=time.perf_counter() - started,
+                body=body,
             )
+        )
 
     def _taken_up(self, decision: Forward | Park, dead_id: Any, body: bytes) -> None:
         """A replayed dead letter is back: the operator's replay counted where it arrives.
@@ -191,6 +200,16 @@ class Router:
     ) -> None:
         self.stats.parked += 1
         pending = acks.track(tag, 1)
+        self._publish_dead(decision, props, body, publisher, pending.settle)
+
+    def _publish_dead(
+        self,
+        decision: Park,
+        props: BasicProperties,
+        body: bytes,
+        publisher: ConfirmingPublisher,
+        settle: Any,
+    ) -> None:
         dl_props = dead_letter_properties(
             decision.reason,
             decision.detail,
@@ -199,7 +218,7 @@ class Router:
             message_id=decision.message_id,
             message_type=decision.message_type,
         )
-        publisher.publish(self.names.dead_exchange, "", body, dl_props, pending.settle)
+        publisher.publish(self.names.dead_exchange, "", body, dl_props, settle)
 
     async def apply(self, table: RoutingTable, topology: Topology) -> None:
         """Use new routes from the next message on; declare what they add (new target queues)."""
@@ -210,6 +229,7 @@ class Router:
             await ops.close()
         self.topology = topology
         self.pipeline.table = table
+        self.pipeline.payments.report_unreadable_secrets()
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight copies be confirmed and acked, then disconnect."""

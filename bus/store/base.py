@@ -59,6 +59,43 @@ class StatusPosition:
         return (self.occurred_at, self.sequence)
 
 
+# A payment's results in the order they may follow each other at a target: pending may become
+# failed or success, failed may become success (paid again), success is final.
+PAYMENT_RANKS = {"pending": 0, "failed": 1, "success": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """Where a payment stands at a target: its reference and the result delivered there."""
+
+    reference: str
+    result: str
+    message_id: str = ""
+    # A pending confirmation's body, kept until a final result arrives (reconciliation).
+    body: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def rank(self) -> int:
+        return PAYMENT_RANKS[self.result]
+
+    def key(self) -> tuple[int]:
+        return (self.rank,)
+
+    def __str__(self) -> str:
+        return f"payment {self.reference} {self.result} (message {self.message_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPayment:
+    """A payment whose furthest result anywhere is still ``pending``: waiting since ``since``."""
+
+    reference: str
+    since: float  # when its pending result was first delivered
+    message_id: str
+    targets: tuple[str, ...]  # where it is pending
+    body: bytes | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """A final outcome for one message at one target, to be recorded."""
@@ -71,6 +108,7 @@ class Outcome:
     reference: str | None = None
     dossier_no: str | None = None
     position: StatusPosition | None = None  # advance the dossier's status when delivered
+    payment: PaymentState | None = None  # advance the payment's result when delivered
 
 
 @dataclass(slots=True)
@@ -193,6 +231,15 @@ class Store(ABC):
     @abstractmethod
     def status_position(self, dossier_no: str, target: str) -> StatusPosition | None:
         """The newest status delivered for this dossier to this target."""
+
+    @abstractmethod
+    def payment_state(self, reference: str, target: str) -> PaymentState | None:
+        """The furthest result delivered for this payment reference to this target."""
+
+    @abstractmethod
+    def pending_payments(self, before: float | None = None) -> list[PendingPayment]:
+        """Payments pending everywhere they were delivered (since ``before``, when given),
+        oldest first: what reconciliation re-queries."""
 
     async def record(self, outcome: Outcome) -> None:
         """Record a final outcome; returns once it is committed (batched with others)."""

@@ -26,6 +26,8 @@ from bus.store.base import (
     IdempotencyKey,
     KeyState,
     Outcome,
+    PaymentState,
+    PendingPayment,
     StatusPosition,
     Store,
     Submission,
@@ -168,6 +170,34 @@ class SqlStore(Store):
         occurred_at, sequence, status, message_id = rows[0]
         return StatusPosition(float(occurred_at), int(sequence), status, message_id)
 
+    def payment_state(self, reference: str, target: str) -> PaymentState | None:
+        rows = self._read(
+            "SELECT result, message_id FROM payment_states WHERE reference = ? AND target = ?",
+            (reference, target),
+        )
+        return PaymentState(reference, rows[0][0], rows[0][1]) if rows else None
+
+    def pending_payments(self, before: float | None = None) -> list[PendingPayment]:
+        rows = self._read(
+            "SELECT reference, target, at, message_id, body, result_rank FROM payment_states "
+            "WHERE reference IN (SELECT reference FROM payment_states WHERE result_rank = 0) "
+            "ORDER BY reference, at"
+        )
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            found.setdefault(row[0], []).append(row)
+        pending = []
+        for reference, rows_of in found.items():
+            if any(r[5] > 0 for r in rows_of):
+                continue  # a final result reached some target: the platform has answered
+            first = rows_of[0]
+            if before is not None and first[2] > before:
+                continue
+            body = next((bytes(r[4]) for r in rows_of if r[4] is not None), None)
+            targets = tuple(sorted(r[1] for r in rows_of))
+            pending.append(PendingPayment(reference, float(first[2]), first[3], targets, body))
+        return sorted(pending, key=lambda p: p.since)
+
     def write_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         with self.transaction() as cur:
             cur.executemany(
@@ -201,6 +231,24 @@ class SqlStore(Store):
                         "AND excluded.sequence > status_positions.sequence)"
                     ),
                     advances,
+                )
+            payments = [
+                (p.reference, o.target, p.result, p.rank, o.message_id, o.at, p.body)
+                for o in outcomes
+                if o.outcome == DELIVERED and (p := o.payment) is not None
+            ]
+            if payments:
+                cur.executemany(
+                    self.sql(
+                        "INSERT INTO payment_states "
+                        "(reference, target, result, result_rank, message_id, at, body) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference, target) DO UPDATE "
+                        "SET result = excluded.result, result_rank = excluded.result_rank, "
+                        "message_id = excluded.message_id, at = excluded.at, "
+                        "body = excluded.body "
+                        "WHERE excluded.result_rank > payment_states.result_rank"
+                    ),
+                    payments,
                 )
 
     def outcomes(self, message_ids: Sequence[str] | None = None) -> list[tuple[str, str, str]]:

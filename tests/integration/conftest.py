@@ -39,6 +39,13 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session", autouse=True)
+def payment_secret_here() -> None:
+    """The partner secret of routes.yaml in this process too (as ``bus_env`` gives the bus):
+    tests that decide messages' fates in-process verify payments the way the router does."""
+    os.environ.setdefault("DVCBUS_PAYMENT_SECRET", "demo-secret")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def broker() -> str:
     """The local RabbitMQ; a missing broker is a failure, not a skip."""
     try:
