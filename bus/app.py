@@ -11,7 +11,7 @@ import contextlib
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -172,6 +172,7 @@ def build_dispatcher(
             lanes[name] = build_lane(name, target)
         except ConfigError as exc:
             log.error("dispatcher.target_disabled", target=name, error=str(exc))
+    store.before_commit = hops.sync  # a delivery's hop is journaled before its record commits
     s = loaded.settings
     return Dispatcher(
         lanes,
@@ -191,13 +192,22 @@ def build_audit(loaded: Loaded, store: Store) -> AuditSink:
 
     It masks with the log masker, which knows the schemas' x-pii marks and the credential
     values this process resolved (``bus.observability.process.protect_logs``).
+
+    Every record is also kept in this process's hop journal until the store has it, and the
+    journals of processes that are gone are drained into the chain
+    (``bus.observability.journal``). The writer child inherits the journal's lock, so a
+    journal is recovered only once the batch that child may still be committing is done.
     """
     from bus.observability.audit_writer import AuditWriterProcess
+    from bus.observability.journal import HopJournal
     from bus.observability.masking import LOG_MASKER
 
-    if loaded.settings.audit_writer == "process":
-        return AuditSink(AuditWriterProcess(loaded.settings.store_url), mask=LOG_MASKER.text)
-    return AuditSink(store, mask=LOG_MASKER.text)
+    settings = loaded.settings
+    journal = HopJournal(settings.journal_dir())
+    writer: Any = store
+    if settings.audit_writer == "process":
+        writer = AuditWriterProcess(settings.store_url, pass_fds=(journal.lock_fd,))
+    return AuditSink(writer, mask=LOG_MASKER.text, journal=journal, kept=store.audit_keys)
 
 
 def build_recorder(loaded: Loaded, store: Store) -> DeadLetterRecorder:

@@ -9,6 +9,7 @@ its default; a unit test keeps the two in step.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from pathlib import Path
@@ -42,6 +43,11 @@ class Settings(BaseModel):
     # "process": the audit trail is written by a child process (off the event loop's GIL);
     # "thread": by a thread of the bus process itself (one process less, ~12% slower router).
     audit_writer: Literal["process", "thread"] = "process"
+    # Where each process keeps its hop journal (its audit records on disk until the store has
+    # them; bus/observability/journal.py). "" = beside a SQLite store (var/dvcbus-journal for
+    # var/dvcbus.db), var/journal/<namespace>-<store digest> for PostgreSQL. Local disk; every
+    # bus process on the host that writes the same store must use the same directory.
+    audit_journal_dir: str = ""
     # The management API, to check broker policies before starting ("" = do not check).
     management_url: str = "http://guest:guest@127.0.0.1:15672"
     # When the management API cannot be read: "refuse" to start (a policy that drops messages
@@ -114,6 +120,19 @@ class Settings(BaseModel):
         if value is None or value == "":
             return None
         return PROJECT_ROOT / value if isinstance(value, str | Path) else value
+
+    def journal_dir(self) -> Path:
+        """The hop journal directory (``audit_journal_dir``, or its default for the store).
+
+        A relative path is from the working directory, like a relative SQLite store path.
+        """
+        if self.audit_journal_dir:
+            return Path(self.audit_journal_dir)
+        if self.store_url.startswith("sqlite:///"):
+            store = Path(self.store_url.removeprefix("sqlite:///"))
+            return store.with_name(f"{store.stem}-journal")
+        digest = hashlib.sha256(self.store_url.encode()).hexdigest()[:8]
+        return Path("var") / "journal" / f"{self.namespace}-{digest}"
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

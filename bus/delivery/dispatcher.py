@@ -16,12 +16,15 @@ pure function of ``bus.delivery.steps`` and carried out here:
     rate limit   wait for a token
     deliver      the adapter's one outcome (it must not raise; if it does, the message goes
                  back to its queue and the broker's delivery limit parks it as ``poison``)
-    record       delivered → store (committed) → ack
+    record       delivered → hop → store (committed, the hop journaled first) → ack
     recover      transient → next delay tier with the attempt recorded, or give up;
                  permanent or given up → dead letter with reason and history → ack
 
 Every ack follows the work it confirms (store commit, or the broker's confirm of a retry or
-dead-letter publish), so a crash at any point redelivers instead of losing.
+dead-letter publish), so a crash at any point redelivers instead of losing; and the hop of
+that work is in the process's hop journal before the ack is sent (``ChannelAcks``'s
+``before_ack``; a delivery's before its record is committed), so no acked work is without
+its audit record.
 """
 
 from __future__ import annotations
@@ -237,10 +240,10 @@ class Dispatcher:
                 await self._consume(lane, 1)
         log.info("dispatcher.ready", targets=sorted(self.lanes))
 
-    @staticmethod
-    def _open_lane_channel(lane: TargetLane, ops: ChannelOps) -> None:
+    def _open_lane_channel(self, lane: TargetLane, ops: ChannelOps) -> None:
         lane.ops = ops
-        lane.acks = ChannelAcks(ops.channel, asyncio.get_running_loop().call_soon)
+        loop = asyncio.get_running_loop()
+        lane.acks = ChannelAcks(ops.channel, loop.call_soon, before_ack=self.hops.sync)
 
     def _teardown(self) -> None:
         self._publisher = None
@@ -396,6 +399,9 @@ class Dispatcher:
         decision = steps.after_call(outcome, d.record, lane.retry, lane.name, now)
         if isinstance(decision, Record):  # the common case, carried out inline: no extra await
             lane.breaker.success()
+            # The hop first: the store's commit writes it to the journal (before_commit), so
+            # a kill between the commit and the ack cannot leave the record without its hop.
+            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=decision.reference))
             await self.store.record(
                 StoreOutcome(
                     message.id, lane.name, DELIVERED, now, d.record.attempt,
@@ -404,7 +410,6 @@ class Dispatcher:
             )  # fmt: skip
             lane.delivered += 1
             d.ack()
-            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=decision.reference))
             return
         await self._perform(d, decision, elapsed)
 

@@ -87,7 +87,7 @@ class Router:
         publisher = await ConfirmingPublisher.open(await ChannelOps.open(conn))
         consumer = await ChannelOps.open(conn)
         await consumer.qos(self.prefetch)
-        acks = IngressAcks(consumer.channel)
+        acks = IngressAcks(consumer.channel, before_ack=self.hops.sync)  # hops before acks
         publisher.after_confirm = acks.flush
         self._publisher, self._acks = publisher, acks
         tag = await consumer.call(

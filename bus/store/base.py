@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -178,6 +178,21 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditGap:
+    """Work the store recorded whose hop is not in the audit trail (``audit verify``)."""
+
+    missing: str  # the hop that is missing: delivered, dead_lettered or routed
+    message_id: str | None
+    target: str | None
+    at: float  # when the work was recorded (a dead letter: when it was parked)
+    stage: str | None = None
+    reason: str | None = None
+    message_type: str | None = None
+    dossier_no: str | None = None
+    dead_letter_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TargetState:
     """One dispatcher process's view of one target, saved every few seconds."""
 
@@ -202,6 +217,10 @@ class Store(ABC):
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        # Called on the event loop right before a batch of outcomes is committed: the
+        # dispatcher writes the hops of those deliveries to its journal there, so a kill
+        # between the commit and the ack cannot leave a delivery without its hop.
+        self.before_commit: Callable[[], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -268,6 +287,8 @@ class Store(ABC):
         if not batch:
             return
         try:
+            if self.before_commit is not None:
+                self.before_commit()
             await asyncio.to_thread(self.write_outcomes, [o for o, _ in batch])
         except Exception as exc:
             log.error("store.write_failed", error=str(exc), rows=len(batch))
@@ -365,6 +386,23 @@ class Store(ABC):
             if len(page) < page_size:
                 return
             after_seq = page[-1].seq
+
+    @abstractmethod
+    def audit_keys(self, process: str, first_at: float, last_at: float) -> set[tuple[Any, ...]]:
+        """(at, event, message_id, target, attempt) of ``process``'s records in the trail
+        from ``first_at`` to ``last_at``: which records of a dead process's journal it has."""
+
+    @abstractmethod
+    def audit_cutoff(self) -> float:
+        """The time from which the trail is whole: the oldest record kept once a purge ran,
+        else 0. Work recorded before it may have had its hops purged."""
+
+    @abstractmethod
+    def audit_gaps(self, *, since: float, until: float) -> Iterator[AuditGap]:
+        """Work recorded between ``since`` and ``until`` without its hop, streamed: every
+        delivery without its ``delivered`` hop, every dead letter the router or dispatcher
+        parked without its ``dead_lettered`` hop, every message a dispatcher hop names
+        without a ``routed`` hop (or an operator's replay)."""
 
     @abstractmethod
     def purge_audit(self, before: float, actor: str) -> int:

@@ -207,6 +207,11 @@ AUDIT_MIGRATIONS: list[Migration] = [
         "audit trail: the status code of a status update (not personal; hashed when set)",
         ["ALTER TABLE audit_log ADD COLUMN status INTEGER"],
     ),
+    (
+        3,
+        "audit trail: the body's digest indexed, to find a dead letter's hop by its body",
+        ["CREATE INDEX audit_log_body ON audit_log (body_sha256)"],
+    ),
 ]
 
 

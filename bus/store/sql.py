@@ -15,11 +15,13 @@ import orjson
 
 from bus.observability.audit import GENESIS, AuditRecord, chain
 from bus.store import migrations
+from bus.store.audit_gaps import find_gaps
 from bus.store.base import (
     DEAD_LETTERED,
     DELIVERED,
     PARKED,
     PURGED,
+    AuditGap,
     DeadFilter,
     DeadLetter,
     DeadLetterState,
@@ -502,6 +504,41 @@ class SqlStore(Store):
         if limit:
             text += f" LIMIT {int(limit)}"
         return [_audit_record(row) for row in self._audit.read(text, params)]
+
+    def audit_keys(self, process: str, first_at: float, last_at: float) -> set[tuple[Any, ...]]:
+        rows = self._audit.read(
+            "SELECT at, event, message_id, target, attempt FROM audit_log "
+            "WHERE at >= ? AND at <= ? AND process = ?",
+            (first_at, last_at, process),
+        )
+        return {
+            (float(at), event, mid, target, int(attempt))
+            for at, event, mid, target, attempt in rows
+        }
+
+    def audit_cutoff(self) -> float:
+        if self.audit_anchor()[0] == 0:
+            return 0.0
+        rows = self._audit.read("SELECT MIN(at) FROM audit_log")
+        return float(rows[0][0]) if rows and rows[0][0] is not None else 0.0
+
+    audit_prefix = ""  # where the main part's queries find the chain's tables
+
+    def connect_both(self) -> Any:
+        """A connection that sees both parts (the deliveries and the chain) in one query."""
+        return self.connect("main")
+
+    def audit_gaps(self, *, since: float, until: float) -> Iterator[AuditGap]:
+        conn = self.connect_both()
+        try:
+
+            def cursor_for(name: str) -> Any:
+                # PostgreSQL streams only through a named (server-side) cursor.
+                return conn.cursor(name=name) if self.dialect == "postgres" else conn.cursor()
+
+            yield from find_gaps(cursor_for, self.sql, self.audit_prefix, since, until)
+        finally:
+            conn.close()
 
     def purge_audit(self, before: float, actor: str) -> int:
         with self.transaction(immediate=True, part="audit") as cur:
