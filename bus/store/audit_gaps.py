@@ -43,7 +43,7 @@ ORDER BY dl.id
 ROUTED = """
 SELECT h.message_id, MIN(h.at) FROM {a}audit_log h
 WHERE h.stage = 'dispatcher' AND h.message_id IS NOT NULL AND h.at >= ? AND h.at < ?
-  AND NOT (h.event = 'dead_lettered' AND h.reason = 'unauthorised')
+  AND NOT (h.event = 'dead_lettered' AND COALESCE(h.reason, '') = 'unauthorised')
   AND NOT EXISTS (SELECT 1 FROM {a}audit_log r WHERE r.message_id = h.message_id
                   AND (r.event = 'routed' OR (r.event = 'replayed' AND r.stage = 'operator')))
 GROUP BY h.message_id

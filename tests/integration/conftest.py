@@ -291,10 +291,12 @@ def bus_under_test(
         tweak(doc)
         routes_file.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     routes = load_routes(routes_file)
+    # Each bus its own hop journals: a journal is drained into the store of whoever finds it.
+    env = {"DVCBUS_AUDIT_JOURNAL_DIR": str(tmp_path / f"journal-{namespace}"), **(extra_env or {})}
     with StandinThread(endpoints(routes)) as standins:
         under_test = BusUnderTest(
             Names(namespace), routes_file, routes, standins, tmp_path, store_url,
-            extra_env=dict(extra_env or {}), answers=Answers(standins.state),
+            extra_env=env, answers=Answers(standins.state),
         )  # fmt: skip
         try:
             yield under_test
