@@ -16,7 +16,14 @@ from bus.routing.pipeline import Forward, RouterPipeline
 from bus.settings import Settings
 from bus.store import DeadFilter
 from tests.integration.harness import send, wait_until
-from tests.integration.test_chaos import check_repeats, in_flight_window, repeated_deliveries
+from tests.integration.test_chaos import (
+    check_repeats,
+    duplicate_window,
+    in_flight_window,
+    repeated_deliveries,
+    suppressed_without_delivered_hop,
+    verify_audit,
+)
 
 STREAM = 5000
 
@@ -94,6 +101,9 @@ def test_router_killed_mid_stream_and_restarted_loses_nothing(bus) -> None:
     print(f"router crash: {STREAM} accounted for, {repeats['repeated']} repeated deliveries")
     window = in_flight_window(bus.routes_file)  # one kill: at most one window
     assert check_repeats(repeats, stream.deliveries, allowed=window) == []
+    audit = verify_audit(bus)
+    print(f"router crash: {audit.stdout.strip()} {audit.stderr.strip()}")
+    assert audit.returncode == 0  # every routed / dead_lettered hop survived the kill
 
 
 def test_dispatcher_killed_mid_stream_and_restarted_loses_nothing(bus) -> None:
@@ -102,6 +112,7 @@ def test_dispatcher_killed_mid_stream_and_restarted_loses_nothing(bus) -> None:
     stream = Stream(bus, seed=8)
     stream.start()
     stream.midway()
+    killed_at = time.time()
     dispatcher.kill()
     time.sleep(0.3)
     bus.start_dispatcher()
@@ -110,5 +121,12 @@ def test_dispatcher_killed_mid_stream_and_restarted_loses_nothing(bus) -> None:
     missing, repeats = stream.unaccounted(timeout=60)
     assert missing == [], f"{len(missing)} of {STREAM} messages lost after a dispatcher crash"
     print(f"dispatcher crash: {STREAM} accounted for, {repeats['repeated']} repeated deliveries")
+    print(f"dispatcher crash: duplicate window {duplicate_window(bus, [killed_at])}")
     window = in_flight_window(bus.routes_file)  # one kill: at most one window
     assert check_repeats(repeats, stream.deliveries, allowed=window) == []
+    suppressed, without_hop = suppressed_without_delivered_hop(bus.store)
+    print(f"dispatcher crash: {suppressed} redeliveries suppressed, {len(without_hop)} without hop")
+    assert without_hop == []  # trace shows the first delivery, from the killed one's journal
+    audit = verify_audit(bus)
+    print(f"dispatcher crash: {audit.stdout.strip()} {audit.stderr.strip()}")
+    assert audit.returncode == 0  # every delivered / dead_lettered hop survived the kill
