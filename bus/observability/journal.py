@@ -262,12 +262,13 @@ def recover(directory: Path, append: Append, kept: Kept | None = None, chunk: in
             raise
         orphan.discard()
         total += len(records)
-        log.warning(
-            "journal.recovered",
-            journal=orphan.lock_path.name.removesuffix(".lock"),
-            records=len(records),
-            why="a process was killed before its last hops reached the audit trail",
-        )
+        if records:  # a journal with nothing uncommitted is just removed
+            log.warning(
+                "journal.recovered",
+                journal=orphan.lock_path.name.removesuffix(".lock"),
+                records=len(records),
+                why="a process was killed before its last hops reached the audit trail",
+            )
     return total
 
 
