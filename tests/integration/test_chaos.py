@@ -141,10 +141,13 @@ def duplicate_window(bus, kills: list[float]) -> dict[str, Any]:
 
 def verify_audit(bus) -> subprocess.CompletedProcess[str]:
     """`dvcbus audit verify` (chain and completeness) once the bus's processes have stopped
-    (SIGTERM: what a killed process left in its journal was drained when it was replaced)."""
+    (SIGTERM: what a killed process left in its journal was drained when it was replaced,
+    and a clean stop leaves no journal behind)."""
     for proc in bus.processes:
         if proc.alive:
             proc.terminate()
+    left = sorted(p.name for p in Path(bus.env()["DVCBUS_AUDIT_JOURNAL_DIR"]).glob("*"))
+    assert left == [], f"hop journals left after every process stopped: {left}"
     return subprocess.run(
         [sys.executable, "-m", "bus.cli", "audit", "verify", "--settle", "0"],
         env=bus.env(),
