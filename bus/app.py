@@ -207,7 +207,13 @@ def build_audit(loaded: Loaded, store: Store) -> AuditSink:
     writer: Any = store
     if settings.audit_writer == "process":
         writer = AuditWriterProcess(settings.store_url, pass_fds=(journal.lock_fd,))
-    return AuditSink(writer, mask=LOG_MASKER.text, journal=journal, kept=store.audit_keys)
+    return AuditSink(
+        writer,
+        interval=settings.audit_flush_interval,
+        mask=LOG_MASKER.text,
+        journal=journal,
+        kept=store.audit_keys,
+    )
 
 
 def build_recorder(loaded: Loaded, store: Store) -> DeadLetterRecorder:

@@ -48,6 +48,9 @@ class Settings(BaseModel):
     # var/dvcbus.db), var/journal/<namespace>-<store digest> for PostgreSQL. Local disk; every
     # bus process on the host that writes the same store must use the same directory.
     audit_journal_dir: str = ""
+    # Seconds between two commits of a process's audit records (hops wait in memory and in
+    # the hop journal meanwhile). Longer: fewer, larger commits.
+    audit_flush_interval: float = Field(0.1, gt=0, le=60)
     # The management API, to check broker policies before starting ("" = do not check).
     management_url: str = "http://guest:guest@127.0.0.1:15672"
     # When the management API cannot be read: "refuse" to start (a policy that drops messages
