@@ -83,6 +83,7 @@ class HopJournal:
         self._fd = -1
         self._path = Path()
         self._size = 0
+        self._torn = False
         self._open_segment()
 
     @property
@@ -94,6 +95,7 @@ class HopJournal:
         self._path = self.directory / f"{self.name}.{self._number}.journal"
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._size = 0
+        self._torn = False
 
     def add(self, record: AuditRecord) -> None:
         """Keep a record to be written at the next :meth:`write` (serialised now: a thread
@@ -102,17 +104,27 @@ class HopJournal:
         self._buffer.append(orjson.dumps((self.seq, *_values(record)), option=_LINE))
 
     def write(self) -> None:
-        """Write out every record added so far, in one ``os.write`` (called before an ack)."""
+        """Write out every record added so far, in one ``os.write`` (called before an ack).
+
+        If the write fails (a full disk), the records stay pending and the error goes to the
+        caller, which then does not send its acks.
+        """
         if self._buffer:
-            data = b"".join(self._buffer)
+            self._write(b"".join(self._buffer))
             self._buffer.clear()
-            self._write(data)
             self.written_seq = self.seq
 
     def _write(self, data: bytes) -> None:
+        if self._torn:  # a failed write left part of a line: end it, it is skipped on reading
+            data = b"\n" + data
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view) :]
+            try:
+                view = view[os.write(self._fd, view) :]
+            except OSError:
+                self._torn = len(view) < len(data) or self._torn
+                raise
+        self._torn = False
         self._size += len(data)
 
     def committed(self, through: int) -> None:
@@ -138,14 +150,17 @@ class HopJournal:
     def close(self, *, everything_committed: bool) -> None:
         """Release the journal; its files are deleted when the store has every record,
         otherwise left (written out) for the next process to recover."""
-        self.write()
-        os.close(self._fd)
-        if everything_committed:
-            for path, _ in self._segments:
-                path.unlink(missing_ok=True)
-            self._path.unlink(missing_ok=True)
-            self.lock_path.unlink(missing_ok=True)
-        os.close(self.lock_fd)
+        try:
+            if not everything_committed:
+                self.write()
+        finally:
+            os.close(self._fd)
+            if everything_committed:
+                for path, _ in self._segments:
+                    path.unlink(missing_ok=True)
+                self._path.unlink(missing_ok=True)
+                self.lock_path.unlink(missing_ok=True)
+            os.close(self.lock_fd)
 
 
 @dataclass
@@ -167,6 +182,8 @@ class Orphan:
         for path in self.segments:
             with path.open("rb") as lines:
                 for line in lines:
+                    if not line.strip():
+                        continue
                     try:
                         doc = orjson.loads(line)
                     except orjson.JSONDecodeError:

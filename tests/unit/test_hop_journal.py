@@ -237,3 +237,37 @@ def test_a_sink_recovers_a_dead_process_s_hops_into_the_chain(tmp_path: Path) ->
     assert [(r.message_id, r.process) for r in store.records] == [("m7", "deadhost:1")]
     asyncio.run(sink.stop())
     assert os.listdir(tmp_path) == []
+
+
+class FlakyDisk:
+    """``os.write`` as on a disk that fills up: a short write, then an error, then room."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = os.write
+        self.calls = 0
+        monkeypatch.setattr(os, "write", self.write)
+
+    def write(self, fd: int, data: bytes) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            return self.real(fd, bytes(data[:10]))
+        if self.calls == 2:
+            raise OSError(28, "No space left on device")
+        return self.real(fd, data)
+
+
+def test_records_a_failed_write_left_are_written_again_and_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = HopJournal(tmp_path)
+    journal.add(a_record(1))
+    disk = FlakyDisk(monkeypatch)
+    with pytest.raises(OSError):
+        journal.write()  # the caller holds its acks back
+    journal.add(a_record(2))
+    journal.write()
+    assert disk.calls == 3
+    journal.close(everything_committed=False)
+    appended: list[AuditRecord] = []
+    recover(tmp_path, appended.extend)
+    assert [r.message_id for r in appended] == ["m1", "m2"]
