@@ -103,9 +103,11 @@ def audit_verify(
         took = time.perf_counter() - started
         found = None
         if completeness:
+            started = time.perf_counter()
             found = check.check(
                 store, settle=settle, show=show, journal_dir=loaded.settings.journal_dir()
             )
+            found.took = time.perf_counter() - started
     finally:
         store.close()
     if broken is not None:
@@ -128,7 +130,10 @@ def _report_completeness(found: Any, settle: float) -> None:
     from bus.observability.trace import vn_time
 
     since = vn_time(found.since) if found.since else "the start"
-    window = f"work from {since} to {vn_time(found.until)} (the last {settle:g}s not checked)"
+    window = (
+        f"work from {since} to {vn_time(found.until)} (the last {settle:g}s not checked), "
+        f"in {found.took:.2f}s"
+    )
     if not found.gaps:
         click.echo(f"audit trail complete: every delivery and dead letter has its hop; {window}")
     else:

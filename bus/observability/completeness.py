@@ -35,6 +35,7 @@ class Completeness:
     counts: Counter[str] = field(default_factory=Counter)
     shown: dict[str, list[AuditGap]] = field(default_factory=dict)
     undrained_journals: int = 0  # journals of processes that are gone, not yet in the chain
+    took: float = 0.0  # seconds the check took (set by the caller that timed it)
 
     @property
     def gaps(self) -> int:
