@@ -130,14 +130,7 @@ def _create_store(url: str) -> None:
 
 
 def publish(ctx: Context, names: Names, bodies: list[bytes], rate: float | None = None):
-    kwargs: dict[str, Any] = {}
-    try:
-        from bus.broker.sending import user_of
-
-        kwargs["user_id"] = user_of(ctx.url)  # the router knows the sender by it
-    except ImportError:  # a checkout from before identities
-        pass
-    results = asyncio.run(send_bodies(ctx.url, names, bodies, window=1000, rate=rate, **kwargs))
+    results = asyncio.run(send_bodies(ctx.url, names, bodies, window=1000, rate=rate))
     refused = [r for r in results if not r.ok]
     if refused:
         raise RuntimeError(f"{len(refused)} publishes refused: {refused[0].explain()}")

@@ -11,7 +11,7 @@ import contextlib
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -36,6 +36,7 @@ from bus.observability.hops import Hops
 from bus.observability.logsink import LogSink
 from bus.recovery.dead_letter_recorder import DeadLetterRecorder
 from bus.routes import RoutesConfig, RoutingTable, Target, load_routes
+from bus.routes.agencies import AgencyRegistry
 from bus.routes.checks import KindOptions
 from bus.routing.identity import Identities
 from bus.routing.pipeline import RouterPipeline
@@ -80,7 +81,8 @@ def load(settings: Settings, *, check_adapter_options: bool = False) -> Loaded:
     )
     names = Names(settings.namespace)
     topology = topology_for(routes, settings)
-    table = RoutingTable(routes, units)
+    agencies = AgencyRegistry.load(settings.agencies_path, set(units.current_provinces()))
+    table = RoutingTable(routes, units, agencies=agencies)
     senders = load_registry(settings, {t for t, _ in schemas.message_types})
     return Loaded(
         settings, schemas, units, routes, table, names, topology, check_adapter_options, senders
@@ -149,6 +151,7 @@ def stamp_key(settings: Settings) -> StampKey:
 def build_router(loaded: Loaded, hops: Hops) -> Router:
     s = loaded.settings
     pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes)
+    pipeline.payments.report_unreadable_secrets()
     return Router(
         pipeline,
         loaded.names,
@@ -203,6 +206,7 @@ def build_dispatcher(
             lanes[name] = build_lane(name, target)
         except ConfigError as exc:
             log.error("dispatcher.target_disabled", target=name, error=str(exc))
+    store.before_commit = hops.sync  # a delivery's hop is journaled before its record commits
     s = loaded.settings
     return Dispatcher(
         lanes,
@@ -222,13 +226,28 @@ def build_audit(loaded: Loaded, store: Store) -> AuditSink:
 
     It masks with the log masker, which knows the schemas' x-pii marks and the credential
     values this process resolved (``bus.observability.process.protect_logs``).
+
+    Every record is also kept in this process's hop journal until the store has it, and the
+    journals of processes that are gone are drained into the chain
+    (``bus.observability.journal``). The writer child inherits the journal's lock, so a
+    journal is recovered only once the batch that child may still be committing is done.
     """
     from bus.observability.audit_writer import AuditWriterProcess
+    from bus.observability.journal import HopJournal
     from bus.observability.masking import LOG_MASKER
 
-    if loaded.settings.audit_writer == "process":
-        return AuditSink(AuditWriterProcess(loaded.settings.store_url), mask=LOG_MASKER.text)
-    return AuditSink(store, mask=LOG_MASKER.text)
+    settings = loaded.settings
+    journal = HopJournal(settings.journal_dir())
+    writer: Any = store
+    if settings.audit_writer == "process":
+        writer = AuditWriterProcess(settings.store_url, pass_fds=(journal.lock_fd,))
+    return AuditSink(
+        writer,
+        interval=settings.audit_flush_interval,
+        mask=LOG_MASKER.text,
+        journal=journal,
+        kept=store.audit_keys,
+    )
 
 
 def build_recorder(loaded: Loaded, store: Store) -> DeadLetterRecorder:

@@ -9,6 +9,7 @@ its default; a unit test keeps the two in step.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from pathlib import Path
@@ -42,6 +43,14 @@ class Settings(BaseModel):
     # "process": the audit trail is written by a child process (off the event loop's GIL);
     # "thread": by a thread of the bus process itself (one process less, ~12% slower router).
     audit_writer: Literal["process", "thread"] = "process"
+    # Where each process keeps its hop journal (its audit records on disk until the store has
+    # them; bus/observability/journal.py). "" = beside a SQLite store (var/dvcbus-journal for
+    # var/dvcbus.db), var/journal/<namespace>-<store digest> for PostgreSQL. Local disk; every
+    # bus process on the host that writes the same store must use the same directory.
+    audit_journal_dir: str = ""
+    # Seconds between two commits of a process's audit records (hops wait in memory and in
+    # the hop journal meanwhile). Longer: fewer, larger commits.
+    audit_flush_interval: float = Field(0.1, gt=0, le=60)
     # The management API, to check broker policies before starting ("" = do not check).
     management_url: str = "http://guest:guest@127.0.0.1:15672"
     # When the management API cannot be read: "refuse" to start (a policy that drops messages
@@ -71,6 +80,7 @@ class Settings(BaseModel):
     queue_poll_interval: float = Field(5.0, ge=0)  # seconds between queue-depth reads; 0 = off
     # The HTTP gateway (`dvcbus run gateway`, bus/ingress/): who may send is in senders.yaml.
     senders_file: Path | None = None  # None (or ""): senders.yaml beside routes_file
+    agencies_file: Path | None = None  # None (or ""): agencies.yaml beside routes_file
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(9190, ge=0, le=65535)  # POST/GET /v1/messages, /metrics, probes
     # A request body larger than this is refused 413 unread; at most max_message_bytes, so
@@ -109,12 +119,35 @@ class Settings(BaseModel):
         """senders.yaml: the setting, else beside routes.yaml."""
         return self.senders_file or self.routes_file.with_name("senders.yaml")
 
-    @field_validator("routes_file", "schemas_dir", "senders_file", mode="before")
+    @property
+    def agencies_path(self) -> Path:
+        """agencies.yaml (the agency registry): the setting, else the one beside routes.yaml,
+        else the registry shipped with the bus (a routes.yaml copied elsewhere, by tests or
+        the benchmark, still routes by the same agencies)."""
+        if self.agencies_file:
+            return self.agencies_file
+        beside = self.routes_file.with_name("agencies.yaml")
+        return beside if beside.exists() else PROJECT_ROOT / "agencies.yaml"
+
+    @field_validator("routes_file", "schemas_dir", "senders_file", "agencies_file", mode="before")
     @classmethod
     def _from_project_root(cls, value: Any) -> Any:
         if value is None or value == "":
             return None
         return PROJECT_ROOT / value if isinstance(value, str | Path) else value
+
+    def journal_dir(self) -> Path:
+        """The hop journal directory (``audit_journal_dir``, or its default for the store).
+
+        A relative path is from the working directory, like a relative SQLite store path.
+        """
+        if self.audit_journal_dir:
+            return Path(self.audit_journal_dir)
+        if self.store_url.startswith("sqlite:///"):
+            store = Path(self.store_url.removeprefix("sqlite:///"))
+            return store.with_name(f"{store.stem}-journal")
+        digest = hashlib.sha256(self.store_url.encode()).hexdigest()[:8]
+        return Path("var") / "journal" / f"{self.namespace}-{digest}"
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -8,11 +8,14 @@ constant time: a confirmation that was altered on the way, or signed with anothe
 partner's secret, is never delivered (a permanent failure saying so, without either
 value). It is then POSTed to the agency's payment-result endpoint in the platform's field
 names, the checksummed values verbatim and the checksum with them, so the agency can verify
-it too. The agency answers ``{errorCode, message}``: ``00`` recorded, ``02`` already
-recorded (a repeat: success for an idempotent sender), ``99`` busy (try later), other codes
-refused. When the answer carries its own ``checksum`` (SHA-256 of
-``errorCode|referenceId|<secret>``) it is verified the same way; ``verify_reply: required``
-refuses answers without one.
+it too. A v2 confirmation (``payload.signed``) was verified by the router with the partner's
+secrets (rotation included) before it was routed, so it is not verified again here; its
+signed strings go to the agency verbatim (``signedFields``). The agency answers
+``{errorCode, message}``: ``00`` recorded, ``02`` already recorded (a repeat, delivered only
+when the answer's ``result`` is the result sent: idempotency is per reference AND outcome),
+``99`` busy (try later), other codes refused. When the answer carries its own ``checksum``
+(SHA-256 of ``errorCode|referenceId|<secret>``) it is verified the same way;
+``verify_reply: required`` refuses answers without one.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import orjson
 from pydantic import Field
 
 from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec
+from adapters.codes import code_text
 from adapters.http import Answer
-from adapters.kinds.rest import RestAdapter, RestOptions, RetryAsUpdate
+from adapters.kinds.payment_signature import sign_as_platform
+from adapters.kinds.rest import Call, RestAdapter, RestOptions, RetryAsUpdate, build_request
 from adapters.message import Message
 from adapters.options import require_credentials
 
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from adapters.testing.standin import Profile
 
 DEFAULT_FIELDS = ("reference", "transaction_id", "amount", "paid_at")
+RESULT_CODES = {"success": "1", "pending": "3", "failed": "4"}  # the platform's query codes
 
 
 def payment_checksum(values: Iterable[Any], secret: str) -> str:
@@ -56,6 +62,10 @@ class PaymentOptions(RestOptions):
     secret: str = "secret"  # the credentials key holding the partner secret
     verify_reply: Literal["optional", "required", "ignore"] = "optional"
     reply_checksum_fields: list[str] = Field(default_factory=lambda: ["errorCode", "referenceId"])
+    # "Already recorded" answers, and the answer field naming the result the agency holds:
+    # such an answer is a delivery only when that result is the one sent.
+    repeat_codes: list[str] = Field(default_factory=lambda: ["02"])
+    repeat_result_field: str = "result"
 
 
 DEFAULTS: dict[str, Any] = {
@@ -77,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
         "errorCode": "payload.error_code",
         "description": "payload.description",
         "checksum": {"from": "payload.checksum", "required": True},
+        "signedFields": "payload.signed",
     },
     "response": {
         "error_code": {
@@ -108,10 +119,56 @@ class PaymentConfirmationAdapter(RestAdapter):
     async def deliver(self, message: Message) -> Outcome:
         if message.type != "payment.confirmed":
             return PermanentFailure(f"the payment-confirmation kind takes no {message.type}")
-        refused = self.verify(message.payload)
-        if refused is not None:
-            return refused
+        if "signed" not in message.payload:  # v2 was verified by the router, with rotation
+            refused = self.verify(message.payload)
+            if refused is not None:
+                return refused
         return await super().deliver(message)
+
+    async def send(
+        self, call: Call, message: Message, *, retried: bool = False
+    ) -> Outcome | RetryAsUpdate:
+        """One call; an "already recorded" answer counts only for the result that was sent."""
+        request = build_request(call, message, self.headers_for(message))
+        answer = await self.exchange(request.method, request.url, request.data, request.headers)
+        if not isinstance(answer, Answer):
+            return answer
+        outcome = self.interpret(answer, can_retry_as_update=False)
+        if isinstance(outcome, Delivered):
+            return self.repeat_of_another_result(answer, message) or outcome
+        return outcome
+
+    def repeat_of_another_result(self, answer: Answer, message: Message) -> Outcome | None:
+        """A refusal when the agency says "already recorded" for a result it does not hold.
+
+        An agency that keys payments by reference alone answers a ``success`` arriving after
+        the ``failed`` it recorded with "already recorded": counting that as delivered would
+        lose the payment. Only an answer naming the same result (``repeat_result_field``,
+        the platform's code or word) is a repeat; one naming none cannot be trusted either.
+        """
+        o = self.payment_options
+        try:
+            doc = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            return None
+        code = code_text(doc.get("errorCode")) if isinstance(doc, dict) else None
+        if code is None or code not in o.repeat_codes:
+            return None
+        assert isinstance(doc, dict)
+        result = message.payload.get("result")
+        sent = RESULT_CODES.get(str(result), str(result))
+        held = code_text(doc.get(o.repeat_result_field))
+        if held is None:
+            return PermanentFailure(
+                f"the agency answered {code} (already recorded) without saying which result it "
+                f"holds ({o.repeat_result_field}): not counted as delivering result {sent}"
+            )
+        if held not in (sent, result):
+            return PermanentFailure(
+                f"the agency answered {code} (already recorded) but holds result {held[:8]} "
+                f"for this reference: result {sent} was not recorded"
+            )
+        return None
 
     def verify(self, payload: dict[str, Any]) -> PermanentFailure | None:
         """None when the platform's checksum is right; otherwise why it is refused."""
@@ -158,6 +215,8 @@ class PaymentConfirmationAdapter(RestAdapter):
         options = target.options or {}
         fields = options.get("checksum_fields") or list(DEFAULT_FIELDS)
         secret = target.credentials.get(options.get("secret", "secret"), "")
+        if "signed" in doc["payload"]:  # v2: the platform's own strings
+            return {**doc, "payload": sign_as_platform(doc["payload"], secret)}
         payload = dict(doc["payload"])
         payload["checksum"] = payment_checksum((payload.get(f) for f in fields), secret)
         return {**doc, "payload": payload}

@@ -59,20 +59,25 @@ def fake_portal_api(request: Request) -> tuple[int, Any]:
 
 
 def fake_payment_agency(request: Request) -> tuple[int, Any]:
-    """An agency payment endpoint: records a confirmation, acknowledges it (``02`` repeats)."""
+    """An agency payment endpoint: keeps one result per reference, ``02`` for a repeat of it.
+
+    A new result for a reference (failed, then success) is recorded (``00``); the same result
+    again is ``02`` "already recorded". Every answer names the result held (``result``).
+    """
     try:
         doc = orjson.loads(request.body)
     except orjson.JSONDecodeError:
         return 400, {"errorCode": "01", "message": "Dữ liệu không hợp lệ"}
     if not isinstance(doc, dict) or not doc.get("referenceId") or not doc.get("checksum"):
         return 200, {"errorCode": "01", "message": "Thiếu mã tham chiếu hoặc chuỗi kiểm tra"}
-    seen: set[str] = request.memory.setdefault("references", set())
+    held: dict[str, Any] = request.memory.setdefault("payments", {})
     reference = str(doc["referenceId"])
-    code = "02" if reference in seen else "00"
-    seen.add(reference)
+    code = "02" if reference in held and held[reference] == doc.get("result") else "00"
+    held[reference] = doc.get("result")
     return 200, {
         "errorCode": code,
         "message": "Đã ghi nhận kết quả thanh toán" if code == "00" else "Đã ghi nhận trước đó",
         "referenceId": reference,
+        "result": held[reference],
         "receiptId": f"PT-{request.target}-{request.seq}",
     }

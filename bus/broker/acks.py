@@ -6,6 +6,10 @@ keeps deliveries in arrival order and acks the longest settled prefix with one
 ``multiple=True`` frame. A delivery whose copy was refused is returned to its queue
 (``nack`` with requeue): the broker's delivery limit then parks it as poison if it keeps
 failing. The dispatcher (:class:`ChannelAcks`) settles deliveries that finish in any order.
+
+Both call ``before_ack`` right before they send a batch of acks: there the hops of the work
+being acked are written to the process's hop journal (``bus.observability.journal``), so
+no acked work is without its audit record, whenever the process is killed.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ class PendingDelivery:
 class IngressAcks:
     """Acks (or requeues) ingress deliveries in order once their copies are settled."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, before_ack: Callable[[], None] | None = None) -> None:
         self.channel = channel
+        self.before_ack = before_ack  # e.g. the hops journal written out: hops before acks
         self._queue: deque[PendingDelivery] = deque()
         self.acked = 0
         self.requeued = 0
@@ -63,6 +68,8 @@ class IngressAcks:
         queue = self._queue
         if not queue or queue[0].remaining or not self.channel.is_open:
             return
+        if self.before_ack is not None:
+            self.before_ack()
         last_ok = 0
         count = 0
         while queue and queue[0].remaining == 0:
@@ -93,9 +100,15 @@ class ChannelAcks:
     covers nothing that was not settled here.
     """
 
-    def __init__(self, channel: Channel, call_soon: Callable[[Callable[[], None]], object]) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        call_soon: Callable[[Callable[[], None]], object],
+        before_ack: Callable[[], None] | None = None,
+    ) -> None:
         self.channel = channel
         self._call_soon = call_soon
+        self.before_ack = before_ack  # e.g. the hops journal written out: hops before acks
         self._now: dict[int, bool] = {}  # settled this turn: tag -> ack (True) / nack (False)
         self._sent_alone: set[int] = set()  # sent above a gap of unsettled tags
         self._oldest = 1  # the oldest unsettled tag (a channel's tags start at 1)
@@ -116,8 +129,10 @@ class ChannelAcks:
 
     def flush(self) -> None:
         self._scheduled = False
-        now, self._now = self._now, {}
         channel = self.channel
+        if self._now and channel.is_open and self.before_ack is not None:
+            self.before_ack()  # if it fails, the settled tags wait for the next flush
+        now, self._now = self._now, {}
         if not now or not channel.is_open:
             return
         run_end, tag = 0, self._oldest

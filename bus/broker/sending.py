@@ -81,14 +81,16 @@ async def send_bodies(
     *,
     window: int = 1000,
     rate: float | None = None,
-    user_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> list[SendResult]:
     """Publish every body to the ingress exchange; return one result per body, in order.
 
     ``window`` bounds unconfirmed publishes; ``rate`` (messages/s) paces them for
-    fixed-load measurements. ``user_id``: set on every message, the user of ``amqp_url``
-    (the broker refuses another): the router knows the sender by it.
+    fixed-load measurements. Every message carries ``user_id``, the user of ``amqp_url``
+    (the broker refuses another): the router knows the sender by it. ``headers``: on every
+    message (the operators' tools name the sender they act for: ``x-dvcbus-sender``).
     """
+    user_id = user_of(amqp_url)
     conn, _closed = await connect(amqp_url, name="dvcbus-send")
     try:
         ops = await ChannelOps.open(conn)
@@ -128,6 +130,8 @@ async def send_bodies(
             result = SendResult(message_id=mid, published_at=time.time())
             results.append(result)
             props = ingress_properties(mid, user_id)
+            if headers:
+                props.headers = dict(headers)
             outstanding += 1
             all_done.clear()
             publisher.publish(

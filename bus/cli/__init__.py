@@ -23,9 +23,20 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
 
 def _register() -> None:
-    from bus.cli import adapters, audit, broker, dead, demo, routes, run, send, targets
+    from bus.cli import (
+        adapters,
+        audit,
+        broker,
+        dead,
+        demo,
+        payments,
+        routes,
+        run,
+        send,
+        targets,
+    )
 
-    for module in (run, routes, send, dead, targets, audit, adapters, demo, broker):
+    for module in (run, routes, send, dead, targets, audit, adapters, demo, broker, payments):
         for command in module.COMMANDS:
             main.add_command(command)
 

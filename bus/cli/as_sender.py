@@ -9,6 +9,7 @@ import click
 
 if TYPE_CHECKING:
     from bus.app import Loaded
+    from bus.broker.sending import SendResult
     from bus.routing.identity import Verdict
 
 
@@ -54,3 +55,32 @@ def identify_as(loaded: Loaded, sender_id: str) -> Verdict:
     if sender is not None and not sender.amqp_user:
         return identities.identify(identities.gateway_user, {Header.SENDER.value: sender_id})
     return identities.identify(amqp_user_of(loaded, sender_id), None)
+
+
+def send_for_claimants(loaded: Loaded, bodies: list[bytes]) -> list[SendResult]:
+    """Publish messages an operator's tool makes for their sender (a reconciled payment for
+    the platform): each names, in ``x-dvcbus-sender``, the registered sender that may claim
+    its type and source. The router trusts that header from the operators' user only;
+    published as any other user, the message is judged by that user's ``user_id``."""
+    import asyncio
+
+    import orjson
+
+    from bus.broker.sending import send_bodies
+    from bus.broker.wire import Header
+    from bus.routing.identity import claimant
+
+    groups: dict[str | None, list[int]] = {}
+    for i, body in enumerate(bodies):
+        doc = orjson.loads(body)
+        groups.setdefault(claimant(loaded.senders, doc["type"], doc["source"]), []).append(i)
+    results: list[SendResult | None] = [None] * len(bodies)
+    for sender, indexes in groups.items():
+        headers = {Header.SENDER.value: sender} if sender else None
+        batch = [bodies[i] for i in indexes]
+        sent = asyncio.run(
+            send_bodies(loaded.settings.amqp_url, loaded.names, batch, headers=headers)
+        )
+        for i, result in zip(indexes, sent, strict=True):
+            results[i] = result
+    return [r for r in results if r is not None]

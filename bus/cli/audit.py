@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
-from bus.cli.common import Ctx, console, err_console, load_with_store
+from bus.cli.common import Ctx, console, err_console, load_with_store, shown_identity_of
+from bus.observability.masking import printable
 from bus.observability.trace import print_journey
 
 
@@ -53,28 +55,126 @@ def audit() -> None:
     show_default=True,
     help="Records read per query (memory is one page, whatever the chain's length).",
 )
+@click.option(
+    "--completeness/--no-completeness",
+    default=True,
+    show_default=True,
+    help="Also check that every delivery and dead letter in the store has its hop.",
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(0),
+    default=10.0,
+    show_default=True,
+    help="Seconds of the newest work not checked for completeness (its hops may be on the way).",
+)
+@click.option(
+    "--show",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="Gaps listed per kind (all are counted).",
+)
 @click.pass_obj
-def audit_verify(obj: Ctx, expect: str | None, page_size: int) -> None:
-    """Walk the hash chain; exit 1 at the first altered, missing or reordered record."""
+def audit_verify(
+    obj: Ctx,
+    expect: str | None,
+    page_size: int,
+    completeness: bool,
+    settle: float,
+    show: int,
+) -> None:
+    """Walk the hash chain, then check the trail is complete; exit 1 on a break or a gap.
+
+    Complete: every delivery the store recorded has its `delivered` hop, every dead letter
+    the router or dispatcher parked its `dead_lettered` hop, every message a dispatcher hop
+    names its `routed` hop. Identities are masked as in `dvcbus dead list`.
+    """
+    from bus.observability import completeness as check
     from bus.observability.audit import verify_store
+    from bus.observability.process import protect_logs
 
     expected = _parse_expect(expect) if expect else None
-    _, store = load_with_store(obj)
+    loaded, store = load_with_store(obj)
+    protect_logs(loaded)  # the masker also blanks the credentials this bus resolves
     started = time.perf_counter()
     try:
         broken, anchor, head = verify_store(store, page_size=page_size, expect=expected)
+        took = time.perf_counter() - started
+        found = None
+        if completeness:
+            started = time.perf_counter()
+            found = check.check(
+                store, settle=settle, show=show, journal_dir=loaded.settings.journal_dir()
+            )
+            found.took = time.perf_counter() - started
     finally:
         store.close()
-    took = time.perf_counter() - started
     if broken is not None:
         err_console.print(f"audit trail BROKEN at record {broken.seq}: {broken.why}")
+    else:
+        start = f" (after the purge anchor at {anchor[0]})" if anchor[0] else ""
+        checked = f"; record {expected[0]} has the expected hash" if expected else ""
+        click.echo(
+            f"audit trail OK: records {anchor[0] + 1}..{head[0]} verified in {took:.2f}s"
+            f"{start}{checked}"
+        )
+    if found is not None:
+        _report_completeness(found, settle)
+    if broken is not None or (found is not None and found.gaps):
         raise SystemExit(1)
-    start = f" (after the purge anchor at {anchor[0]})" if anchor[0] else ""
-    checked = f"; record {expected[0]} has the expected hash" if expected else ""
-    click.echo(
-        f"audit trail OK: records {anchor[0] + 1}..{head[0]} verified in {took:.2f}s"
-        f"{start}{checked}"
+
+
+def _report_completeness(found: Any, settle: float) -> None:
+    from bus.observability.completeness import KINDS
+    from bus.observability.trace import vn_time
+
+    since = vn_time(found.since) if found.since else "the start"
+    window = (
+        f"work from {since} to {vn_time(found.until)} (the last {settle:g}s not checked), "
+        f"in {found.took:.2f}s"
     )
+    if not found.gaps:
+        click.echo(f"audit trail complete: every delivery and dead letter has its hop; {window}")
+    else:
+        counts = ", ".join(f"{found.counts[k]} {k}" for k in KINDS if found.counts[k])
+        err_console.print(
+            f"audit trail INCOMPLETE: {found.gaps} hop(s) missing ({counts}); {window}",
+            markup=False,
+            soft_wrap=True,
+        )
+        for kind in KINDS:
+            for gap in found.shown.get(kind, []):
+                err_console.print(_gap_line(gap), markup=False, soft_wrap=True)
+            more = found.counts[kind] - len(found.shown.get(kind, []))
+            if more > 0:
+                err_console.print(f"  … and {more} more without a {kind} hop", markup=False)
+    if found.undrained_journals:
+        err_console.print(
+            f"{found.undrained_journals} hop journal(s) of stopped processes are not in the "
+            "trail yet: any bus process drains them within seconds of starting",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _gap_line(gap: Any) -> str:
+    """One gap, its identity masked like `dvcbus dead list` (a refusal's id is the sender's)."""
+    from bus.observability.masking import LOG_MASKER
+    from bus.observability.trace import vn_time
+
+    message_id, message_type, dossier_no = shown_identity_of(
+        gap.stage or "", gap.reason, (gap.message_id, gap.message_type, gap.dossier_no)
+    )
+    what = f"{message_type or 'message'} {message_id or '-'}"
+    if gap.dead_letter_id is not None:
+        reason = LOG_MASKER.text(gap.reason or "")
+        what = f"dead letter {gap.dead_letter_id} ({gap.stage}, {reason}), {what}"
+    if gap.target:
+        what += f" at {gap.target}"
+    if dossier_no:
+        what += f", dossier {dossier_no}"
+    return printable(f"  no {gap.missing} hop: {what}, recorded {vn_time(gap.at)}")
 
 
 def _parse_expect(text: str) -> tuple[int, str]:

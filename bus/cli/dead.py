@@ -12,11 +12,13 @@ from rich.table import Table
 
 from bus.cli.common import Ctx, cell, console, err_console, load_with_store, shown_identity_of
 from bus.observability.masking import printable
+from bus.observability.trace import VN
 from bus.store import PARKED, PURGED, DeadFilter, DeadLetter
 
 
 def _since(value: str | None) -> float | None:
-    """``2h`` / ``30m`` ago, or an ISO date/time."""
+    """``2h`` / ``30m`` ago, or an ISO date/time; without an offset it is Vietnam time, so
+    ``2026-11-25`` is midnight in Hà Nội (operators read +07:00 in every listing)."""
     if not value:
         return None
     from bus.routes.durations import parse_duration
@@ -32,7 +34,7 @@ def _since(value: str | None) -> float | None:
             f"{value!r}: use a duration like 2h or a date like 2026-11-25"
         ) from None
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
+        stamp = stamp.replace(tzinfo=VN)
     return stamp.timestamp()
 
 
@@ -71,7 +73,8 @@ def _filter(
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """Vietnam time with its offset, as ``trace`` prints it (whatever the server's zone)."""
+    return datetime.fromtimestamp(ts, UTC).astimezone(VN).strftime("%Y-%m-%d %H:%M:%S +07:00")
 
 
 @click.group()
@@ -81,7 +84,7 @@ def dead() -> None:
 
 _LIST_COLUMNS = (
     "id",
-    "parked at",
+    "parked at +07:00",
     "reason",
     "target",
     "type",
@@ -91,7 +94,7 @@ _LIST_COLUMNS = (
     "detail",
 )
 
-_WHOLE = frozenset({"id", "parked at", "tries"})
+_WHOLE = frozenset({"id", "parked at +07:00", "tries"})
 
 
 def _listed(letter: DeadLetter) -> dict[str, Any]:
@@ -166,7 +169,7 @@ def dead_list(
                 cell,
                 (
                     str(row["id"]),
-                    row["parked_at"],
+                    row["parked_at"].removesuffix(" +07:00"),  # the offset is in the heading
                     row["reason"] + state,
                     row["target"] or "-",
                     row["type"] or "-",

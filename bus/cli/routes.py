@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -41,6 +42,7 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
         options_of=app.kind_options,
     )
     problems += check_beside_routes(path, known_types)  # senders.yaml, when there is one
+    problems += _agency_problems(path, obj.settings(routes_file=path).agencies_path)
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
@@ -50,6 +52,22 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
         console.print(f"{path}: {errors} error(s), {warnings} warning(s)")
         raise SystemExit(1)
     console.print(f"{path}: OK ({warnings} warning(s))")
+
+
+def _agency_problems(routes_path: Path, registry: Path) -> list[Any]:
+    """The problems of the agency registry a bus started with ``routes_path`` would read."""
+    from bus.contract.admin_units import AdminUnits
+    from bus.routes import RoutesError, load_routes
+    from bus.routes.agencies import check_agencies
+
+    try:
+        config = load_routes(routes_path)
+    except RoutesError:
+        config = None  # its own problems are listed already
+    targets = set(config.targets) if config is not None else None
+    used = config is not None and any(r.match.agency_province for r in config.routes)
+    provinces = set(AdminUnits.load().current_provinces())
+    return check_agencies(registry, provinces, targets, used)
 
 
 @routes.command("explain")
@@ -71,6 +89,7 @@ def routes_explain(
     from bus.contract.envelope import parse
     from bus.contract.rejections import Rejection
     from bus.routing.identity import authorise, identify_text
+    from bus.routing.payment_rules import PAYMENT_TYPE, PaymentRules
     from bus.routing.pipeline import unit_date
 
     settings = obj.settings(routes_file=routes_file)
@@ -106,6 +125,9 @@ def routes_explain(
                 raise SystemExit(1) from None
     attrs = loaded.schemas.route_attributes(doc)
     explanation = loaded.table.explain(type_, doc["source"], attrs, unit_date(doc, attrs))
+    if type_ == PAYMENT_TYPE:
+        payments = PaymentRules(loaded.table.config.payments)
+        explanation = payments.explain(explanation, doc, version)
     click.echo(f"{message}: {type_} v{version}, id {doc['id']}")
     click.echo(str(explanation))
 

@@ -110,7 +110,7 @@ def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool, as_sender: 
     message the router would refuse. Every message carries user_id, the broker user it is
     published as: the router knows the sender by it (docs/ingress.md).
     """
-    from bus.broker.sending import send_bodies, user_of
+    from bus.broker.sending import send_bodies
     from bus.broker.topology import Names
     from bus.cli.as_sender import identify_as, sender_url
 
@@ -145,7 +145,7 @@ def send(obj: Ctx, files: tuple[Path, ...], check: bool, each: bool, as_sender: 
         raise SystemExit(1)
     bodies = [m.body for m in messages]
     names = Names(settings.namespace)
-    results = asyncio.run(send_bodies(amqp_url, names, bodies, user_id=user_of(amqp_url)))
+    results = asyncio.run(send_bodies(amqp_url, names, bodies))
     failed = 0
     for result in results:
         if result.ok:

@@ -16,12 +16,15 @@ pure function of ``bus.delivery.steps`` and carried out here:
     rate limit   wait for a token
     deliver      the adapter's one outcome (it must not raise; if it does, the message goes
                  back to its queue and the broker's delivery limit parks it as ``poison``)
-    record       delivered → store (committed) → ack
+    record       delivered → hop → store (committed, the hop journaled first) → ack
     recover      transient → next delay tier with the attempt recorded, or give up;
                  permanent or given up → dead letter with reason and history → ack
 
 Every ack follows the work it confirms (store commit, or the broker's confirm of a retry or
-dead-letter publish), so a crash at any point redelivers instead of losing.
+dead-letter publish), so a crash at any point redelivers instead of losing; and the hop of
+that work is in the process's hop journal before the ack is sent (``ChannelAcks``'s
+``before_ack``; a delivery's before its record is committed), so no acked work is without
+its audit record.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from bus.broker.stamp import StampKey, body_digest, verify_digest
 from bus.broker.topology import Names, Topology, declare
 from bus.contract.envelope import STATUS_TYPE, Message, status_of
 from bus.contract.rejections import Reason
-from bus.delivery import ordering, steps
+from bus.delivery import ordering, payment_ordering, steps
 from bus.delivery.circuit import CLOSED, OPEN, CircuitBreaker
 from bus.delivery.keylocks import KeyLocks
 from bus.delivery.ratelimit import TokenBucket
@@ -67,7 +70,7 @@ from bus.delivery.steps import (
     Suppress,
 )
 from bus.observability.hops import Event, Hop, Hops
-from bus.store import DELIVERED, SUPERSEDED, StatusPosition, Store, TargetState
+from bus.store import DELIVERED, SUPERSEDED, PaymentState, StatusPosition, Store, TargetState
 from bus.store import Outcome as StoreOutcome
 
 log = structlog.get_logger("bus.dispatcher")
@@ -237,10 +240,10 @@ class Dispatcher:
                 await self._consume(lane, 1)
         log.info("dispatcher.ready", targets=sorted(self.lanes))
 
-    @staticmethod
-    def _open_lane_channel(lane: TargetLane, ops: ChannelOps) -> None:
+    def _open_lane_channel(self, lane: TargetLane, ops: ChannelOps) -> None:
         lane.ops = ops
-        lane.acks = ChannelAcks(ops.channel, asyncio.get_running_loop().call_soon)
+        loop = asyncio.get_running_loop()
+        lane.acks = ChannelAcks(ops.channel, loop.call_soon, before_ack=self.hops.sync)
 
     def _teardown(self) -> None:
         self._publisher = None
@@ -341,9 +344,12 @@ class Dispatcher:
                     d.hop(Event.REPLAYED, detail=f"replay of dead letter {replay_of} taken up")
                 )
             position = ordering.position(message)
+            payment = payment_ordering.state_of(message)
             key = (lane.name, message.dossier_no if position else message.id)
+            if payment is not None:
+                key = (lane.name, payment_ordering.lock_key(payment))
             async with self._locks.hold(key):
-                await self._steps(d, message, position)
+                await self._steps(d, message, position, payment)
         except Exception:
             # A bug of ours, not the agency's: back to the queue; the delivery limit ends loops.
             log.exception("dispatcher.step_failed", target=lane.name, message_id=props.message_id)
@@ -352,13 +358,22 @@ class Dispatcher:
             lane.in_flight -= 1
             lane.started.pop(tag, None)
 
-    async def _steps(self, d: Delivery, message: Message, position: StatusPosition | None) -> None:
+    async def _steps(
+        self,
+        d: Delivery,
+        message: Message,
+        position: StatusPosition | None,
+        payment: PaymentState | None = None,
+    ) -> None:
         lane = d.lane
         delivered_already = self.store.delivered_already(message.id, lane.name)
         current = None
         if not delivered_already and position is not None and message.dossier_no:
             current = self.store.status_position(message.dossier_no, lane.name)
         screened = steps.screen(delivered_already, position, current)
+        if screened is None and payment is not None:
+            held = self.store.payment_state(payment.reference, lane.name)
+            screened = steps.screen_payment(payment, held)
         if screened is not None:
             await self._perform(d, screened)
             return
@@ -384,15 +399,17 @@ class Dispatcher:
         decision = steps.after_call(outcome, d.record, lane.retry, lane.name, now)
         if isinstance(decision, Record):  # the common case, carried out inline: no extra await
             lane.breaker.success()
+            # The hop first: the store's commit writes it to the journal (before_commit), so
+            # a kill between the commit and the ack cannot leave the record without its hop.
+            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=decision.reference))
             await self.store.record(
                 StoreOutcome(
                     message.id, lane.name, DELIVERED, now, d.record.attempt,
-                    decision.reference, message.dossier_no, position,
+                    decision.reference, message.dossier_no, position, payment,
                 )
             )  # fmt: skip
             lane.delivered += 1
             d.ack()
-            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=decision.reference))
             return
         await self._perform(d, decision, elapsed)
 

@@ -7,7 +7,8 @@ order that keeps a crash safe (each ack after the commit or confirm it depends o
 
     on arrival        DeadLetter ``unauthorised`` (no valid router stamp: someone went around
                       the router)
-    before the call   Suppress (already delivered) · Supersede (an older status)
+    before the call   Suppress (already delivered) · Supersede (an older status, or a payment
+                      result behind the one delivered)
                       Defer (the circuit refused the call; no attempt used)
     the call          HandBack (the adapter raised) · a timeout becomes a transient failure
     after the call    Record (delivered) · RetryLater (transient, attempts left)
@@ -24,9 +25,9 @@ from dataclasses import dataclass
 
 from adapters.base import Delivered, Outcome, PermanentFailure, TransientFailure
 from bus.contract.rejections import Reason
-from bus.delivery import ordering
+from bus.delivery import ordering, payment_ordering
 from bus.delivery.retry import AttemptRecord, GiveUp, next_step
-from bus.store import StatusPosition
+from bus.store import PaymentState, StatusPosition
 
 DEFAULT_DEFER = 10.0  # seconds a deferred message waits when no target has a retry schedule
 
@@ -50,12 +51,16 @@ SUPPRESS = Suppress()
 
 @dataclass(frozen=True, slots=True)
 class Supersede:
-    """A status older than one already delivered for its dossier: record it superseded, ack."""
+    """A status older than one already delivered for its dossier, or a payment result behind
+    the one delivered for its reference: record it superseded, ack."""
 
-    newer: StatusPosition  # the one delivered
+    newer: StatusPosition | PaymentState  # the one delivered
 
     @property
     def detail(self) -> str:
+        if isinstance(self.newer, PaymentState):
+            newer = self.newer
+            return f"payment already {newer.result} here (message {newer.message_id})"
         return f"newer status {self.newer}"
 
 
@@ -133,6 +138,13 @@ def screen(
         return SUPPRESS
     if position is not None and ordering.is_older(position, current):
         assert current is not None
+        return Supersede(current)
+    return None
+
+
+def screen_payment(state: PaymentState, current: PaymentState | None) -> Supersede | None:
+    """Before any call: a payment result behind ``current`` (delivered to this target)."""
+    if current is not None and payment_ordering.is_behind(state, current):
         return Supersede(current)
     return None
 

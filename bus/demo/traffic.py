@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from adapters.kinds.payment_signature import sign_as_platform
 from bus.contract.ids import uuid7
 
 if TYPE_CHECKING:
     from bus.app import Loaded
 
 VN = timezone(timedelta(hours=7))
+DEMO_SECRET = "demo-secret"  # routes.yaml's partner secret, as the demo and tests set it
+PLATFORM_ERROR_CODES = {"success": "00", "pending": "09", "failed": "24"}
+PENDING_KIND = "payment: pending (reconciled later)"
 PORTAL = "000.00.00.G22/portal"
 PAYMENT_PLATFORM = "000.00.00.G22/payment"
 
@@ -353,7 +357,15 @@ class TrafficGenerator:
             "dossier.status_changed", source or agency, payload, payload["dossier_no"]
         )
 
-    def payment(self, source: str = PAYMENT_PLATFORM) -> dict[str, Any]:
+    def payment(
+        self,
+        source: str = PAYMENT_PLATFORM,
+        *,
+        agency: str | None = None,
+        result: str = "success",
+        version: int = 2,
+    ) -> dict[str, Any]:
+        """A confirmation signed as the platform signs it (v2); ``version=1``: the old form."""
         r = self.rng
         province = self._province()
         dossier_no = self._dossier_no(province)
@@ -361,15 +373,15 @@ class TrafficGenerator:
         fields = {
             "reference": f"TT{self.now:%Y%m%d}{self.seq:07d}",
             "dossier_no": dossier_no,
-            "agency": PROVINCE_AGENCY[province],
+            "agency": agency or PROVINCE_AGENCY[province],
             "transaction_id": f"{r.choice(BANKS)}{r.getrandbits(48):012d}",
             "partner_code": "DVCQG",
             "bank_code": r.choice(BANKS),
             "amount": amount,
             "currency": "VND",
             "paid_at": self._time(r.randint(0, 10)),
-            "result": "success",
-            "error_code": "00",
+            "result": result,
+            "error_code": PLATFORM_ERROR_CODES[result],
             "procedure_code": r.choice(PROCEDURES)[0],
             "description": (
                 f"Thanh toán lệ phí hồ sơ {dossier_no} qua Cổng Dịch vụ công quốc gia, "
@@ -382,8 +394,25 @@ class TrafficGenerator:
             str(fields[k]) for k in ("reference", "transaction_id", "amount", "paid_at")
         )
         fields["description"] += f", người nộp {fields['payer']['name']}"
-        fields["checksum"] = hashlib.sha256(f"{joined}|demo-secret".encode()).hexdigest()
-        return self._envelope("payment.confirmed", source, fields, dossier_no)
+        if version == 1:  # v1 signed only these fields; the router refuses it unverifiable
+            fields["checksum"] = hashlib.sha256(f"{joined}|{DEMO_SECRET}".encode()).hexdigest()
+        else:
+            fields = sign_as_platform(fields, DEMO_SECRET)
+        doc = self._envelope("payment.confirmed", source, fields, dossier_no)
+        doc["version"] = version
+        return doc
+
+    def forged_payment(self) -> dict[str, Any]:
+        """A failed payment turned into a success on the way, its checksum left as signed."""
+        doc = self.payment(result="failed")
+        doc["payload"].update(result="success", error_code="00")
+        return doc
+
+    def payment_with_float_amount(self) -> dict[str, Any]:
+        """An amount written 8000.0: refused at validation, not as a false checksum alarm."""
+        doc = self.payment()
+        doc["payload"]["amount"] = float(doc["payload"]["amount"])
+        return doc
 
     def _with_old_address(self, old: tuple[str, str]) -> dict[str, Any]:
         """A dossier whose applicant address still carries pre-1 July 2025 codes."""
@@ -426,8 +455,23 @@ class TrafficGenerator:
         if roll < 0.30:
             return _gen("dossier.submitted", self.dossier())
         if roll < 0.45:
-            return _gen("payment.confirmed", self.payment())
+            return self._one_payment(roll)
         return _gen("dossier.status_changed", self.status())
+
+    def _one_payment(self, roll: float) -> Generated:
+        """Payments, and within their share the platform's edge cases (~2.5% of payments)."""
+        if roll < 0.301:
+            return _gen("payment: forged failed → success", self.forged_payment())
+        if roll < 0.302:
+            return _gen("payment: v1 (unverifiable)", self.payment(version=1))
+        if roll < 0.3025:
+            return _gen("payment: amount 8000.0", self.payment_with_float_amount())
+        if roll < 0.304:
+            doc = self.payment(agency=UNROUTED_AGENCY)
+            return _gen("payment: agency with no route", doc)
+        if roll < 0.306:
+            return _gen(PENDING_KIND, self.payment(result="pending"))
+        return _gen("payment.confirmed", self.payment())
 
 
 def _gen(kind: str, doc: dict[str, Any]) -> Generated:

@@ -7,8 +7,10 @@ head. A retention purge removes the oldest records but leaves an anchor (the las
 hash), so what remains still verifies.
 
 Writes are batched off the event loop: the sink appends to a list, a background task
-commits it every ``interval`` seconds. A process killed in between loses at most that
-much of its own trail; the messages it was handling are redelivered and leave new hops.
+commits it every ``interval`` seconds. With a hop journal (``bus.observability.journal``)
+each record is also on local disk before the ack its hop's work allows is sent, and a
+process killed in between leaves its uncommitted records there; every sink appends those
+of dead processes to the chain when it starts and every few seconds after.
 
 What is kept is masked with the log masker (:data:`bus.observability.masking.LOG_MASKER`:
 the safety net plus the credential values this process resolved): a hop's ``reason`` and
@@ -54,6 +56,7 @@ MAX_PENDING = 200_000  # records (~100 MB) kept while the store cannot be writte
 CHUNK = 5_000  # records per write after a backlog, so no batch grows without bound
 PAGE = 5_000  # records per read when the chain is walked
 RETRY_MAX = 5.0  # seconds between write attempts while the store keeps failing
+RECOVER_EVERY = 5.0  # seconds between looks for the journals of processes that are gone
 
 
 @dataclass(slots=True)
@@ -201,6 +204,9 @@ class AuditSink:
     this process writes) or ``audit_writer.AuditWriterProcess`` (a child process does).
     ``mask`` masks free text; by default the log masker's, with the resolved credentials.
     At most ``max_pending`` records wait for the store; see the module docstring.
+    ``journal`` (a ``HopJournal``) keeps every record on disk until the store has it;
+    ``kept`` (``Store.audit_keys``) tells which records of a dead process's journal the
+    chain already holds.
     """
 
     def __init__(
@@ -211,8 +217,14 @@ class AuditSink:
         mask: Callable[[str], str] | None = None,
         max_pending: int = MAX_PENDING,
         chunk: int = CHUNK,
+        journal: Any = None,
+        kept: Callable[[str, float, float], set[tuple[Any, ...]]] | None = None,
     ) -> None:
         self.writer = writer
+        self.journal = journal
+        self.kept = kept
+        self.recovered = 0  # records of dead processes' journals appended (counts up)
+        self._committed = 0  # records committed so far (= journal sequence of the last one)
         self.interval = interval
         self.mask = mask or LOG_MASKER.text
         self.max_pending = max_pending
@@ -242,24 +254,30 @@ class AuditSink:
         message_id, message_type, dossier_no = shown_identity(
             hop.stage, hop.reason, hop.message_id, hop.message_type, hop.dossier_no, mask
         )
-        self._batch.append(
-            AuditRecord(
-                at=hop.at,
-                process=self.process,
-                stage=hop.stage,
-                event=hop.event.value,
-                message_id=message_id,
-                message_type=message_type,
-                dossier_no=dossier_no,
-                target=hop.target or (",".join(hop.targets) or None),
-                reason=mask(hop.reason) if hop.reason else None,
-                detail=mask(hop.detail) if hop.detail else None,
-                attempt=hop.attempt,
-                duration=hop.duration,
-                body_sha256=_body_digest(hop),
-                status=hop.status,
-            )
+        record = AuditRecord(
+            at=hop.at,
+            process=self.process,
+            stage=hop.stage,
+            event=hop.event.value,
+            message_id=message_id,
+            message_type=message_type,
+            dossier_no=dossier_no,
+            target=hop.target or (",".join(hop.targets) or None),
+            reason=mask(hop.reason) if hop.reason else None,
+            detail=mask(hop.detail) if hop.detail else None,
+            attempt=hop.attempt,
+            duration=hop.duration,
+            body_sha256=_body_digest(hop),
+            status=hop.status,
         )
+        self._batch.append(record)
+        if self.journal is not None:
+            self.journal.add(record)
+
+    def sync(self) -> None:
+        """Write the records of the hops so far to the journal (before an ack or a commit)."""
+        if self.journal is not None:
+            self.journal.write()
 
     def _drop(self, hop: Hop) -> None:
         self.dropped += 1
@@ -282,8 +300,12 @@ class AuditSink:
                 await asyncio.to_thread(start)
             except Exception as exc:  # the first write tries again
                 self._failed(exc)
+        next_recovery = time.monotonic()
         try:
             while True:
+                if self.journal is not None and time.monotonic() >= next_recovery:
+                    await self.recover()
+                    next_recovery = time.monotonic() + RECOVER_EVERY
                 wait = self.interval
                 if self._failing_since is not None:  # back off while the store is failing
                     wait = min(RETRY_MAX, self.interval * 2 ** min(self._episode_failures, 8))
@@ -291,6 +313,20 @@ class AuditSink:
                 await self.flush()
         finally:
             await self.flush()
+
+    async def recover(self) -> int:
+        """Append the uncommitted records of dead processes' journals to the chain."""
+        from bus.observability.journal import recover
+
+        try:
+            appended = await asyncio.to_thread(
+                recover, self.journal.directory, self.writer.append_audit, self.kept, self.chunk
+            )
+        except Exception as exc:  # the store is failing: the journals wait for the next try
+            log.error("audit.journal_recovery_failed", error=str(exc))
+            return 0
+        self.recovered += appended
+        return appended
 
     async def flush(self) -> bool:
         """Write what is pending, in chunks; False when the store refused (records kept)."""
@@ -307,6 +343,9 @@ class AuditSink:
                     return False
                 finally:
                     self._writing = 0
+                self._committed += len(chunk)
+                if self.journal is not None:
+                    self.journal.committed(self._committed)
                 self._written()
             return True
 
@@ -351,7 +390,13 @@ class AuditSink:
         with contextlib.suppress(Exception):
             await self.flush()
         if self._batch:
-            log.error("audit.unwritten_at_stop", records=len(self._batch))
+            log.error(
+                "audit.unwritten_at_stop",
+                records=len(self._batch),
+                journal=None if self.journal is None else str(self.journal.directory),
+            )
+        if self.journal is not None:
+            self.journal.close(everything_committed=not self._batch)
         close = getattr(self.writer, "close", None)
         if close is not None:
             await asyncio.to_thread(close)

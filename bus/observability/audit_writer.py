@@ -10,7 +10,8 @@ are in the store, and the chain stays one chain whichever process writes.
 
 Failure semantics: if the child dies, the batch it was given is reported failed and sent
 again to a new child, so a record may appear twice in the trail, never not at all; if the
-parent dies, the child reads end-of-file, finishes the batch in hand and exits. The child
+parent dies, the child reads end-of-file, finishes the batch in hand and exits (holding the
+parent's hop journal lock until then, so the journal is recovered after that batch). The child
 ignores SIGINT and SIGTERM so that a Ctrl-C or a signal to the process group cannot kill it
 before its parent's last flush.
 """
@@ -60,9 +61,13 @@ class AuditWriterProcess:
     ``AuditSink`` does). A dead child is replaced at the next call, at most once a second.
     """
 
-    def __init__(self, store_url: str, *, restart_interval: float = 1.0) -> None:
+    def __init__(
+        self, store_url: str, *, restart_interval: float = 1.0, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         self.store_url = store_url
         self.restart_interval = restart_interval
+        # Kept open in the child: the hop journal's lock, held until the child is gone too.
+        self.pass_fds = pass_fds
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self._lock = threading.Lock()
@@ -87,6 +92,7 @@ class AuditWriterProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
+            pass_fds=self.pass_fds,
         )
         return proc
 

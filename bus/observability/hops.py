@@ -13,6 +13,7 @@ count, format a line, or append to a batch that is written elsewhere.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -71,7 +72,11 @@ class Hop:
 
 
 class HopSink(Protocol):
-    """An observer of hops (metrics, logs, audit)."""
+    """An observer of hops (metrics, logs, audit).
+
+    A sink that must have the hops so far on disk before the work they describe is acked
+    (the audit trail's journal) also has ``sync()``; :meth:`Hops.sync` calls it.
+    """
 
     def record(self, hop: Hop) -> None: ...
 
@@ -79,13 +84,26 @@ class HopSink(Protocol):
 class Hops:
     """The observers of one process. A failing observer is logged, never allowed to stop a hop."""
 
-    __slots__ = ("sinks",)
+    __slots__ = ("_syncs", "sinks")
 
     def __init__(self, sinks: list[HopSink] | None = None) -> None:
-        self.sinks: list[HopSink] = list(sinks or [])
+        self.sinks: list[HopSink] = []
+        self._syncs: list[Callable[[], None]] = []
+        for sink in sinks or []:
+            self.add(sink)
 
     def add(self, sink: HopSink) -> None:
         self.sinks.append(sink)
+        sync = getattr(sink, "sync", None)
+        if sync is not None:
+            self._syncs.append(sync)
+
+    def sync(self) -> None:
+        """Make the hops emitted so far durable: called right before an ack (or the store
+        commit of a delivery) that their work allows. An error propagates: the ack must
+        not be sent without its hops."""
+        for sync in self._syncs:
+            sync()
 
     def emit(self, hop: Hop) -> None:
         for sink in self.sinks:

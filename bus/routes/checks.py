@@ -29,6 +29,8 @@ from bus.routes.model import (
 )
 from bus.routes.problems import Path_, Problem, owner_of, suggest
 
+PAYMENT_TYPE = "payment.confirmed"
+
 if TYPE_CHECKING:
     from bus.contract.admin_units import AdminUnits
 
@@ -132,6 +134,7 @@ def check_all(
         *sources_for_routed_types(written, known_types),
         *unused_targets(written),
         *shadowed_routes(written),
+        *payment_rules(written),
     ]
 
 
@@ -287,9 +290,10 @@ def unit_codes(w: Written, units: AdminUnits | None) -> Iterator[Problem]:
         return
     for i, _route in w.routes.items():
         owner = w.owner(i)
-        for path, code in w.values(i, "province"):
-            if PROVINCE_CODE.match(code) and not units.is_current_province(code):
-                yield w.problem(path, owner + _old_province(units, code))
+        for key in ("province", "agency_province"):
+            for path, code in w.values(i, key):
+                if PROVINCE_CODE.match(code) and not units.is_current_province(code):
+                    yield w.problem(path, owner + _old_province(units, code))
         for path, code in w.values(i, "commune"):
             if COMMUNE_CODE.match(code) and not units.is_current_commune(code):
                 yield w.problem(path, owner + _old_commune(units, code))
@@ -410,3 +414,31 @@ def _covers(earlier: RouteMatch, later: RouteMatch) -> bool:
         elif not set(other) <= set(values):
             return False
     return True
+
+
+def payment_rules(w: Written) -> Iterator[Problem]:
+    """`payments:` naming unknown targets, or payments routed with no partner to verify them.
+
+    The router verifies every payment's checksum with its partner's secrets: routing
+    payments with no partner listed dead-letters every one of them ``unverifiable``.
+    """
+    payments = w.data.get("payments")
+    payments = payments if isinstance(payments, dict) else {}
+    portal = payments.get("portal_targets")
+    names = [portal] if isinstance(portal, str) else portal if isinstance(portal, list) else []
+    for j, name in enumerate(names):
+        if isinstance(name, str) and name not in w.targets:
+            path: Path_ = ("payments", "portal_targets") + ((j,) if name is not portal else ())
+            yield w.problem(
+                path,
+                f"payments: portal_targets names unknown target {name!r}{suggest(name, w.targets)}",
+            )
+    routed = any(type_ == PAYMENT_TYPE for i in w.routes for _, type_ in w.values(i, "type"))
+    if routed and not payments.get("partners"):
+        yield w.problem(
+            ("payments",) if "payments" in w.data else ("routes",),
+            f"{PAYMENT_TYPE} is routed but `payments: partners:` lists no partner secrets: "
+            f"every {PAYMENT_TYPE} will be dead-lettered unverifiable",
+            "warning",
+            key=True,
+        )

@@ -23,6 +23,9 @@ from bus.routes.checks import OptionsOf, Written, check_all
 from bus.routes.model import (
     CircuitPolicy,
     Defaults,
+    Partner,
+    Payments,
+    Reconciliation,
     RetryPolicy,
     Route,
     RouteMatch,
@@ -137,6 +140,9 @@ _SHAPES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("targets", "*", "circuit"): _fields(CircuitPolicy),
     ("routes", "#"): _fields(Route),
     ("routes", "#", "match"): _fields(RouteMatch),
+    ("payments",): _fields(Payments),
+    ("payments", "partners", "*"): _fields(Partner),
+    ("payments", "reconciliation"): _fields(Reconciliation),
 }
 _KEY_HINTS = {
     ("targets", "*", "name"): "a target's name is its key under `targets`",
@@ -149,6 +155,8 @@ def _shape_of(path: Path_) -> tuple[str, ...]:
         return ("targets", "*", *map(str, path[2:]))
     if len(path) >= 2 and path[0] == "routes":
         return ("routes", "#", *map(str, path[2:]))
+    if len(path) >= 3 and path[:2] == ("payments", "partners"):
+        return ("payments", "partners", "*", *map(str, path[3:]))
     return tuple(map(str, path))
 
 
@@ -161,6 +169,8 @@ def _is_text(path: Path_) -> bool:
         return (depth == 3 and path[2] in _TEXT_FIELDS) or (depth == 4 and path[2] == "credentials")
     if head == "routes" and depth >= 3:
         return path[2] in ("name", "to") or (path[2] == "match" and depth >= 4)
+    if head == "payments":
+        return depth >= 2 and path[1] in ("partners", "portal_targets")
     return path == ("unmatched",)
 
 
@@ -233,7 +243,7 @@ class _Tree:
             self.problem(
                 _mark(root),
                 f"the top level is {kind}; it must be a mapping of "
-                "version, defaults, sources, targets, routes and unmatched",
+                "version, defaults, sources, targets, routes, payments and unmatched",
             )
             return None
         data = self.build(root, ())

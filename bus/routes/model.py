@@ -38,6 +38,7 @@ COMMUNE_CODE = re.compile(r"^\d{5}$")
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MESSAGE_TYPE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$")
 ADAPTER_KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
+PARTNER_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _ENV_REF = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
 _FILE_REF = re.compile(r"^file:/\S.*$")
 
@@ -245,6 +246,15 @@ def _condition_values(value: Any) -> Any:
     return value
 
 
+def _partner_code(value: str) -> str:
+    if not PARTNER_CODE.match(value):
+        raise ValueError(
+            f"partner {value!r} is not a payment partner code (1-32 letters, digits, '_' or "
+            "'-', as the platform's partner_code, e.g. VCB01)"
+        )
+    return value
+
+
 NonEmptyText = Annotated[str, Field(min_length=1)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
@@ -257,6 +267,7 @@ SourcePattern = Annotated[str, AfterValidator(_source_pattern)]
 ProvinceCode = Annotated[str, AfterValidator(_exact(PROVINCE_CODE, "province", '"01"'))]
 CommuneCode = Annotated[str, AfterValidator(_exact(COMMUNE_CODE, "commune", '"00004"'))]
 CredentialRef = Annotated[str, AfterValidator(_credential_ref)]
+PartnerCode = Annotated[str, AfterValidator(_partner_code)]
 
 
 class _Model(BaseModel):
@@ -371,7 +382,7 @@ CommuneCodes = _conditions(CommuneCode)
 SourcePatterns = _conditions(SourcePattern)
 
 # The attributes a route can match on, in the order `routes explain` checks them.
-MATCH_KEYS = ("type", "source", "agency", "procedure", "province", "commune")
+MATCH_KEYS = ("type", "source", "agency", "agency_province", "procedure", "province", "commune")
 GLOB_KEYS = frozenset({"agency", "procedure", "source"})
 
 
@@ -381,6 +392,8 @@ class RouteMatch(_Model):
     type: MessageTypes = None
     source: SourcePatterns = None
     agency: AgencyPatterns = None
+    # the receiving agency's current province, from the agency registry (agencies.yaml)
+    agency_province: ProvinceCodes = None
     procedure: ProcedurePatterns = None
     province: ProvinceCodes = None
     commune: CommuneCodes = None
@@ -398,6 +411,37 @@ class Route(_Model):
     match: RouteMatch
     to: Annotated[tuple[NonEmptyText, ...], BeforeValidator(_one_or_more)]
     continue_: bool = Field(default=False, alias="continue")
+
+
+class Partner(_Model):
+    """A partner of the payment platform: the secrets its checksums may be made with.
+
+    Several at once while a secret is rotated: a checksum made with any of them verifies.
+    """
+
+    secrets: Annotated[tuple[CredentialRef, ...], BeforeValidator(_one_or_more)]
+
+
+class Reconciliation(_Model):
+    """Where pending payments are re-queried, and after how long.
+
+    A confirmation still ``pending`` everywhere ``after`` it was delivered is asked of the
+    platform's status query (``dvcbus payments reconcile``); a final answer is published
+    through the ingress, so the router verifies it like any other.
+    """
+
+    status_query: Annotated[str, AfterValidator(_endpoint)]
+    after: Duration = 900.0
+
+
+class Payments(_Model):
+    """The router's payment rules: partners' checksum secrets, and who is not the owner."""
+
+    partners: dict[PartnerCode, Partner] = Field(default_factory=dict)
+    reconciliation: Reconciliation | None = None
+    # Targets that take every payment without being the agency owning it (the portal): a
+    # payment that reaches only these has its agency copy dead-lettered `unroutable`.
+    portal_targets: Annotated[tuple[NonEmptyText, ...], BeforeValidator(_one_or_many)] = ()
 
 
 def merge_defaults(data: Any) -> tuple[Any, set[tuple[str, ...]]]:
@@ -470,6 +514,7 @@ class RoutesConfig(_Model):
     ] = Field(default_factory=dict)
     targets: dict[str, Target]
     routes: tuple[Route, ...]
+    payments: Payments = Field(default_factory=Payments)
     unmatched: Literal["dead-letter"] = "dead-letter"
 
     _path: str = PrivateAttr(default="")

@@ -19,11 +19,15 @@ from bus.routes.model import GLOB_KEYS, Route, RoutesConfig, Target, compile_val
 
 if TYPE_CHECKING:
     from bus.contract.admin_units import AdminUnits, UnitTranslation
+    from bus.routes.agencies import AgencyRegistry
 
 DEFAULT_CACHE_SIZE = 32768
 # Positions of the message attributes in the tuple the compiled conditions look at.
-_SLOTS = {"source": 0, "agency": 1, "procedure": 2, "province": 3, "commune": 4}
-_ATTRIBUTES = ("agency", "procedure", "province", "commune")
+_SLOTS = {
+    "source": 0, "agency": 1, "procedure": 2, "province": 3, "commune": 4, "agency_province": 5
+}  # fmt: skip
+_ATTRIBUTES = ("agency", "agency_province", "procedure", "province", "commune")
+_AGENCY_PROVINCE = _SLOTS["agency_province"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ class RoutingTable:
         config: RoutesConfig,
         units: AdminUnits | None,
         *,
+        agencies: AgencyRegistry | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         for route in config.routes:
@@ -88,6 +93,7 @@ class RoutingTable:
                 raise ValueError(f"route {route.name!r} sends to unknown target(s) {missing}")
         self.config = config
         self.units = units
+        self.agencies = agencies
         compiled = [_compile(r, config.source_line("route", r.name)) for r in config.routes]
         typed = {t for r in config.routes for t in (r.match.type or ())} | set(config.sources)
         # Each type's routes in file order, untyped routes (any type) included where they sit.
@@ -158,8 +164,9 @@ class RoutingTable:
                 raise refusal
             province = translation.province or province
             commune = translation.commune or commune
-        values = (source, get("agency"), get("procedure"), province, commune)
         used = self._used.get(type_, self._used[None])
+        agency_province = self._agency_province(get("agency")) if _AGENCY_PROVINCE in used else None
+        values = (source, get("agency"), get("procedure"), province, commune, agency_province)
         key = tuple(v if i in used else None for i, v in enumerate(values))
         matched = self._match(type_, key)
         if matched is None:
@@ -170,6 +177,12 @@ class RoutingTable:
             if needy is not None:
                 raise needy
         return Resolution(matched[0], matched[1], translation, flags)
+
+    def _agency_province(self, agency: str | None) -> str | None:
+        """The receiving agency's current province, from the registry (None: not listed)."""
+        if self.agencies is None or not agency:
+            return None
+        return self.agencies.province_of(agency)
 
     def _unit_verdict(
         self, type_: str, translation: UnitTranslation
@@ -220,6 +233,9 @@ class RoutingTable:
                     break
         return (tuple(targets), tuple(matched)) if matched else None
 
+    def _reads_agency(self, type_: str) -> bool:
+        return _AGENCY_PROVINCE in self._used.get(type_, self._used[None])
+
     def cache_info(self) -> Any:
         """Hits, misses and size of the resolve cache (for metrics and tuning)."""
         return self._match.cache_info()
@@ -248,8 +264,12 @@ class RoutingTable:
             if unit_refusal is None:
                 province = translation.province or province
                 commune = translation.commune or commune
-        values = (source, attrs.get("agency"), attrs.get("procedure"), province, commune)
+        values = (source, attrs.get("agency"), attrs.get("procedure"), province, commune,
+                  self._agency_province(attrs.get("agency")))  # fmt: skip
         shown = {k: attrs.get(k) for k in _ATTRIBUTES}
+        registry_line = None
+        if self.agencies is not None and attrs.get("agency") and self._reads_agency(type_):
+            registry_line = self.agencies.describe(attrs["agency"])
         verdicts: list[RouteVerdict] = []
         targets: list[str] = []
         matched: list[str] = []
@@ -298,6 +318,7 @@ class RoutingTable:
             fate=fate,
             detail=detail,
             flags=flags,
+            agency=registry_line,
             file=self.config.path,
             digest=self.config.digest,
         )
@@ -316,6 +337,11 @@ def _first_failure(
         if value is not None and condition.test(value):
             continue
         key = condition.key
+        if value is None and key == "agency_province":
+            return (
+                "the receiving agency is not in the agency registry (the route needs "
+                f"agency_province {_any(condition.values)})"
+            )
         if value is None:
             return f"the message has no {key} (the route needs {key} {_any(condition.values)})"
         written = shown.get(key)
@@ -379,8 +405,11 @@ class Explanation:
     fate: Reason | None  # None: delivered to ``targets``; else the dead-letter reason
     detail: str
     flags: tuple[str, ...] = ()  # unit codes forwarded as written
+    agency: str | None = None  # the registry's word on the receiving agency, when routes ask
     file: str = ""
     digest: str = ""
+    checks: tuple[str, ...] = ()  # the router's domain checks (a payment's checksum), one a line
+    also: str = ""  # a copy parked beside the delivered ones (a payment's agency copy)
 
     def lines(self) -> list[str]:
         """Plain text, one fact per line, in the order the router decides."""
@@ -390,6 +419,9 @@ class Explanation:
             out.append(f"routes file: {self.file} (sha256 {self.digest[:12]})")
         out += [f"message: {self.type} from {self.source}", f"  {attrs}"]
         out.append(f"source: {self.authorisation}")
+        if self.agency is not None:
+            out.append(f"agency: {self.agency}")
+        out.extend(self.checks)
         if self.translation is not None:
             t = self.translation
             out.extend(f"units: {note}" for note in t.notes)
@@ -407,6 +439,8 @@ class Explanation:
             heading = f"routes for {self.type}, in file order"
             if self.fate is Reason.UNAUTHORISED:
                 heading += " (as if the source were allowed)"
+            elif self.fate in _REFUSED_BEFORE_ROUTING:
+                heading += " (as if the message had passed its checks)"
             out.append(heading + ":")
             width = max(len(v.name) for v in self.verdicts)
             places = [self._place(v.line) for v in self.verdicts]
@@ -416,6 +450,7 @@ class Explanation:
         if self.fate is None:
             out.append(
                 f"result: deliver to {', '.join(self.targets)} (routes: {', '.join(self.routes)})"
+                + (f"; {self.also}" if self.also else "")
             )
         else:
             out.append(f"result: dead letter, reason {self.fate.value}: {self.detail}")
@@ -428,6 +463,10 @@ class Explanation:
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+# Refused by a check the router makes after authorising and before routing.
+_REFUSED_BEFORE_ROUTING = frozenset({Reason.CHECKSUM_MISMATCH, Reason.UNVERIFIABLE, Reason.INVALID})
 
 
 def _short(path: str) -> str:

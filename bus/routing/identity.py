@@ -6,8 +6,10 @@ users sync`` gives that tag to no one). So ``user_id`` is the one thing on an in
 message a publisher cannot forge, and the router derives the sender from it:
 
 - published by the gateway's broker user: the sender is the ``x-dvcbus-sender`` header,
-  which the gateway writes after authenticating the request (a replay by the operators'
-  CLI user keeps the header of the dead letter, which the router wrote itself);
+  which the gateway writes after authenticating the request;
+- published by the operators' user (``{namespace}-cli``): the same header, which an
+  operator's tool writes: a replay keeps the dead letter's (the router wrote it), a payment
+  reconciliation names the platform's sender (:func:`claimant`);
 - published by any other user: the registry sender whose ``amqp_user`` that user is. A
   ``x-dvcbus-sender`` header from such a publisher is ignored, never trusted.
 
@@ -77,8 +79,9 @@ class Identities:
         user = header_text(user_id)
         if user == self.gateway_user:
             return self._stamped(user, headers, "the gateway")
-        if user == self.operator_user and headers and headers.get(_REPLAY_OF) is not None:
-            return self._stamped(user, headers, f"a replay by {user}")
+        if user == self.operator_user:
+            via = "a replay by the operators" if headers and headers.get(_REPLAY_OF) else None
+            return self._stamped(user, headers, via or "the operators")
         found = self._by_user.get(user)
         if found is None:
             return Unidentified(
@@ -132,6 +135,17 @@ def identify_text(verdict: Verdict) -> str:
         return f"sender {verdict.sender_id} (identified by {verdict.via})"
     assert type(verdict) is Unidentified
     return verdict.detail
+
+
+def claimant(registry: SendersConfig | None, type_: str, source: str) -> str | None:
+    """The sender an operator's tool acts for when it publishes a message of ``type_`` from
+    ``source`` (a reconciled payment: the platform's): the first that may claim both."""
+    if registry is None:
+        return None
+    for sid, sender in registry.senders.items():
+        if sender.may_send_type(type_) and sender.may_claim_source(source):
+            return sid
+    return None
 
 
 def dead_letter_sender(verdict: Verdict | None) -> str | None:

@@ -16,6 +16,7 @@ from bus.contract.rejections import Reason, Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.routes import RoutingTable
 from bus.routing.identity import Verdict, authorise
+from bus.routing.payment_rules import PAYMENT_TYPE, PaymentRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Forward:
     unit_notes: tuple[str, ...] = ()
     dossier_no: str | None = None
     status: int | None = None  # of a status update, for its hops
+    parked: Park | None = None  # a copy dead-lettered beside the others (a payment's agency copy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,16 @@ class RouterPipeline:
         self.table = table
         self.max_bytes = max_bytes
 
+    @property
+    def table(self) -> RoutingTable:
+        return self._table
+
+    @table.setter
+    def table(self, table: RoutingTable) -> None:
+        """New routes (a reload) bring their payment partners' secrets with them."""
+        self._table = table
+        self.payments = PaymentRules(table.config.payments)
+
     def decide(self, body: bytes, identity: Verdict | None = None) -> Decision:
         """The fate of ``body``: forwarded to targets, or parked with a reason.
 
@@ -62,11 +74,13 @@ class RouterPipeline:
         doc: dict[str, Any] | None = None
         try:
             doc = parse(body, self.max_bytes)
-            type_, _version = self.schemas.validate(doc)
+            type_, version = self.schemas.validate(doc)
             source = doc["source"]
             if identity is not None:
                 authorise(identity, type_, source)
             self.table.authorise(type_, source)
+            if type_ == PAYMENT_TYPE:
+                self.payments.check(doc, version)
             attrs = self.schemas.route_attributes(doc)
             resolution = self.table.resolve(type_, source, attrs, unit_date(doc, attrs))
         except Rejection as rej:
@@ -76,6 +90,11 @@ class RouterPipeline:
         if translation is not None and translation.translated:
             body = _rewrite_units(self.schemas, doc, attrs, translation)
             notes = translation.notes + notes
+        parked = None
+        if type_ == PAYMENT_TYPE:
+            missing = self.payments.missing_agency_copy(doc, resolution.targets)
+            if missing is not None:
+                parked = Park(Reason.UNROUTABLE, missing, *_identity(doc))
         return Forward(
             doc["id"],
             type_,
@@ -85,6 +104,7 @@ class RouterPipeline:
             notes,
             dossier_no_of(doc),
             status_of(doc) if type_ == STATUS_TYPE else None,
+            parked,
         )
 
 

@@ -91,7 +91,7 @@ class Router:
         publisher = await ConfirmingPublisher.open(await ChannelOps.open(conn))
         consumer = await ChannelOps.open(conn)
         await consumer.qos(self.prefetch)
-        acks = IngressAcks(consumer.channel)
+        acks = IngressAcks(consumer.channel, before_ack=self.hops.sync)  # hops before acks
         publisher.after_confirm = acks.flush
         self._publisher, self._acks = publisher, acks
         tag = await consumer.call(
@@ -127,7 +127,11 @@ class Router:
         if dead_id is not None:
             self._taken_up(decision, dead_id, body)
         if type(decision) is Forward:
-            pending = acks.track(method.delivery_tag, len(decision.targets))
+            parked = decision.parked  # a copy with no target (a payment's agency copy)
+            copies = len(decision.targets) + (parked is not None)
+            pending = acks.track(method.delivery_tag, copies)
+            if parked is not None:
+                self._publish_dead(parked, props, body, publisher, pending.settle, verdict)
             shared = route_headers(decision.routes, decision.unit_notes)
             exchange = self.names.deliver_exchange
             message_id = decision.message_id
@@ -138,6 +142,8 @@ class Router:
                 publisher.publish(exchange, target, decision.body, copy_props, pending.settle)
             stats.forwarded += 1
             stats.copies += len(decision.targets)
+            if parked is not None:
+                self._parked_hop(parked, started, body)
             self.hops.emit(
                 Hop(
                     Event.ROUTED,
@@ -155,19 +161,22 @@ class Router:
             )
         else:
             self._park(decision, method.delivery_tag, props, body, acks, publisher, verdict)
-            self.hops.emit(
-                Hop(
-                    Event.DEAD_LETTERED,
-                    STAGE,
-                    decision.message_id,
-                    decision.message_type,
-                    decision.dossier_no,
-                    reason=decision.reason.value,
-                    detail=decision.detail,
-                    duration=time.perf_counter() - started,
-                    body=body,
-                )
+            self._parked_hop(decision, started, body)
+
+    def _parked_hop(self, decision: Park, started: float, body: bytes) -> None:
+        self.hops.emit(
+            Hop(
+                Event.DEAD_LETTERED,
+                STAGE,
+                decision.message_id,
+                decision.message_type,
+                decision.dossier_no,
+                reason=decision.reason.value,
+                detail=decision.detail,
+                duration=time.perf_counter() - started,
+                body=body,
             )
+        )
 
     def _taken_up(self, decision: Forward | Park, dead_id: Any, body: bytes) -> None:
         """A replayed dead letter is back: the operator's replay counted where it arrives.
@@ -200,6 +209,17 @@ class Router:
     ) -> None:
         self.stats.parked += 1
         pending = acks.track(tag, 1)
+        self._publish_dead(decision, props, body, publisher, pending.settle, verdict)
+
+    def _publish_dead(
+        self,
+        decision: Park,
+        props: BasicProperties,
+        body: bytes,
+        publisher: ConfirmingPublisher,
+        settle: Any,
+        verdict: Verdict | None = None,
+    ) -> None:
         headers = dict(props.headers or {})
         if self.identities is not None:
             # The dead letter names only a sender the router established: an operator's
@@ -217,7 +237,7 @@ class Router:
             message_id=decision.message_id,
             message_type=decision.message_type,
         )
-        publisher.publish(self.names.dead_exchange, "", body, dl_props, pending.settle)
+        publisher.publish(self.names.dead_exchange, "", body, dl_props, settle)
 
     async def apply(
         self, table: RoutingTable, topology: Topology, identities: Identities | None
@@ -231,6 +251,7 @@ class Router:
             await ops.close()
         self.topology = topology
         self.pipeline.table = table
+        self.pipeline.payments.report_unreadable_secrets()
         self.identities = identities
 
     async def stop(self) -> None:

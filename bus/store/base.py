@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -59,6 +59,43 @@ class StatusPosition:
         return (self.occurred_at, self.sequence)
 
 
+# A payment's results in the order they may follow each other at a target: pending may become
+# failed or success, failed may become success (paid again), success is final.
+PAYMENT_RANKS = {"pending": 0, "failed": 1, "success": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """Where a payment stands at a target: its reference and the result delivered there."""
+
+    reference: str
+    result: str
+    message_id: str = ""
+    # A pending confirmation's body, kept until a final result arrives (reconciliation).
+    body: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def rank(self) -> int:
+        return PAYMENT_RANKS[self.result]
+
+    def key(self) -> tuple[int]:
+        return (self.rank,)
+
+    def __str__(self) -> str:
+        return f"payment {self.reference} {self.result} (message {self.message_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPayment:
+    """A payment whose furthest result anywhere is still ``pending``: waiting since ``since``."""
+
+    reference: str
+    since: float  # when its pending result was first delivered
+    message_id: str
+    targets: tuple[str, ...]  # where it is pending
+    body: bytes | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """A final outcome for one message at one target, to be recorded."""
@@ -71,6 +108,7 @@ class Outcome:
     reference: str | None = None
     dossier_no: str | None = None
     position: StatusPosition | None = None  # advance the dossier's status when delivered
+    payment: PaymentState | None = None  # advance the payment's result when delivered
 
 
 @dataclass(slots=True)
@@ -140,6 +178,21 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditGap:
+    """Work the store recorded whose hop is not in the audit trail (``audit verify``)."""
+
+    missing: str  # the hop that is missing: delivered, dead_lettered or routed
+    message_id: str | None
+    target: str | None
+    at: float  # when the work was recorded (a dead letter: when it was parked)
+    stage: str | None = None
+    reason: str | None = None
+    message_type: str | None = None
+    dossier_no: str | None = None
+    dead_letter_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TargetState:
     """One dispatcher process's view of one target, saved every few seconds."""
 
@@ -164,6 +217,10 @@ class Store(ABC):
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        # Called on the event loop right before a batch of outcomes is committed: the
+        # dispatcher writes the hops of those deliveries to its journal there, so a kill
+        # between the commit and the ack cannot leave a delivery without its hop.
+        self.before_commit: Callable[[], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -194,6 +251,15 @@ class Store(ABC):
     def status_position(self, dossier_no: str, target: str) -> StatusPosition | None:
         """The newest status delivered for this dossier to this target."""
 
+    @abstractmethod
+    def payment_state(self, reference: str, target: str) -> PaymentState | None:
+        """The furthest result delivered for this payment reference to this target."""
+
+    @abstractmethod
+    def pending_payments(self, before: float | None = None) -> list[PendingPayment]:
+        """Payments pending everywhere they were delivered (since ``before``, when given),
+        oldest first: what reconciliation re-queries."""
+
     async def record(self, outcome: Outcome) -> None:
         """Record a final outcome; returns once it is committed (batched with others)."""
         loop = asyncio.get_running_loop()
@@ -221,6 +287,8 @@ class Store(ABC):
         if not batch:
             return
         try:
+            if self.before_commit is not None:
+                self.before_commit()
             await asyncio.to_thread(self.write_outcomes, [o for o, _ in batch])
         except Exception as exc:
             log.error("store.write_failed", error=str(exc), rows=len(batch))
@@ -318,6 +386,23 @@ class Store(ABC):
             if len(page) < page_size:
                 return
             after_seq = page[-1].seq
+
+    @abstractmethod
+    def audit_keys(self, process: str, first_at: float, last_at: float) -> set[tuple[Any, ...]]:
+        """(at, event, message_id, target, attempt) of ``process``'s records in the trail
+        from ``first_at`` to ``last_at``: which records of a dead process's journal it has."""
+
+    @abstractmethod
+    def audit_cutoff(self) -> float:
+        """The time from which the trail is whole: the oldest record kept once a purge ran,
+        else 0. Work recorded before it may have had its hops purged."""
+
+    @abstractmethod
+    def audit_gaps(self, *, since: float, until: float) -> Iterator[AuditGap]:
+        """Work recorded between ``since`` and ``until`` without its hop, streamed: every
+        delivery without its ``delivered`` hop, every dead letter the router or dispatcher
+        parked without its ``dead_lettered`` hop, every message a dispatcher hop names
+        without a ``routed`` hop (or an operator's replay)."""
 
     @abstractmethod
     def purge_audit(self, before: float, actor: str) -> int:

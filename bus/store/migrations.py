@@ -143,6 +143,23 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX gateway_idempotency_keys_at ON gateway_idempotency_keys (created_at)",
         ],
     ),
+    (
+        4,
+        "payment states: the furthest result delivered per payment reference and target "
+        "(and a pending one's body, for reconciliation)",
+        [
+            """CREATE TABLE payment_states (
+                reference TEXT NOT NULL,
+                target TEXT NOT NULL,
+                result TEXT NOT NULL,
+                result_rank INTEGER NOT NULL,
+                message_id TEXT NOT NULL,
+                at {real} NOT NULL,
+                body {blob},
+                PRIMARY KEY (reference, target))""",
+            "CREATE INDEX payment_states_pending ON payment_states (result_rank, at)",
+        ],
+    ),
 ]
 
 # The audit trail is its own part: a second SQLite file, or the same PostgreSQL database.
@@ -189,6 +206,11 @@ AUDIT_MIGRATIONS: list[Migration] = [
         2,
         "audit trail: the status code of a status update (not personal; hashed when set)",
         ["ALTER TABLE audit_log ADD COLUMN status INTEGER"],
+    ),
+    (
+        3,
+        "audit trail: the body's digest indexed, to find a dead letter's hop by its body",
+        ["CREATE INDEX audit_log_body ON audit_log (body_sha256)"],
     ),
 ]
 

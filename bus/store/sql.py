@@ -15,17 +15,21 @@ import orjson
 
 from bus.observability.audit import GENESIS, AuditRecord, chain
 from bus.store import migrations
+from bus.store.audit_gaps import find_gaps
 from bus.store.base import (
     DEAD_LETTERED,
     DELIVERED,
     PARKED,
     PURGED,
+    AuditGap,
     DeadFilter,
     DeadLetter,
     DeadLetterState,
     IdempotencyKey,
     KeyState,
     Outcome,
+    PaymentState,
+    PendingPayment,
     StatusPosition,
     Store,
     Submission,
@@ -168,6 +172,34 @@ class SqlStore(Store):
         occurred_at, sequence, status, message_id = rows[0]
         return StatusPosition(float(occurred_at), int(sequence), status, message_id)
 
+    def payment_state(self, reference: str, target: str) -> PaymentState | None:
+        rows = self._read(
+            "SELECT result, message_id FROM payment_states WHERE reference = ? AND target = ?",
+            (reference, target),
+        )
+        return PaymentState(reference, rows[0][0], rows[0][1]) if rows else None
+
+    def pending_payments(self, before: float | None = None) -> list[PendingPayment]:
+        rows = self._read(
+            "SELECT reference, target, at, message_id, body, result_rank FROM payment_states "
+            "WHERE reference IN (SELECT reference FROM payment_states WHERE result_rank = 0) "
+            "ORDER BY reference, at"
+        )
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            found.setdefault(row[0], []).append(row)
+        pending = []
+        for reference, rows_of in found.items():
+            if any(r[5] > 0 for r in rows_of):
+                continue  # a final result reached some target: the platform has answered
+            first = rows_of[0]
+            if before is not None and first[2] > before:
+                continue
+            body = next((bytes(r[4]) for r in rows_of if r[4] is not None), None)
+            targets = tuple(sorted(r[1] for r in rows_of))
+            pending.append(PendingPayment(reference, float(first[2]), first[3], targets, body))
+        return sorted(pending, key=lambda p: p.since)
+
     def write_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         with self.transaction() as cur:
             cur.executemany(
@@ -201,6 +233,24 @@ class SqlStore(Store):
                         "AND excluded.sequence > status_positions.sequence)"
                     ),
                     advances,
+                )
+            payments = [
+                (p.reference, o.target, p.result, p.rank, o.message_id, o.at, p.body)
+                for o in outcomes
+                if o.outcome == DELIVERED and (p := o.payment) is not None
+            ]
+            if payments:
+                cur.executemany(
+                    self.sql(
+                        "INSERT INTO payment_states "
+                        "(reference, target, result, result_rank, message_id, at, body) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference, target) DO UPDATE "
+                        "SET result = excluded.result, result_rank = excluded.result_rank, "
+                        "message_id = excluded.message_id, at = excluded.at, "
+                        "body = excluded.body "
+                        "WHERE excluded.result_rank > payment_states.result_rank"
+                    ),
+                    payments,
                 )
 
     def outcomes(self, message_ids: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
@@ -454,6 +504,41 @@ class SqlStore(Store):
         if limit:
             text += f" LIMIT {int(limit)}"
         return [_audit_record(row) for row in self._audit.read(text, params)]
+
+    def audit_keys(self, process: str, first_at: float, last_at: float) -> set[tuple[Any, ...]]:
+        rows = self._audit.read(
+            "SELECT at, event, message_id, target, attempt FROM audit_log "
+            "WHERE at >= ? AND at <= ? AND process = ?",
+            (first_at, last_at, process),
+        )
+        return {
+            (float(at), event, mid, target, int(attempt))
+            for at, event, mid, target, attempt in rows
+        }
+
+    def audit_cutoff(self) -> float:
+        if self.audit_anchor()[0] == 0:
+            return 0.0
+        rows = self._audit.read("SELECT MIN(at) FROM audit_log")
+        return float(rows[0][0]) if rows and rows[0][0] is not None else 0.0
+
+    audit_prefix = ""  # where the main part's queries find the chain's tables
+
+    def connect_both(self) -> Any:
+        """A connection that sees both parts (the deliveries and the chain) in one query."""
+        return self.connect("main")
+
+    def audit_gaps(self, *, since: float, until: float) -> Iterator[AuditGap]:
+        conn = self.connect_both()
+        try:
+
+            def cursor_for(name: str) -> Any:
+                # PostgreSQL streams only through a named (server-side) cursor.
+                return conn.cursor(name=name) if self.dialect == "postgres" else conn.cursor()
+
+            yield from find_gaps(cursor_for, self.sql, self.audit_prefix, since, until)
+        finally:
+            conn.close()
 
     def purge_audit(self, before: float, actor: str) -> int:
         with self.transaction(immediate=True, part="audit") as cur:

@@ -27,6 +27,13 @@ class SqliteStore(SqlStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(**kwargs)
 
+    audit_prefix = "audit."
+
+    def connect_both(self) -> sqlite3.Connection:
+        conn = self.connect("main")
+        conn.execute("ATTACH DATABASE ? AS audit", (str(self.audit_path),))
+        return conn
+
     def connect(self, part: str) -> sqlite3.Connection:
         path = self.audit_path if part == "audit" else self.path
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False)

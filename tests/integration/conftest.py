@@ -46,6 +46,13 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session", autouse=True)
+def payment_secret_here() -> None:
+    """The partner secret of routes.yaml in this process too (as ``bus_env`` gives the bus):
+    tests that decide messages' fates in-process verify payments the way the router does."""
+    os.environ.setdefault("DVCBUS_PAYMENT_SECRET", "demo-secret")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def broker() -> str:
     """The local RabbitMQ; a missing broker is a failure, not a skip."""
     try:
@@ -353,7 +360,9 @@ def bus_under_test(
         bus_users_for(names, routes_file, tmp_path) as users,
         StandinThread(endpoints(routes)) as standins,
     ):
-        env = {**password_env(users), **(extra_env or {})}
+        # Each bus its own hop journals: a journal is drained into the store of whoever finds it.
+        journal = {"DVCBUS_AUDIT_JOURNAL_DIR": str(tmp_path / f"journal-{namespace}")}
+        env = {**journal, **password_env(users), **(extra_env or {})}
         under_test = BusUnderTest(
             names, routes_file, routes, standins, tmp_path, store_url,
             extra_env=env, answers=Answers(standins.state),

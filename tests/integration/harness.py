@@ -169,7 +169,6 @@ def collect_dead(store: Store, count: int, timeout: float = 20) -> list[DeadLett
 
 def send(names: Names, bodies: Iterable[bytes], **kwargs: object) -> list[SendResult]:
     """Publish as the test publisher (AMQP_URL's user, with user_id: TEST_SENDERS maps it)."""
-    kwargs.setdefault("user_id", user_of(AMQP_URL))
     return asyncio.run(send_bodies(AMQP_URL, names, list(bodies), **kwargs))  # type: ignore[arg-type]
 
 

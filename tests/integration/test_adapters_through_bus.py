@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from adapters import safexml
-from adapters.kinds.payment import payment_checksum
+from adapters.kinds.payment_signature import sign_as_platform
 from adapters.wsse import check_username_token
 from bus.contract.ids import uuid7
 from tests.integration.harness import ROOT, collect_dead, send, wait_until
@@ -27,10 +27,7 @@ def fresh(document: dict[str, Any], **payload: Any) -> dict[str, Any]:
 
 
 def sign(document: dict[str, Any]) -> dict[str, Any]:
-    p = document["payload"]
-    p["checksum"] = payment_checksum(
-        [p["reference"], p["transaction_id"], p["amount"], p["paid_at"]], PAYMENT_SECRET
-    )
+    document["payload"] = sign_as_platform(document["payload"], PAYMENT_SECRET)
     return document
 
 
@@ -42,7 +39,7 @@ def test_the_reference_adapters_and_a_mapped_rest_target_deliver_through_the_bus
     bus.start_router()
     bus.start_dispatcher()
     danang = fresh(doc("dossier.submitted.v1/valid/citizen-danang-minimal.json"))
-    payment = sign(fresh(doc("payment.confirmed.v1/valid/success-vcb.json")))  # Hà Nội
+    payment = sign(fresh(doc("payment.confirmed.v2/valid/success-vcb.json")))  # Hà Nội
     status = doc("dossier.status_changed.v1/valid/received.json")
     shared = fresh(status, agency="000.00.07.H40")  # a shared-platform province: sync API
     shared["source"] = "000.00.00.H40"
@@ -80,9 +77,11 @@ def test_the_reference_adapters_and_a_mapped_rest_target_deliver_through_the_bus
     security = safexml.find_local(envelope, "Security")
     assert check_username_token(security, "test-danang", "test-danang-password")
 
-    # payment-confirmation: verified with the partner secret, checksum carried to the agency.
+    # payment-confirmation: verified by the router, the signed strings carried to the agency.
     (pay_call,) = bus.standins.received("hanoi-payments")
-    assert orjson.loads(pay_call.body)["checksum"] == payment["payload"]["checksum"]
+    sent = orjson.loads(pay_call.body)
+    assert sent["checksum"] == payment["payload"]["checksum"]
+    assert sent["signedFields"] == payment["payload"]["signed"]
 
     # portal-sync: one session login, an insert (status 2) and a progress entry (status 4).
     paths = sorted(r.path for r in bus.standins.received("portal-sync"))

@@ -18,7 +18,7 @@ def test_each_message_type_is_delivered_to_its_targets_with_the_exact_body(bus) 
     bus.start_dispatcher()
     dossier = example("dossier.submitted.v1/valid/citizen-hanoi-online.json")
     status = example("dossier.status_changed.v1/valid/supplement-requested.json")
-    payment = example("payment.confirmed.v1/valid/success-bidv-above-2-31.json")
+    payment = example("payment.confirmed.v2/valid/success-bidv-above-2-31.json")
     results = send(bus.names, [dossier, status, payment])
     assert all(r.ok for r in results)
 

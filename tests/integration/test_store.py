@@ -16,6 +16,7 @@ from bus.store import (
     DeadFilter,
     DeadLetter,
     Outcome,
+    PaymentState,
     StatusPosition,
     TargetState,
     open_store,
@@ -73,6 +74,41 @@ def test_status_position_only_moves_forward(store) -> None:
     )
     assert store.status_position("D1", "portal") == same_time_later_seq
     assert store.status_position("D1", "hanoi") is None
+
+
+def test_payment_state_only_moves_forward_per_reference_and_target(store) -> None:
+    """pending → success sticks; a later failed or pending leaves success in place."""
+    for i, result in enumerate(["pending", "success", "failed", "pending"]):
+        state = PaymentState("REF-1", result, f"p{i}")
+        record(store, Outcome(f"p{i}", "agency", DELIVERED, float(i), payment=state))
+    assert store.payment_state("REF-1", "agency") == PaymentState("REF-1", "success", "p1")
+    assert store.payment_state("REF-1", "portal") is None
+    assert store.payment_state("REF-2", "agency") is None
+    superseded = PaymentState("REF-3", "success", "q1")
+    record(store, Outcome("q1", "agency", SUPERSEDED, 1.0, payment=superseded))
+    assert store.payment_state("REF-3", "agency") is None  # only deliveries move it
+
+
+def test_pending_payments_are_those_with_no_final_result_anywhere(store) -> None:
+    def deliver(message_id: str, target: str, reference: str, result: str, at: float) -> None:
+        body = f"body of {message_id}".encode() if result == "pending" else None
+        state = PaymentState(reference, result, message_id, body)
+        record(store, Outcome(message_id, target, DELIVERED, at, payment=state))
+
+    deliver("a1", "portal", "A", "pending", 10.0)
+    deliver("a1", "agency", "A", "pending", 11.0)
+    deliver("b1", "portal", "B", "pending", 5.0)
+    deliver("b2", "portal", "B", "success", 20.0)  # final at one target: answered
+    deliver("c1", "portal", "C", "pending", 30.0)
+    pending = store.pending_payments()
+    assert [(p.reference, p.since, p.targets) for p in pending] == [
+        ("A", 10.0, ("agency", "portal")),
+        ("C", 30.0, ("portal",)),
+    ]
+    assert pending[0].body == b"body of a1" and pending[0].message_id == "a1"
+    assert [p.reference for p in store.pending_payments(before=20.0)] == ["A"]
+    deliver("a2", "agency", "A", "failed", 40.0)
+    assert [p.reference for p in store.pending_payments()] == ["C"]
 
 
 def test_superseded_and_dead_letter_outcomes_do_not_count_as_delivered(store) -> None:

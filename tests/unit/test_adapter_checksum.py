@@ -46,15 +46,19 @@ def test_verification_compares_in_constant_time() -> None:
     spy.assert_called_once()
 
 
-def test_the_demo_traffic_signs_the_way_the_adapter_verifies() -> None:
+def test_the_demo_traffic_signs_the_way_the_router_verifies() -> None:
+    from adapters.kinds.payment_signature import checksum_matches as platform_matches
     from bus import app
     from bus.settings import Settings
 
     gen = traffic.TrafficGenerator(7, app.load(Settings.load(None)))
     doc = gen.payment()
     p = doc["payload"]
-    values = [p[f] for f in payment.DEFAULT_FIELDS]
-    assert checksum_matches(values, "demo-secret", p["checksum"])
+    assert doc["version"] == 2
+    assert platform_matches(p["signed"], ["demo-secret"], p["checksum"])
+    old = gen.payment(version=1)["payload"]
+    values = [old[f] for f in payment.DEFAULT_FIELDS]
+    assert checksum_matches(values, "demo-secret", old["checksum"])
 
 
 @pytest.mark.parametrize("secret", ["", "a|b", "bí mật"])

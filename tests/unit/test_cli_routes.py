@@ -69,6 +69,57 @@ def test_explain_of_an_invalid_message_gives_the_dead_letter_reason() -> None:
     assert "dead letter, reason" in out
 
 
+def test_explain_of_a_payment_shows_the_checksum_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DVCBUS_PAYMENT_SECRET", "demo-secret")  # the examples' secret
+    msg = EXAMPLES / "payment.confirmed.v2" / "valid" / "success-vcb.json"
+    code, out = run("routes", "explain", str(msg), "--routes", str(ROOT / "routes.yaml"))
+    assert code == 0, out
+    assert "checksum: verified (partner VCB01;" in out
+    assert out.splitlines()[-1].startswith("result: deliver to portal, hanoi-payments")
+
+
+def test_explain_of_a_forged_payment_ends_in_its_dead_letter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orjson
+
+    monkeypatch.setenv("DVCBUS_PAYMENT_SECRET", "demo-secret")
+    doc = orjson.loads(
+        (EXAMPLES / "payment.confirmed.v2" / "valid" / "failed-momo.json").read_bytes()
+    )
+    doc["payload"].update(result="success", error_code="00")
+    msg = tmp_path / "forged.json"
+    msg.write_bytes(orjson.dumps(doc))
+    code, out = run("routes", "explain", str(msg), "--routes", str(ROOT / "routes.yaml"))
+    assert code == 0, out  # explained; the message would be parked
+    assert "checksum: refused, checksum_mismatch: payload.error_code differs" in out
+    last = out.splitlines()[-1]
+    assert last.startswith("result: dead letter, reason checksum_mismatch"), out
+    assert doc["payload"]["checksum"] not in out
+
+
+def test_explain_of_a_payment_for_an_unrouted_agency_parks_its_agency_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orjson
+
+    from adapters.kinds.payment_signature import sign_as_platform
+
+    monkeypatch.setenv("DVCBUS_PAYMENT_SECRET", "demo-secret")
+    doc = orjson.loads(
+        (EXAMPLES / "payment.confirmed.v2" / "valid" / "success-vcb.json").read_bytes()
+    )
+    payload = {k: v for k, v in doc["payload"].items() if k not in ("signed", "checksum")}
+    doc["payload"] = sign_as_platform({**payload, "agency": "000.00.00.G09"}, "demo-secret")
+    msg = tmp_path / "ministry.json"
+    msg.write_bytes(orjson.dumps(doc))
+    code, out = run("routes", "explain", str(msg), "--routes", str(ROOT / "routes.yaml"))
+    assert code == 0, out
+    last = out.splitlines()[-1]
+    assert last.startswith("result: deliver to portal (routes: payments-to-portal); agency copy:")
+    assert "dead letter, reason unroutable" in last and "agency=000.00.00.G09" in last
+
+
 def test_explain_as_a_sender_shows_the_identity_the_router_would_establish() -> None:
     msg = EXAMPLES / "dossier.submitted.v1" / "valid" / "citizen-hanoi-online.json"
     code, out = run("routes", "explain", str(msg), "--as", "portal")

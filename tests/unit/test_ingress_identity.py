@@ -12,7 +12,14 @@ from bus.contract.rejections import Reason, Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.ingress.senders import SendersConfig, load_senders
 from bus.routes import RoutingTable, load_routes
-from bus.routing.identity import Identified, Identities, Unidentified, authorise, identify_text
+from bus.routing.identity import (
+    Identified,
+    Identities,
+    Unidentified,
+    authorise,
+    claimant,
+    identify_text,
+)
 from bus.routing.pipeline import Forward, Park, RouterPipeline
 from tests.unit.routes_fixtures.fake_units import FakeUnits
 from tests.unit.test_router_pipeline import MAX_BYTES, ROUTES, STATUS, SUBMITTED
@@ -91,12 +98,26 @@ def test_the_gateway_without_a_header_or_naming_an_unknown_sender_is_refused(
     assert "names sender nobody, which senders.yaml does not have" in unknown.detail
 
 
-def test_the_operators_user_is_trusted_for_a_replays_header_only(identities: Identities) -> None:
+def test_the_operators_user_names_the_sender_it_acts_for_like_the_gateway(
+    identities: Identities,
+) -> None:
     replay = identities.identify(OPERATOR, {SENDER: "portal", "x-dvcbus-replay-of": 7})
     assert isinstance(replay, Identified) and replay.sender_id == "portal"
-    assert replay.via == f"a replay by {OPERATOR}"
-    not_a_replay = identities.identify(OPERATOR, {SENDER: "portal"})
-    assert isinstance(not_a_replay, Unidentified)  # the CLI user is no sender of its own
+    assert replay.via == "a replay by the operators"
+    reconciled = identities.identify(OPERATOR, {SENDER: "portal"})
+    assert isinstance(reconciled, Identified) and reconciled.via == "the operators"
+    own = identities.identify(OPERATOR, None)  # the CLI user is no sender of its own
+    assert own == Unidentified(
+        f"no trusted identity: published by the operators (user {OPERATOR}) without {SENDER}"
+    )
+
+
+def test_the_claimant_is_the_sender_that_may_send_the_type_from_the_source(
+    registry: SendersConfig,
+) -> None:
+    assert claimant(registry, "dossier.status_changed", "000.00.00.H26/x") == "hanoi-igate"
+    assert claimant(registry, "dossier.status_changed", "000.00.00.G22/portal") is None
+    assert claimant(None, "dossier.submitted", "000.00.00.G22/portal") is None
 
 
 def test_without_a_registry_nothing_is_identified() -> None:

@@ -16,6 +16,7 @@ from bus.contract.rejections import Reason, Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.delivery import adapter_registry
 from bus.routes import RoutingTable, check_routes, load_routes
+from bus.routes.agencies import AgencyRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTES = ROOT / "routes.yaml"
@@ -42,7 +43,8 @@ def table(schemas: SchemaRegistry, units: AdminUnits) -> RoutingTable:
         known_adapters=adapter_registry.kind_names(),
         units=units,
     )
-    return RoutingTable(config, units)
+    agencies = AgencyRegistry.load(ROOT / "agencies.yaml", set(units.current_provinces()))
+    return RoutingTable(config, units, agencies=agencies)
 
 
 def test_example_routes_have_no_problem_at_all(schemas: SchemaRegistry, units: AdminUnits) -> None:
@@ -127,13 +129,45 @@ def test_realistic_messages_reach_the_expected_targets(
 
 
 def test_every_current_province_is_served(table: RoutingTable, units: AdminUnits) -> None:
-    dedicated = {"01": "000.00.00.H26", "79": "000.00.00.H29", "48": "000.00.00.H48"}
+    assert table.agencies is not None
+    committees = {a.province: a.id for a in table.agencies.agencies.values()}
     provinces = sorted(units.current_provinces())
-    assert len(provinces) == 34
+    assert len(provinces) == 34 and set(provinces) <= set(committees)
     for province in provinces:
-        agency = dedicated.get(province, "000.00.09.H50")
-        attrs = {"agency": agency, "procedure": "1.000001", "province": province}
+        department = "000.00.09." + committees[province][-3:]  # a department of the province
+        attrs = {"agency": department, "procedure": "1.000001", "province": province}
         assert table.resolve("dossier.submitted", PORTAL, attrs).targets, province
+
+
+def test_a_dossier_goes_by_its_receiving_agency_not_the_applicants_address(
+    table: RoutingTable,
+) -> None:
+    # Received by a Hà Nội department, from an applicant living in TP Hồ Chí Minh.
+    attrs = {"agency": "000.00.53.H26", "procedure": "1.000001", "province": "79"}
+    assert table.resolve("dossier.submitted", PORTAL, attrs).targets == ("hanoi",)
+    explained = str(table.explain("dossier.submitted", PORTAL, attrs))
+    assert "agency: 000.00.53.H26 → province 01 (UBND Thành phố Hà Nội via 000.00.00.H26" in (
+        explained
+    )
+
+
+def test_a_merged_provinces_agency_follows_the_province_it_joined(table: RoutingTable) -> None:
+    # Bình Dương (74) joined TP Hồ Chí Minh (79) on 1 July 2025; Quảng Nam (49) joined Đà Nẵng.
+    for agency, target in (("000.00.00.H74", "hcmc"), ("000.00.12.H49", "danang")):
+        attrs = {"agency": agency, "procedure": "1.000001"}
+        assert table.resolve("dossier.submitted", PORTAL, attrs).targets == (target,)
+
+
+def test_an_agency_missing_from_the_registry_is_unroutable_and_explained(
+    table: RoutingTable,
+) -> None:
+    attrs = {"agency": "000.00.00.H50", "procedure": "1.000001", "province": "01"}
+    with pytest.raises(Rejection) as caught:
+        table.resolve("dossier.submitted", PORTAL, attrs)
+    assert caught.value.reason is Reason.UNROUTABLE
+    explained = str(table.explain("dossier.submitted", PORTAL, attrs))
+    assert "agency: 000.00.00.H50 is not in the agency registry (agencies.yaml)" in explained
+    assert "the receiving agency is not in the agency registry" in explained
 
 
 def test_a_dossier_for_a_ministry_without_a_target_is_unroutable(table: RoutingTable) -> None:

@@ -48,6 +48,7 @@ def test_load_default_directory_knows_the_three_types() -> None:
         ("dossier.status_changed", 1),
         ("dossier.submitted", 1),
         ("payment.confirmed", 1),
+        ("payment.confirmed", 2),
     ]
 
 
@@ -175,14 +176,15 @@ def test_unknown_version_is_unknown_type_naming_the_known_ones() -> None:
     assert exc.reason is Reason.UNKNOWN_TYPE
     assert exc.detail == (
         "no schema for dossier.submitted v2; known: dossier.status_changed v1, "
-        "dossier.submitted v1, payment.confirmed v1"
+        "dossier.submitted v1, payment.confirmed v1, payment.confirmed v2"
     )
     assert REGISTRY.problems(doc)[0].path == "version"
     doc["type"] = "dossier.archived"
     assert REGISTRY.problems(doc)[0] == Problem(
         "type",
         "unknown_type",
-        "one of dossier.status_changed v1, dossier.submitted v1, payment.confirmed v1",
+        "one of dossier.status_changed v1, dossier.submitted v1, payment.confirmed v1, "
+        "payment.confirmed v2",
     )
 
 
