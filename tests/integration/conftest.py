@@ -23,7 +23,7 @@ from adapters.testing.standin import Behaviour, Received, StandinState, StandinT
 from bus import app
 from bus.broker import topology
 from bus.broker.access import apply
-from bus.broker.management import ManagementApi, quoted
+from bus.broker.management import ManagementApi, ManagementUnavailable, quoted
 from bus.broker.sending import user_of
 from bus.broker.topology import Names, Topology
 from bus.demo.agencies import endpoints
@@ -325,11 +325,24 @@ def bus_users_for(names: Names, routes_file: Path, tmp: Path) -> Iterator[list[s
         (folder / user.name).write_text(user_password(user.name), encoding="utf-8")
     api = ManagementApi(Settings().management_url)
     try:
-        apply(api, vhost_of(AMQP_URL), users, f"file:{folder}/{{user}}")
+        _retried(lambda: apply(api, vhost_of(AMQP_URL), users, f"file:{folder}/{{user}}"))
         yield [u.name for u in users]
     finally:
         for user in users:
-            api.delete(f"users/{quoted(user.name)}")
+            _retried(lambda name=user.name: api.delete(f"users/{quoted(name)}"))
+
+
+def _retried(call: Callable[[], Any], within: float = BROKER_TIMEOUT) -> Any:
+    """``call``, again while the management API is away: another session sharing the broker
+    may be restarting it (its tests do), and it comes back within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return call()
+        except ManagementUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def vhost_of(url: str) -> str:
