@@ -11,6 +11,7 @@ from __future__ import annotations
 import structlog
 
 from bus import app
+from bus.broker.sending import user_of
 from bus.ingress.gateway import Gateway
 from bus.ingress.publishing import IngressPublisher
 from bus.ingress.senders import load_senders
@@ -54,6 +55,15 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
     audit = app.build_audit(loaded, store)
     hops.add(audit)
     metrics.watch_audit(audit)
+    if s.ingress_identity == "require" and user_of(s.amqp_url) != s.gateway_user:
+        # The router trusts x-dvcbus-sender from gateway_broker_user only: every message
+        # this gateway publishes would be dead-lettered unauthorised.
+        log.error(
+            "gateway.user_not_trusted",
+            user=user_of(s.amqp_url),
+            gateway_broker_user=s.gateway_user,
+            detail="connect as gateway_broker_user, or set it to this gateway's user",
+        )
     publisher = IngressPublisher(
         s.amqp_url,
         loaded.names,

@@ -198,3 +198,47 @@ def test_senders_yaml_is_reloaded_with_the_routes(bus: BusUnderTest) -> None:
     send(bus.names, [orjson.dumps(after)])
     assert wait_until(lambda: after["id"] in delivered_ids(bus), 20), bus.receipts()
     assert before["id"] not in delivered_ids(bus)
+
+
+def test_an_operators_replay_keeps_the_sender_the_router_established_and_no_other(
+    identified_bus: BusUnderTest,
+) -> None:
+    bus = identified_bus
+    ns = bus.names.namespace
+    hanoi = f"{ns}-hanoi"
+    foreign = example(STATUS)
+    foreign["source"] = "000.00.00.H29"
+    publish_as(bus, hanoi, foreign, user_id=hanoi)  # identified, then refused by its claim
+    forged = example(STATUS)
+    publish_as(
+        bus, None, forged, user_id=user_of(AMQP_URL), headers={"x-dvcbus-sender": "hanoi-igate"}
+    )
+    first = dead_by_id(bus, 2)
+    assert {foreign["id"], forged["id"]} <= set(first)
+
+    for message in (foreign, forged):
+        letter = first[message["id"]]
+        replayed = dvcbus(
+            bus, "dead", "replay", "--id", str(letter.id), DVCBUS_AMQP_URL=url_of(f"{ns}-cli")
+        )
+        assert replayed.returncode == 0 and "1 replayed" in replayed.stdout, replayed.stderr
+
+    def again() -> dict[str, str]:
+        letters = collect_dead(bus.store, 4, timeout=0.5)
+        return {
+            d.message_id: d.detail for d in letters if d.id not in {f.id for f in first.values()}
+        }
+
+    assert wait_until(lambda: len(again()) == 2, 20), again()
+    details = again()
+    # the header the router wrote is trusted from the operators' user: the sender is known
+    assert details[foreign["id"]].startswith(
+        "sender hanoi-igate may not claim source 000.00.00.H29"
+    )
+    assert "identified by a replay by the operators" in details[foreign["id"]]
+    # the forged header was dropped from the dead letter: the replay has no sender to trust
+    assert details[forged["id"]] == (
+        f"no trusted identity: published by a replay by the operators (user {ns}-cli) "
+        "without x-dvcbus-sender"
+    )
+    assert delivered_ids(bus) == set()
