@@ -19,12 +19,14 @@ whose ``source`` or ``type`` its sender may not claim (senders.yaml, deny by def
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from bus.broker.wire import Header, header_text
 from bus.contract.rejections import Reason, Rejection
 from bus.ingress.senders import Sender, SendersConfig
+from bus.routes.model import compile_values
 
 _SENDER = Header.SENDER.value
 _REPLAY_OF = Header.REPLAY_OF.value
@@ -37,6 +39,13 @@ class Identified:
     sender_id: str
     sender: Sender
     via: str  # "the gateway" | "broker user sender-hanoi" | "a replay by ..."
+    # What it may claim, read once from the sender (the router checks it per message).
+    sources: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    types: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    @classmethod
+    def of(cls, sender_id: str, sender: Sender, via: str) -> Identified:
+        return cls(sender_id, sender, via, compile_values(sender.sources), frozenset(sender.types))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +70,11 @@ class Identities:
         senders = registry.senders if registry is not None else {}
         # Verdicts built once: the router asks for one per message.
         self._by_user = {
-            s.amqp_user: Identified(sid, s, f"broker user {s.amqp_user}")
+            s.amqp_user: Identified.of(sid, s, f"broker user {s.amqp_user}")
             for sid, s in senders.items()
             if s.amqp_user
         }
-        self._by_gateway = {sid: Identified(sid, s, "the gateway") for sid, s in senders.items()}
+        self._by_gateway = {sid: Identified.of(sid, s, "the gateway") for sid, s in senders.items()}
 
     def identify(self, user_id: Any, headers: dict[str, Any] | None) -> Verdict:
         """The sender of a message with these properties, or why there is none."""
@@ -105,7 +114,7 @@ class Identities:
                 f"no trusted identity: {via} names sender {stamped[:64]}, "
                 "which senders.yaml does not have"
             )
-        return Identified(stamped, sender, via)
+        return Identified.of(stamped, sender, via)
 
 
 def authorise(verdict: Verdict, type_: str, source: str) -> None:
@@ -115,13 +124,13 @@ def authorise(verdict: Verdict, type_: str, source: str) -> None:
         raise Rejection(Reason.UNAUTHORISED, verdict.detail)
     assert type(verdict) is Identified
     sender, sid = verdict.sender, verdict.sender_id
-    if not sender.may_claim_source(source):
+    if verdict.sources is None or not verdict.sources.match(source):
         raise Rejection(
             Reason.UNAUTHORISED,
             f"sender {sid} may not claim source {source} "
             f"(it may claim: {', '.join(sender.sources)}; identified by {verdict.via})",
         )
-    if not sender.may_send_type(type_):
+    if type_ not in verdict.types:
         raise Rejection(
             Reason.UNAUTHORISED,
             f"sender {sid} may not send {type_} "
