@@ -261,6 +261,8 @@ class Traffic:
             if isinstance(fate, Forward):
                 expected.update((fate.message_id, t) for t in fate.targets)
                 types[fate.message_id] = fate.message_type
+                if fate.parked is not None:  # a payment's agency copy nobody routes: parked
+                    refused.setdefault(_digest(body), []).append(fate.parked.reason.value)
             else:
                 refused.setdefault(_digest(body), []).append(fate.reason.value)
         refused_ids = {
