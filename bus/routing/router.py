@@ -128,8 +128,8 @@ class Router:
             self._taken_up(decision, dead_id, body)
         if type(decision) is Forward:
             parked = decision.parked  # a copy with no target (a payment's agency copy)
-            copies = len(decision.targets) + (parked is not None)
-            pending = acks.track(method.delivery_tag, copies)
+            publishes = len(decision.targets) + (parked is not None)
+            pending = acks.track(method.delivery_tag, publishes)
             if parked is not None:
                 self._publish_dead(parked, props, body, publisher, pending.settle, verdict)
             shared = route_headers(decision.routes, decision.unit_notes)
