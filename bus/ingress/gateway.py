@@ -361,6 +361,10 @@ class Gateway:
                 body_sha256=post.digest,
             )
         )
+        try:  # the hop in the hop journal before the answer: a kill after it cannot lose it
+            self.hops.sync()
+        except Exception as exc:  # the hop still waits in memory for the audit's next commit
+            log.error("gateway.hop_not_journaled", hop_event=event.value, error=str(exc))
 
     # ------------------------------------------------------------------ GET
 
