@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -80,35 +80,27 @@ def run(
     components.append(RoutesReloader(loaded, appliers))
     components.extend(watch.components)
     components.append(audit)  # stopped last: it writes the hops of everything stopping before it
-    from bus.broker.connection import FatalSetupError
-
-    async def serve() -> None:
-        try:
-            await app.run_until_signalled(components)
-        finally:
-            await store.aclose()
-
-    try:
-        asyncio.run(serve())
-    except FatalSetupError as exc:
-        err_console.print(f"dvcbus {component}: cannot start: {exc}", markup=False)
-        raise SystemExit(2) from None
+    _serve(component, components, store)
 
 
 def _run_gateway(obj: Ctx, http_port: int | None, routes_file: Path | None) -> None:
-    from bus.broker.connection import FatalSetupError
     from bus.ingress import process
     from bus.observability import log
 
     settings = obj.settings(routes_file=routes_file, gateway_port=http_port)
     log.configure(settings.log_level, settings.log_format, process="gateway")
     loaded = load_or_exit(settings)
-    components, _gateway = process.build(loaded)
-    store = _gateway.store
+    components, gateway = process.build(loaded)
+    _serve("gateway", components, gateway.store)
+
+
+def _serve(name: str, components: list[Any], store: Any) -> None:
+    """Run ``components`` until a signal, then close the store; a broker that refuses the
+    process's setup (access, unsafe topology) is exit 2 with one line."""
+    from bus import app
+    from bus.broker.connection import FatalSetupError
 
     async def serve() -> None:
-        from bus import app
-
         try:
             await app.run_until_signalled(components)
         finally:
@@ -117,7 +109,7 @@ def _run_gateway(obj: Ctx, http_port: int | None, routes_file: Path | None) -> N
     try:
         asyncio.run(serve())
     except FatalSetupError as exc:
-        err_console.print(f"dvcbus gateway: cannot start: {exc}", markup=False)
+        err_console.print(f"dvcbus {name}: cannot start: {exc}", markup=False)
         raise SystemExit(2) from None
 
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -31,3 +32,23 @@ def sqlite_url(tmp: Path) -> str:
 
 
 STORES = ("sqlite", "postgres")  # every proof that depends on the store runs on both
+
+
+@contextmanager
+def opened_store(kind: str, tmp: Path) -> Iterator[Any]:
+    """An open store of ``kind`` ("sqlite" or "postgres"), closed (and its schema dropped) after."""
+    from bus.store import open_store
+
+    if kind == "sqlite":
+        store = open_store(sqlite_url(tmp))
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    with postgres_schema_url() as url:
+        store = open_store(url)
+        try:
+            yield store
+        finally:
+            store.close()

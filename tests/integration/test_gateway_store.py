@@ -8,23 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from bus.store import KeyState, Store, Submission, open_store
-from tests.integration.store_fixtures import postgres_schema_url, sqlite_url
+from bus.store import KeyState, Store, Submission
+from tests.integration.store_fixtures import opened_store
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = open_store(sqlite_url(tmp_path))
+    with opened_store(request.param, tmp_path) as s:
         yield s
-        s.close()
-    else:
-        with postgres_schema_url() as url:
-            s = open_store(url)
-            yield s
-            s.close()
 
 
 def test_the_first_claim_of_a_key_wins_and_the_next_sees_it(store: Store) -> None:

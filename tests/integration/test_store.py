@@ -21,20 +21,13 @@ from bus.store import (
     TargetState,
     open_store,
 )
-from tests.integration.store_fixtures import postgres_schema_url, sqlite_url
+from tests.integration.store_fixtures import opened_store, postgres_schema_url, sqlite_url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request, tmp_path: Path):
-    if request.param == "sqlite":
-        s = open_store(sqlite_url(tmp_path))
+    with opened_store(request.param, tmp_path) as s:
         yield s
-        s.close()
-    else:
-        with postgres_schema_url() as url:
-            s = open_store(url)
-            yield s
-            s.close()
 
 
 def record(store, *outcomes: Outcome) -> None:
