@@ -13,8 +13,10 @@ import structlog
 from bus import app
 from bus.broker.sending import user_of
 from bus.ingress.gateway import Gateway
+from bus.ingress.payment_callback import PaymentCallback
 from bus.ingress.publishing import IngressPublisher
 from bus.ingress.senders import load_senders
+from bus.ingress.soap_endpoint import SoapEndpoint
 from bus.ingress.tokens import TokenBook
 from bus.observability.endpoint import Check, HttpEndpoint
 from bus.observability.masking import LOG_MASKER
@@ -73,6 +75,9 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
     endpoint = HttpEndpoint(metrics, host=s.gateway_host, port=s.gateway_port)
     endpoint.routes_digest = loaded.routes.digest
     endpoint.add_check(readiness(publisher))
-    gateway = Gateway(s, loaded.schemas, senders, tokens, store, hops, publisher, endpoint.app())
+    http_app = endpoint.app()
+    gateway = Gateway(s, loaded.schemas, senders, tokens, store, hops, publisher, http_app)
+    SoapEndpoint(gateway).attach(http_app)  # POST /v1/soap, GET /v1/soap?wsdl
+    PaymentCallback(gateway).attach(http_app)  # POST /v1/payments/callback
     # Stopped in this order: no new requests, then the last confirms, then the audit trail.
     return [gateway, publisher, audit], gateway

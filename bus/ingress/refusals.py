@@ -24,7 +24,8 @@ class Refusal(StrEnum):
     BAD_REQUEST = "bad_request"  # 400: an Idempotency-Key of the wrong shape
     SLOW_BODY = "slow_body"  # 408: the body did not arrive within the body timeout
     TOO_LARGE = "too_large"  # 413: body above the cap, not read
-    MALFORMED = "malformed"  # 422: not UTF-8 JSON, not an object, a repeated key
+    MALFORMED = "malformed"  # 422: not UTF-8 JSON, not an object, a repeated key; not XML
+    HOSTILE_XML = "hostile_xml"  # 422: XML with a DTD or entities (never expanded)
     INVALID = "invalid"  # 422: fails the envelope or payload schema
     UNKNOWN_TYPE = "unknown_type"  # 422: no schema for this type and version
     SOURCE_NOT_ALLOWED = "source_not_allowed"  # 403: the sender may not claim this source
@@ -42,6 +43,7 @@ STATUS = {
     Refusal.SLOW_BODY: 408,
     Refusal.TOO_LARGE: 413,
     Refusal.MALFORMED: 422,
+    Refusal.HOSTILE_XML: 422,
     Refusal.INVALID: 422,
     Refusal.UNKNOWN_TYPE: 422,
     Refusal.SOURCE_NOT_ALLOWED: 403,
@@ -59,6 +61,7 @@ TITLES = {
     Refusal.SLOW_BODY: "The request body came too slowly",
     Refusal.TOO_LARGE: "The request body is too large",
     Refusal.MALFORMED: "The body is not a JSON object",
+    Refusal.HOSTILE_XML: "The XML declares a DTD or entities",
     Refusal.INVALID: "The message does not match its schema",
     Refusal.UNKNOWN_TYPE: "No schema for this message type and version",
     Refusal.SOURCE_NOT_ALLOWED: "This sender may not claim this source",
