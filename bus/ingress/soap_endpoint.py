@@ -1,19 +1,21 @@
 """``POST /v1/soap`` and ``GET /v1/soap?wsdl``: the gateway's way in for SOAP-only systems.
 
 Steps, each refusing with a SOAP fault whose reason is the REST endpoint's
-(:mod:`bus.ingress.soap_answers`): a bearer header, when sent, is checked before the body is
-read → read the body under the gateway's cap and timeout (too_large, slow_body) → parse it
-with the hardened parser of :mod:`adapters.safexml` (no DTD, no entity, no network; a DTD or
-entity declaration is ``hostile_xml``, broken XML ``malformed``) → the SOAP envelope and its
-one operation → authenticate (WS-Security UsernameToken PasswordText, or the bearer header)
-and rate limit → IdempotencyKey (HTTP or SOAP header) → the WSDL's XSD (``invalid`` with the
-element) → convert to the canonical envelope (:mod:`bus.ingress.soap_status`) → the gateway's
-shared steps (:mod:`bus.ingress.admission`): schemas with paths, claims, id, publish with
-confirms → the operation's answer, only once the broker confirmed.
+(:mod:`bus.ingress.soap_answers`): an Authorization header, when sent, is checked before
+the body is read → read the body under the gateway's cap and timeout (too_large,
+slow_body) → parse it with the hardened parser of :mod:`adapters.safexml` (no DTD, no
+entity, no network; a DTD or entity declaration is ``hostile_xml``, broken XML
+``malformed``) → the SOAP envelope and its one operation → authenticate (WS-Security
+UsernameToken PasswordText, or HTTP Bearer or Basic) and rate limit → IdempotencyKey (HTTP
+or SOAP header) → the WSDL's XSD (``invalid`` with the element) → convert to the canonical
+envelope (:mod:`bus.ingress.soap_status`) → the gateway's shared steps
+(:mod:`bus.ingress.admission`): schemas with paths, claims, id, publish with confirms →
+the operation's answer, only once the broker confirmed.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import time
 from pathlib import Path
@@ -84,10 +86,8 @@ class SoapEndpoint:
         self, request: web.Request, post: _Post, version: str
     ) -> tuple[str, web.StreamResponse]:
         gw = self.gateway
-        bearer = request.headers.get("Authorization")
-        sender = gw.tokens.sender_of(bearer) if bearer else None
-        if bearer and sender is None:
-            raise Refused(Refusal.UNAUTHENTICATED, "the bearer token is no sender's")
+        authorization = request.headers.get("Authorization")
+        sender = self._http_sender(authorization) if authorization else None
         if sender is not None:
             self.admission.authenticated(post, sender)
         raw = post.body = await gw._read_body(request)
@@ -161,11 +161,29 @@ class SoapEndpoint:
             )
         username = (token.findtext(f"{{{WSSE}}}Username") or "").strip()
         secret = "" if password is None else (password.text or "").strip()
+        return self._user(username, secret, "the UsernameToken")
+
+    def _http_sender(self, authorization: str) -> str:
+        """The sender an HTTP ``Authorization`` proves: ``Bearer <token>``, or ``Basic`` with
+        the sender id and its token (what many SOAP toolkits can send without WS-Security)."""
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                pair = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                raise Refused(Refusal.UNAUTHENTICATED, "Basic credentials are not base64") from None
+            username, _, secret = pair.partition(":")
+            return self._user(username, secret, "the Basic credentials")
+        sender = self.gateway.tokens.sender_of(authorization)
+        if sender is None:
+            raise Refused(Refusal.UNAUTHENTICATED, "the bearer token is no sender's")
+        return sender
+
+    def _user(self, username: str, secret: str, what: str) -> str:
+        """The sender whose id is ``username`` and whose token is ``secret``."""
         sender = self.gateway.tokens.sender_of(f"Bearer {secret}") if secret else None
         if sender is None or not hmac.compare_digest(username.encode(), sender.encode()):
-            raise Refused(
-                Refusal.UNAUTHENTICATED, "the UsernameToken is no sender's (username, password)"
-            )
+            raise Refused(Refusal.UNAUTHENTICATED, f"{what} are no sender's (username, password)")
         return sender
 
     @staticmethod

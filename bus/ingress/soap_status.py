@@ -104,7 +104,7 @@ def check_against_xsd(xsd: etree.XMLSchema, operation: etree._Element) -> None:
     if xsd.validate(operation):
         return
     errors = []
-    for error in list(xsd.error_log)[:20]:
+    for error in list(xsd.error_log)[:20]:  # type: ignore[call-overload]  # lxml-stubs: no __iter__
         message = _NAMESPACE.sub("", error.message)
         message = _THE_VALUE.sub("The value", _QUOTED_VALUE.sub("is not", message))
         errors.append(

@@ -4,6 +4,7 @@ zeep from it, and every refusal answered with a SOAP fault carrying the REST rea
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -347,6 +348,17 @@ def test_a_bearer_header_authenticates_without_a_username_token(
         headers={"Authorization": f"Bearer {TOKENS['hanoi']}"},
     )
     assert status == 200, raw
+
+
+def test_http_basic_with_the_sender_id_and_token_authenticates(gateway: GatewayUnderTest) -> None:
+    good = base64.b64encode(f"hanoi:{TOKENS['hanoi']}".encode()).decode()
+    status, _, raw = soap_post(
+        gateway, status_request(username=None), headers={"Authorization": f"Basic {good}"}
+    )
+    assert status == 200, raw
+    wrong = base64.b64encode(f"hcmc:{TOKENS['hanoi']}".encode()).decode()
+    fault = refused(gateway, status_request(username=None), Authorization=f"Basic {wrong}")
+    assert (fault.reason, fault.status) == ("unauthenticated", 401)
 
 
 def test_a_source_the_sender_may_not_claim_is_source_not_allowed(
