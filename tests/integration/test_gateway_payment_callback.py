@@ -15,7 +15,7 @@ import pytest
 from adapters.kinds.payment_signature import platform_checksum
 from bus.store import DeadFilter
 from tests.integration.conftest import BusUnderTest, bus_under_test
-from tests.integration.harness import TEST_SENDERS, collect_dead, wait_until
+from tests.integration.harness import TEST_SENDERS, blocking_channel, collect_dead, wait_until
 from tests.integration.store_fixtures import sqlite_url
 from tests.integration.test_gateway import Answer, GatewayUnderTest, _hash, start_gateway
 
@@ -243,3 +243,22 @@ def test_a_body_that_is_not_one_json_object_is_malformed(
     answer = callback(platform, body)
     assert answer.status == 422
     assert (answer.body["errorCode"], answer.body["reason"]) == ("01", "malformed")
+
+
+def test_a_confirmation_the_broker_does_not_hold_is_busy_99_with_retry_after(
+    platform: GatewayUnderTest,
+) -> None:
+    conn, ch = blocking_channel()
+    names = platform.bus.names
+    try:
+        ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+        answer = callback(platform, native("success", "DVCQG-CB-000007"))
+    finally:
+        ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+        conn.close()
+    assert answer.status == 503, answer.body
+    assert (answer.body["errorCode"], answer.body["reason"]) == ("99", "broker_unavailable")
+    assert int(answer.headers["retry-after"]) >= 1
+    # Sent again once the broker holds it: received (the refusal kept no answer for it).
+    again = callback(platform, native("success", "DVCQG-CB-000007"))
+    assert (again.status, again.body["errorCode"]) == (200, "00")

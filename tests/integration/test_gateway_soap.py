@@ -479,6 +479,27 @@ def test_a_sender_above_its_rate_gets_a_server_fault_with_retry_after(
     assert int(fault.headers["retry-after"]) >= 1
 
 
+def test_a_message_the_broker_does_not_hold_is_a_server_fault_to_retry(
+    gateway: GatewayUnderTest,
+) -> None:
+    conn, ch = blocking_channel()
+    names = gateway.bus.names
+    try:
+        ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+        fault = refused(gateway, status_request(), SOAP12)
+    finally:
+        ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+        conn.close()
+    assert (fault.http, fault.code, fault.reason, fault.status) == (
+        500,
+        "soap:Receiver",
+        "broker_unavailable",
+        503,
+    )
+    assert "no queue" in fault.detail
+    assert int(fault.headers["retry-after"]) >= 1
+
+
 def test_soap_requests_are_counted_by_reason_and_leave_a_hop(gateway: GatewayUnderTest) -> None:
     message_id = uuid7()
     status, _, raw = soap_post(gateway, status_request(message_id, key="soap-audit-1"))
