@@ -125,14 +125,15 @@ def _element_path(xpath: str | None) -> str:
 
 
 def envelope_of(operation: etree._Element, traceparent: str | None = None) -> bytes:
-    """The canonical envelope (JSON bytes) a schema-valid ``DongBoTrangThaiHoSo`` carries."""
-    doc: dict[str, Any] = {"id": None, "type": MESSAGE_TYPE, "version": VERSION}
+    """The canonical envelope (JSON bytes) a schema-valid ``DongBoTrangThaiHoSo`` carries.
+
+    One walk over the elements (the XSD fixed their order, so the JSON's order is fixed too).
+    """
+    top: dict[str, Any] = {}
     errors = []
-    for f in FIELDS:
-        element = operation.find("/".join(f"{{{NS}}}{part}" for part in f.element.split("/")))
-        if element is None:
-            continue
-        text = (element.text or "").strip()
+    found: list[tuple[Field, str]] = []
+    _collect(operation, "", found)
+    for f, text in found:
         value: Any = text
         if f.kind == "int":
             value = int(text)  # the XSD checked it is one
@@ -148,35 +149,47 @@ def envelope_of(operation: etree._Element, traceparent: str | None = None) -> by
                     }
                 )
                 continue
-        _put(doc, f.path, value)
+        node = top
+        *parents, last = _KEYS[f.path]
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
     if errors:
         raise Refused(Refusal.INVALID, "a time is not one (yyyyMMddHHmmss)", errors)
-    doc["correlation_id"] = doc["payload"]["dossier_no"]
+    payload = top["payload"]
+    doc: dict[str, Any] = {
+        "id": top["id"],
+        "type": MESSAGE_TYPE,
+        "version": VERSION,
+        "source": top["source"],
+        "occurred_at": top["occurred_at"],
+        "correlation_id": payload["dossier_no"],
+    }
     if traceparent:
         doc["traceparent"] = traceparent
-    ordered = {
-        k: doc[k]
-        for k in (
-            "id",
-            "type",
-            "version",
-            "source",
-            "occurred_at",
-            "correlation_id",
-            "traceparent",
-            "payload",
-        )
-        if k in doc
-    }
-    return orjson.dumps(ordered)
+    doc["payload"] = payload
+    return orjson.dumps(doc)
 
 
-def _put(doc: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    node = doc
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
+_CLARK = f"{{{NS}}}"
+_AT = {f.element: f for f in FIELDS}
+_GROUPS = frozenset(f.element.rsplit("/", 1)[0] for f in FIELDS if "/" in f.element)
+_KEYS = {f.path: tuple(f.path.split(".")) for f in FIELDS}
+
+
+def _collect(element: etree._Element, prefix: str, found: list[tuple[Field, str]]) -> None:
+    """Each known element below ``element`` with its text, in document order."""
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str) or not tag.startswith(_CLARK):
+            continue
+        name = prefix + tag[len(_CLARK) :]
+        if name in _GROUPS:
+            _collect(child, name + "/", found)
+        else:
+            f = _AT.get(name)
+            if f is not None:
+                found.append((f, (child.text or "").strip()))
 
 
 def with_elements(refused: Refused) -> Refused:
