@@ -7,6 +7,9 @@ invalid message, each problem by path and rule. The fault code says who must act
 (the broker did not confirm, the sender is above its rate, the key is in flight). SOAP 1.2
 also names the reason as a subcode, ``dvc:<reason>``.
 
+A header marked ``mustUnderstand`` that the endpoint does not know is the ``MustUnderstand``
+fault (reason ``bad_request``), as both SOAP versions require.
+
 HTTP status: SOAP 1.1 sends every fault with 500, as its HTTP binding requires (toolkits read
 a fault body only then); SOAP 1.2 uses 400 for Sender and 500 for Receiver faults. A 429 or
 503 equivalent also has ``Retry-After``.
@@ -66,6 +69,19 @@ def accepted(version: str, message_id: str, again: bool = False) -> web.Response
     return _response(version, envelope, 200)
 
 
+class NotUnderstood(Refused):
+    """A header the sender marked ``mustUnderstand`` that this endpoint does not know: the
+    SOAP ``MustUnderstand`` fault (reason ``bad_request``)."""
+
+
+def _code(refused: Refused, server: bool, version: str) -> str:
+    if isinstance(refused, NotUnderstood):
+        return "soap:MustUnderstand"
+    if version == SOAP11:
+        return "soap:Server" if server else "soap:Client"
+    return "soap:Receiver" if server else "soap:Sender"
+
+
 def fault(version: str, refused: Refused) -> web.Response:
     """The SOAP fault for ``refused``, in the request's SOAP version."""
     server = refused.refusal in RETRY_LATER
@@ -73,15 +89,13 @@ def fault(version: str, refused: Refused) -> web.Response:
     node = etree.SubElement(body, f"{{{version}}}Fault")
     text = f"{refused.refusal.value}: {refused.detail}"
     if version == SOAP11:
-        etree.SubElement(node, "faultcode").text = "soap:Server" if server else "soap:Client"
+        etree.SubElement(node, "faultcode").text = _code(refused, server, version)
         etree.SubElement(node, "faultstring").text = text
         detail = etree.SubElement(node, "detail")
         status = 500
     else:
         code = etree.SubElement(node, f"{{{SOAP12}}}Code")
-        etree.SubElement(code, f"{{{SOAP12}}}Value").text = (
-            "soap:Receiver" if server else "soap:Sender"
-        )
+        etree.SubElement(code, f"{{{SOAP12}}}Value").text = _code(refused, server, version)
         sub = etree.SubElement(code, f"{{{SOAP12}}}Subcode")
         etree.SubElement(sub, f"{{{SOAP12}}}Value").text = f"dvc:{refused.refusal.value}"
         reason = etree.SubElement(node, f"{{{SOAP12}}}Reason")

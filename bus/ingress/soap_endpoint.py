@@ -24,13 +24,13 @@ from aiohttp import web
 from lxml import etree
 
 from adapters import safexml
-from adapters.soapns import ENVELOPES, WSSE
+from adapters.soapns import BUS_HEADERS, ENVELOPES, WSSE
 from adapters.wsse import PASSWORD_DIGEST
 from bus.ingress import idempotency
 from bus.ingress.admission import Admission
 from bus.ingress.gateway import Gateway, _Post
 from bus.ingress.refusals import Refusal, Refused
-from bus.ingress.soap_answers import accepted, fault, soap_version_of
+from bus.ingress.soap_answers import NotUnderstood, accepted, fault, soap_version_of
 from bus.ingress.soap_status import (
     NS,
     OPERATION,
@@ -45,6 +45,9 @@ from bus.settings import PROJECT_ROOT
 PATH = "/v1/soap"
 WSDL_FILE = PROJECT_ROOT / "config" / "wsdl" / "dvcbus-ingress-v1.wsdl"
 _SHIPPED_ADDRESS = b"https://dvcbus.example.gov.vn/v1/soap"
+UNDERSTOOD = frozenset(
+    {f"{{{WSSE}}}Security", f"{{{BUS_HEADERS}}}IdempotencyKey", f"{{{BUS_HEADERS}}}traceparent"}
+)
 
 
 class SoapEndpoint:
@@ -95,6 +98,7 @@ class SoapEndpoint:
         version = root.tag[1:].split("}", 1)[0]
         header = root.find(f"{{{version}}}Header")
         operation = self._operation(root, version)
+        self._understand(header, version)
         if sender is None:
             self.admission.authenticated(post, self._username_token(header))
         post.key = self._key(request, header)
@@ -141,6 +145,23 @@ class SoapEndpoint:
                 f"{NS}: this endpoint has {OPERATION} (see GET /v1/soap?wsdl)",
             )
         return parts[0]
+
+    @staticmethod
+    def _understand(header: etree._Element | None, version: str) -> None:
+        """Refuse a header the sender says must be understood and this endpoint does not know."""
+        if header is None:
+            return
+        attribute = f"{{{version}}}mustUnderstand"
+        for entry in header:
+            if not isinstance(entry.tag, str) or entry.tag in UNDERSTOOD:
+                continue
+            if (entry.get(attribute) or "").strip() in ("1", "true"):
+                raise NotUnderstood(
+                    Refusal.BAD_REQUEST,
+                    f"the header {safexml.local_name(entry)[:64]} is marked mustUnderstand and "
+                    "this endpoint does not know it (it knows wsse:Security, "
+                    "IdempotencyKey and traceparent)",
+                )
 
     def _username_token(self, header: etree._Element | None) -> str:
         """The sender a WS-Security UsernameToken (PasswordText) proves."""

@@ -401,6 +401,24 @@ def test_a_body_that_is_not_a_soap_message_is_malformed(
     assert words in fault.detail
 
 
+@pytest.mark.parametrize(("version", "marked"), [(SOAP11, "1"), (SOAP12, "true")])
+def test_a_header_marked_must_understand_that_the_bus_does_not_know_is_a_must_understand_fault(
+    gateway: GatewayUnderTest, version: str, marked: str
+) -> None:
+    body = status_request(version=version).replace(
+        b"<soap:Header>",
+        f'<soap:Header><x:Routing xmlns:x="urn:other" soap:mustUnderstand="{marked}"/>'.encode(),
+    )
+    fault = refused(gateway, body, version)
+    assert (fault.code, fault.reason, fault.status) == ("soap:MustUnderstand", "bad_request", 400)
+    assert "Routing" in fault.detail
+    # WS-Security marked mustUnderstand, as toolkits send it, is understood.
+    marked_security = status_request(version=version).replace(
+        b"<wsse:Security>", f'<wsse:Security soap:mustUnderstand="{marked}">'.encode()
+    )
+    assert soap_post(gateway, marked_security, version)[0] == 200
+
+
 def test_an_unknown_operation_is_unknown_type(gateway: GatewayUnderTest) -> None:
     body = status_request().replace(b"DongBoTrangThaiHoSo>", b"TiepNhanHoSo>")
     fault = refused(gateway, body)
