@@ -391,6 +391,7 @@ def test_a_type_the_sender_may_not_send_is_type_not_allowed(gateway: GatewayUnde
         (b'{"json": "is not SOAP"}', "not XML"),
         (b"<Envelope><Body/></Envelope>", "not a SOAP message"),
         (f"<s:Envelope xmlns:s='{SOAP11}'><s:Body/></s:Envelope>".encode(), "exactly one"),
+        (b"<a>" * 1000 + b"</a>" * 1000, "Excessive depth"),  # nesting is bounded too
     ],
 )
 def test_a_body_that_is_not_a_soap_message_is_malformed(
