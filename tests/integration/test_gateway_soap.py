@@ -586,3 +586,7 @@ def test_a_status_update_over_soap_reaches_the_portal(bus: BusUnderTest) -> None
     assert wait_until(delivered, 20), (bus.store.outcomes([message_id]), bus.receipts())
     (call,) = [r for r in bus.standins.received("portal") if r.idempotency_key == message_id]
     assert b"000.04.01.H26-261125-0031" in call.body
+    # The sender follows it like a REST one: GET with its token.
+    where = gw.request("GET", f"/v1/messages/{message_id}", token=TOKENS["hanoi"])
+    assert (where.status, where.body["id"]) == (200, message_id), where.body
+    assert gw.request("GET", f"/v1/messages/{message_id}", token=TOKENS["portal"]).status == 404
