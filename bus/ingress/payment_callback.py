@@ -162,7 +162,7 @@ def envelope_of(native: dict[str, Any], source: str) -> tuple[bytes, str]:
         )
     assert paid_at is not None and result is not None
     amount: Any = signed["amount"]
-    if amount.isdigit() and len(amount) <= 15:
+    if amount.isascii() and amount.isdigit() and len(amount) <= 15:
         amount = int(amount)  # else the schema refuses the text, with its path
     payload: dict[str, Any] = {
         "reference": signed["reference"],

@@ -75,19 +75,19 @@ class SoapEndpoint:
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         post = _Post(started=time.perf_counter())
-        version = soap_version_of(request.content_type)
+        # The answer's SOAP version: the Content-Type's until the Envelope names its own.
+        version = [soap_version_of(request.content_type)]
         try:
-            version, answer = await self._accept(request, post, version)
-            return answer
+            return await self._accept(request, post, version)
         except Refused as refused:
             self.admission.refused(post, refused)
-            return fault(version, refused)
+            return fault(version[0], refused)
         finally:
             await self.admission.release(post)
 
     async def _accept(
-        self, request: web.Request, post: _Post, version: str
-    ) -> tuple[str, web.StreamResponse]:
+        self, request: web.Request, post: _Post, answer_in: list[str]
+    ) -> web.StreamResponse:
         gw = self.gateway
         authorization = request.headers.get("Authorization")
         sender = self._http_sender(authorization) if authorization else None
@@ -95,7 +95,7 @@ class SoapEndpoint:
             self.admission.authenticated(post, sender)
         raw = post.body = await gw._read_body(request)
         root = self._parse(raw)
-        version = root.tag[1:].split("}", 1)[0]
+        version = answer_in[0] = root.tag[1:].split("}", 1)[0]
         header = root.find(f"{{{version}}}Header")
         operation = self._operation(root, version)
         self._understand(header, version)
@@ -108,7 +108,7 @@ class SoapEndpoint:
             admitted = await self.admission.admit(post, envelope)
         except Refused as refused:
             raise with_elements(refused) from None
-        return version, accepted(version, admitted.message_id, admitted.again)
+        return accepted(version, admitted.message_id, admitted.again)
 
     def _parse(self, raw: bytes) -> etree._Element:
         try:

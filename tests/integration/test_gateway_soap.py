@@ -291,7 +291,7 @@ def test_the_same_idempotency_key_gets_the_first_answer_and_one_message(
     message_id, key = uuid7(), uuid7()
     first = soap_post(gateway, status_request(message_id, key=key))
     # A retry: the toolkit writes a new envelope (its own headers), the same message.
-    again = soap_post(gateway, status_request(message_id, key=key), SOAP12)
+    again = soap_post(gateway, status_request(message_id, key=key, version=SOAP12), SOAP12)
     assert (first[0], again[0]) == (200, 200), first[2] + again[2]
     assert b"<dvc:MaLoi>0</dvc:MaLoi>" in first[2]
     assert b"<dvc:MaLoi>2</dvc:MaLoi>" in again[2]
@@ -364,7 +364,7 @@ def test_http_basic_with_the_sender_id_and_token_authenticates(gateway: GatewayU
 def test_a_source_the_sender_may_not_claim_is_source_not_allowed(
     gateway: GatewayUnderTest,
 ) -> None:
-    fault = refused(gateway, status_request(source="000.00.00.H29"), SOAP12)
+    fault = refused(gateway, status_request(source="000.00.00.H29", version=SOAP12), SOAP12)
     assert (fault.http, fault.code, fault.reason, fault.status) == (
         400,
         "soap:Sender",
@@ -418,6 +418,16 @@ def test_a_header_marked_must_understand_that_the_bus_does_not_know_is_a_must_un
         b"<wsse:Security>", f'<wsse:Security soap:mustUnderstand="{marked}">'.encode()
     )
     assert soap_post(gateway, marked_security, version)[0] == 200
+
+
+def test_a_fault_is_in_the_soap_version_of_the_envelope_whatever_the_content_type(
+    gateway: GatewayUnderTest,
+) -> None:
+    body = status_request(version=SOAP12, source="000.00.00.H29")
+    status, headers, raw = soap_post(gateway, body, SOAP11)  # sent as text/xml
+    fault = fault_of(status, headers, raw)
+    assert (fault.http, fault.code, fault.reason) == (400, "soap:Sender", "source_not_allowed")
+    assert headers["content-type"].startswith("application/soap+xml")
 
 
 def test_an_unknown_operation_is_unknown_type(gateway: GatewayUnderTest) -> None:
@@ -505,7 +515,7 @@ def test_a_message_the_broker_does_not_hold_is_a_server_fault_to_retry(
     names = gateway.bus.names
     try:
         ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
-        fault = refused(gateway, status_request(), SOAP12)
+        fault = refused(gateway, status_request(version=SOAP12), SOAP12)
     finally:
         ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
         conn.close()
