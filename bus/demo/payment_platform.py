@@ -1,8 +1,9 @@
-"""A stand-in of the payment platform's status query, for the demo (tests have their own).
+"""A stand-in of the payment platform's status query, for the demo and the tests.
 
 It knows how each payment it was told about ended, and answers the status query as the
 platform would: 1 success / 4 failed with the strings it signs and their checksum, or 3 while
-it knows no final result. The demo then reconciles its pending payments against it.
+it knows no final result. The demo then reconciles its pending payments against it; tests
+also hand it final payloads as they are (a forged one included) and read what it was asked.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ STATUS_CODES = {"success": 1, "failed": 4}
 class PaymentPlatformStandin:
     """An HTTP status query on a free loopback port, answering from ``finals``."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, finals: dict[str, dict[str, Any]] | None = None) -> None:
         self.secret = secret
-        self.finals: dict[str, dict[str, Any]] = {}  # reference -> final payload, signed
-        self.asked = 0
+        self.finals: dict[str, dict[str, Any]] = dict(finals or {})  # reference -> signed payload
+        self.asked: list[dict[str, Any]] = []  # the status queries, in the order they came
         platform = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 request = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                platform.asked += 1
+                platform.asked.append(request)
                 body = orjson.dumps(platform.answer(str(request.get("referenceId"))))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -6,10 +6,8 @@ portal and Hà Nội's payment endpoint (``hanoi-payments``, the payment-confirm
 
 from __future__ import annotations
 
-import http.server
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
@@ -17,6 +15,7 @@ import orjson
 
 from adapters.kinds.payment_signature import sign_as_platform
 from bus.contract.ids import uuid7
+from bus.demo.payment_platform import PaymentPlatformStandin
 from bus.store import DeadFilter
 from tests.integration.harness import ROOT, collect_dead, send, wait_until
 
@@ -136,47 +135,9 @@ def test_the_agency_copy_of_a_payment_nobody_routes_is_parked_and_the_portal_get
 # --- reconciliation of pending payments ------------------------------------------------------
 
 
-class StatusQuery:
-    """A stand-in of the platform's status query: answers what ``finals`` says, signed."""
-
-    def __init__(self, finals: dict[str, dict[str, Any]]) -> None:
-        self.finals = finals  # reference -> the payload of its final confirmation
-        self.asked: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                request = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.asked.append(request)
-                final = outer.finals.get(request["referenceId"])
-                answer: dict[str, Any] = {"status": 3}
-                if final is not None:
-                    answer = {
-                        "status": {"success": 1, "failed": 4}[final["result"]],
-                        "signed": final["signed"],
-                        "checksum": final["checksum"],
-                    }
-                body = orjson.dumps(answer)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/status"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def test_a_pending_payment_is_reconciled_through_the_router(make_bus) -> None:
     paid = confirmation("success", "DVCQG-PENDING-1", "2026-11-25T09:30:00+07:00")
-    platform = StatusQuery({"DVCQG-PENDING-1": paid["payload"]})
+    platform = PaymentPlatformStandin(SECRET, {"DVCQG-PENDING-1": paid["payload"]})
 
     def with_reconciliation(routes: dict[str, Any]) -> None:
         routes["payments"]["reconciliation"] = {"status_query": platform.url, "after": "1s"}
@@ -221,7 +182,7 @@ def test_a_forged_status_answer_is_refused_by_the_router_like_any_forgery(make_b
     forged = confirmation("failed", "DVCQG-PENDING-3", "2026-11-25T09:30:00+07:00")
     forged["payload"]["result"] = "success"  # status 1, and the signed code turned into 00,
     forged["payload"]["signed"]["error_code"] = "00"  # the platform's checksum left as it was
-    platform = StatusQuery({"DVCQG-PENDING-3": forged["payload"]})
+    platform = PaymentPlatformStandin(SECRET, {"DVCQG-PENDING-3": forged["payload"]})
 
     def with_reconciliation(routes: dict[str, Any]) -> None:
         routes["payments"]["reconciliation"] = {"status_query": platform.url, "after": "1s"}
