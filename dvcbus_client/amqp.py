@@ -50,6 +50,8 @@ class AmqpPublisher:
     ``url``: ``amqp://USER:PASSWORD@host:5672/vhost`` with the sender's own user (its
     ``amqp_user``). ``exchange``: the ingress exchange, ``<namespace>.ingress``
     (``bus.ingress`` by default). ``pool_size``: connections kept open at most.
+    ``user_id``: only for a connection whose user the URL does not name (a client
+    certificate with the broker's EXTERNAL mechanism); the broker refuses any other.
     """
 
     def __init__(
@@ -62,9 +64,10 @@ class AmqpPublisher:
         confirm_timeout: float = 10.0,
         heartbeat: int = 30,
         ssl: Any = None,
+        user_id: str | None = None,
     ) -> None:
         self.exchange = exchange
-        self.user = unquote(urlsplit(url).username or "guest")
+        self.user = user_id or unquote(urlsplit(url).username or "guest")
         self.retry_policy = dict(DEFAULT_RETRY_POLICY if retry_policy is None else retry_policy)
         self.confirm_timeout = confirm_timeout
         self._connection = Connection(
@@ -88,8 +91,8 @@ class AmqpPublisher:
         if message_id:
             with self._lock:
                 self._returned[message_id] = (
-                    getattr(exc, "code", NO_ROUTE),
-                    getattr(exc, "message", "") or str(exc),
+                    getattr(exc, "reply_code", 0) or NO_ROUTE,
+                    getattr(exc, "reply_text", "") or str(exc),
                 )
 
     def publish(self, message: Mapping[str, Any] | bytes) -> Published:
