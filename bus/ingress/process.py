@@ -12,6 +12,8 @@ import structlog
 
 from bus import app
 from bus.broker.sending import user_of
+from bus.ingress import tls
+from bus.ingress.client_certs import ClientCertificates
 from bus.ingress.gateway import Gateway
 from bus.ingress.publishing import IngressPublisher
 from bus.ingress.senders import load_senders
@@ -44,7 +46,9 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
     types = {t for t, _ in loaded.schemas.message_types}
     senders = load_senders(s.senders_path, known_types=types)
     tokens, disabled, secrets = TokenBook.build(senders)
-    for sid, why in disabled.items():
+    certificates, cannot_check = ClientCertificates.build(s, senders)
+    ssl_context = tls.server_context(s)  # a certificate that cannot be read stops it here
+    for sid, why in {**disabled, **cannot_check}.items():
         log.error("gateway.sender_disabled", sender=sid, error=why)
     LOG_MASKER.use_schemas(loaded.schemas)
     LOG_MASKER.add_secrets(secrets)
@@ -73,6 +77,9 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
     endpoint = HttpEndpoint(metrics, host=s.gateway_host, port=s.gateway_port)
     endpoint.routes_digest = loaded.routes.digest
     endpoint.add_check(readiness(publisher))
-    gateway = Gateway(s, loaded.schemas, senders, tokens, store, hops, publisher, endpoint.app())
+    gateway = Gateway(
+        s, loaded.schemas, senders, tokens, store, hops, publisher, endpoint.app(),
+        certificates=certificates, ssl_context=ssl_context,
+    )  # fmt: skip
     # Stopped in this order: no new requests, then the last confirms, then the audit trail.
     return [gateway, publisher, audit], gateway
