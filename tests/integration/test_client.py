@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bus.broker.management import ManagementApi, quoted
+from bus.settings import Settings
 from dvcbus_client import (
     AmqpPublisher,
     GatewayClient,
@@ -215,3 +217,26 @@ def test_amqp_publish_with_nothing_bound_for_its_type_is_returned_not_lost(
         ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
         conn.close()
     assert returned.value.reply_code == 312 and "NO_ROUTE" in returned.value.reply_text
+
+
+def test_amqp_publish_reconnects_after_the_broker_closes_its_connection(
+    identified_bus: BusUnderTest, hanoi: AmqpPublisher
+) -> None:
+    """kombu's ensure: the connection the pool holds is closed by the broker (an operator's
+    force-close, a failover); the next publish opens another and is confirmed."""
+    first = example(STATUS)
+    hanoi.publish(first)
+    user = f"{identified_bus.names.namespace}-hanoi"
+    api = ManagementApi(Settings().management_url)
+
+    def ours() -> list[str]:  # open ones (a forced-closed one is listed until its client goes)
+        conns = api.get("connections")
+        return [c["name"] for c in conns if c.get("user") == user and c.get("state") != "closed"]
+
+    assert wait_until(lambda: len(ours()) >= 1, 10)  # the management API lags a little
+    for name in ours():
+        api.delete(f"connections/{quoted(name)}")
+    assert wait_until(lambda: not ours(), 10)
+    second = example(STATUS)
+    assert hanoi.publish(second).id == second["id"]
+    assert wait_until(lambda: {first["id"], second["id"]} <= delivered_ids(identified_bus), 20)
