@@ -78,8 +78,8 @@ class AmqpPublisher:
         )
         self._returned: dict[str, tuple[int, str]] = {}
         self._lock = threading.Lock()
-        pool = self._connection.Pool(limit=pool_size)
-        self._producers = ProducerPool(pool, limit=pool_size, Producer=self._producer)
+        self._connections = self._connection.Pool(limit=pool_size)
+        self._producers = ProducerPool(self._connections, limit=pool_size, Producer=self._producer)
 
     def _producer(self, connection: Connection) -> Producer:
         # exchange "" on the producer: kombu never declares it (a sender's user may write to
@@ -138,6 +138,7 @@ class AmqpPublisher:
 
     def close(self) -> None:
         self._producers.force_close_all()
+        self._connections.force_close_all()
         self._connection.release()
 
     def __enter__(self) -> AmqpPublisher:

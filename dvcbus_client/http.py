@@ -1,8 +1,9 @@
 """HTTP to the gateway: ``send`` a message, retried until the gateway holds it or refuses it.
 
 A 202 means the broker holds the message. A 503 (the broker did not confirm), a 429 (above
-the sender's rate), a 409 ``in_flight`` (the first attempt is still being handled) or no
-answer at all is retried after the gateway's ``Retry-After`` (or a capped backoff when it
+the sender's rate), a 409 ``in_flight`` (the first attempt is still being handled), a 408
+(the body came too slowly), another 5xx (a proxy in front of the gateway) or no answer at
+all is retried after the gateway's ``Retry-After`` (or a capped backoff when it
 gives none), always with the same body bytes and the same ``Idempotency-Key``: the gateway
 answers a repeated key with the first 202, so a retry never makes a second message. Any
 other 4xx is a :class:`~dvcbus_client.errors.Refused` with the gateway's reason code.
@@ -21,7 +22,7 @@ import httpx
 
 from dvcbus_client.errors import GatewayUnavailable, Refused
 
-RETRIED_STATUSES = frozenset({429, 503})
+RETRIED_STATUSES = frozenset({408, 429})  # and every 5xx, and 409 in_flight
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 
 
@@ -99,7 +100,8 @@ class GatewayClient:
         """Post one message until it is accepted (returns its id) or refused (raises).
 
         Raises :class:`Refused` for a 4xx the gateway will give again, and
-        :class:`GatewayUnavailable` when every attempt was answered 503/429/409 or not at all.
+        :class:`GatewayUnavailable` when every attempt was answered 5xx/429/408/409
+        ``in_flight`` or not at all.
         """
         body = body_of(message)
         key = idempotency_key or str(uuid.uuid4())
@@ -118,7 +120,7 @@ class GatewayClient:
                     return Accepted(doc["id"], response.headers.get("Location", ""), key, attempt)
                 problem = _problem(response)
                 reason = str(problem.get("reason", ""))
-                if response.status_code in RETRIED_STATUSES or reason == "in_flight":
+                if _retried(response.status_code, reason):
                     wait = retry_after(response)
                     last = f"{response.status_code} {reason}: {problem.get('detail', '')}"
                 else:
@@ -159,6 +161,11 @@ class GatewayClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _retried(status: int, reason: str) -> bool:
+    """Whether the same request, sent again later, may be accepted."""
+    return status in RETRIED_STATUSES or status >= 500 or reason == "in_flight"
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

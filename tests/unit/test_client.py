@@ -76,3 +76,18 @@ def test_an_amqp_message_needs_its_id_and_type() -> None:
     assert (message_id, type_) == ("m1", "dossier.submitted")
     with pytest.raises(ValueError, match="string id and type"):
         _encode({"id": "m1"})
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 504])
+def test_a_slow_body_or_a_server_error_is_retried_with_the_same_key(status: int) -> None:
+    keys: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("Idempotency-Key"))
+        if len(keys) == 1:
+            return httpx.Response(status, text="<html>bad gateway</html>")
+        return httpx.Response(202, json={"id": "m1"})
+
+    waits: list[float] = []
+    assert client(handler, waits).send(b"{}").attempts == 2
+    assert len(keys) == 2 and keys[0] == keys[1] and waits == [0.5]
