@@ -3,8 +3,10 @@ an agency's system importing it gets nothing of the bus."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,6 +28,21 @@ def test_importing_the_client_imports_nothing_of_the_bus() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_client_imports_only_the_standard_library_httpx_and_kombu() -> None:
+    """Every import statement, function-local ones too: an agency installs these alone."""
+    allowed = {"httpx", "kombu", "amqp", "dvcbus_client", "__future__"}
+    allowed |= set(sys.stdlib_module_names)
+    found = set()
+    for path in (Path(__file__).resolve().parents[2] / "dvcbus_client").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    assert found - allowed == set()
+    assert {"httpx", "kombu"} <= found
 
 
 def test_no_answer_and_no_retry_after_back_off_capped_with_the_same_key_and_body() -> None:
