@@ -10,7 +10,8 @@ certificate it does not hold.
 senders.yaml's ``auth.certificate`` (fingerprints and/or the whole subject) says whose a
 certificate is. A sender that has one must present it on every request, with or without
 its bearer token; a certificate alone identifies its sender. A certificate registered for
-nobody, or for another sender than the token's, is refused ``certificate_not_registered``.
+nobody, or for another sender than the token's (whether or not the token's sender has one
+of its own), is refused ``certificate_not_registered``.
 Parsed and verified certificates are cached, so a connection's requests cost a dict lookup.
 """
 
@@ -161,6 +162,13 @@ class ClientCertificates:
         if token_sender is not None:
             wanted = self.registered.get(token_sender)
             if wanted is None:
+                owner = self._owner(cert) if cert is not None else None
+                if owner is not None:  # another sender's certificate: someone mixed them up
+                    raise Refused(
+                        Refusal.CERTIFICATE_NOT_REGISTERED,
+                        f"certificate {fingerprint} (by {cert.via}) is registered for another "
+                        f"sender than {token_sender}",
+                    )
                 return token_sender, fingerprint  # a sender that needs no certificate
             if cert is None:
                 raise Refused(
@@ -177,15 +185,20 @@ class ClientCertificates:
             return token_sender, fingerprint
         if cert is None:
             return None, None
-        sid = self._by_fingerprint.get(cert.fingerprint)
-        if sid is None or not self.registered[sid].matches(cert):
-            sid = next((s for s, r in self.registered.items() if r.matches(cert)), None)
+        sid = self._owner(cert)
         if sid is None:
             raise Refused(
                 Refusal.CERTIFICATE_NOT_REGISTERED,
                 f"certificate {fingerprint} (by {cert.via}) is not registered for any sender",
             )
         return sid, fingerprint
+
+    def _owner(self, cert: Presented) -> str | None:
+        """The sender ``cert`` is registered for (routes check refuses a shared one)."""
+        sid = self._by_fingerprint.get(cert.fingerprint)
+        if sid is not None and self.registered[sid].matches(cert):
+            return sid
+        return next((s for s, r in self.registered.items() if r.matches(cert)), None)
 
     # ------------------------------------------------------------------ what was presented
 

@@ -27,6 +27,7 @@ from tests.integration.test_gateway import STATUS, _declare_topology, message
 pytestmark = pytest.mark.integration
 
 HANOI_TOKEN = "hanoi-tls-token"
+HCMC_TOKEN = "hcmc-tls-token"  # a sender with a token and no certificate
 PROXY = "127.0.0.2"
 
 
@@ -42,6 +43,7 @@ class Pki:
 
 def _senders(pki: Pki) -> str:
     token = "sha256:" + hashlib.sha256(HANOI_TOKEN.encode()).hexdigest()
+    hcmc = "sha256:" + hashlib.sha256(HCMC_TOKEN.encode()).hexdigest()
     return f"""\
 version: 1
 senders:
@@ -58,6 +60,11 @@ senders:
     auth:
       bearer: [{token}]
       certificate: {{ fingerprint: ["{pki.hanoi.fingerprint}"] }}
+  hcmc:
+    agencies: [000.00.00.H29]
+    sources: [000.00.00.H29]
+    types: [dossier.status_changed]
+    auth: {{ bearer: [{hcmc}] }}
 """
 
 
@@ -200,6 +207,13 @@ def test_another_senders_certificate_or_none_is_403_for_a_sender_that_has_one(
     bare = gw.post(_status(), token=HANOI_TOKEN)  # its token alone is not enough
     assert bare.status_code == 403
     assert "must present its client certificate" in bare.json()["detail"]
+    hcmc = _status()
+    hcmc["source"] = "000.00.00.H29"
+    mixed = gw.post(hcmc, cert=gw.pki.hanoi, token=HCMC_TOKEN)  # needs none, shows Hà Nội's
+    assert mixed.status_code == 403
+    assert "is registered for another sender than hcmc" in mixed.json()["detail"]
+    assert gw.post(hcmc, token=HCMC_TOKEN).status_code == 202
+    assert gw.post(hcmc, cert=gw.pki.stranger, token=HCMC_TOKEN).status_code == 202
 
 
 def test_a_certificate_from_another_ca_does_not_get_through_the_handshake(
