@@ -212,13 +212,27 @@ class Gateway:
     def _authenticate(self, request: web.Request, post: _Post | None = None) -> str:
         authorization = request.headers.get("Authorization")
         sid = self.tokens.sender_of(authorization)
-        if self.certificates is not None:  # a certificate may name the sender, or be refused
-            sid, certificate = self.certificates.identify(request, sid, authorization is not None)
-            if post is not None:
-                post.certificate = certificate
+        sid = self.check_certificate(request, sid, authorization is not None, post)
         if sid is None:
             raise Refused(Refusal.UNAUTHENTICATED, "send Authorization: Bearer <your token>")
         return sid
+
+    def check_certificate(
+        self,
+        request: web.Request,
+        sender: str | None,
+        sent_credentials: bool,
+        post: _Post | None = None,
+    ) -> str | None:
+        """The sender once its client certificate is checked, for every way in: ``sender``
+        as its credentials proved it (None: none did, or none were ``sent``), or the one a
+        certificate alone names; raises :class:`Refused` ``certificate_not_registered``."""
+        if self.certificates is None:
+            return sender
+        sender, certificate = self.certificates.identify(request, sender, sent_credentials)
+        if post is not None:
+            post.certificate = certificate
+        return sender
 
     @staticmethod
     def _idempotency_key(request: web.Request) -> str | None:
