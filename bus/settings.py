@@ -10,6 +10,7 @@ its default; a unit test keeps the two in step.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -98,6 +99,19 @@ class Settings(BaseModel):
     # The gateway's RabbitMQ user: the one publisher whose x-dvcbus-sender header the router
     # trusts. "" = {namespace}-gateway (the user `dvcbus broker users sync` creates).
     gateway_broker_user: str = Field("", pattern=r"^([A-Za-z0-9][A-Za-z0-9._@-]{0,63})?$")
+    # TLS on the gateway (bus/ingress/tls.py): its certificate chain and key, PEM files, both
+    # or neither. None (or ""): plain HTTP, for a gateway behind a proxy that terminates TLS.
+    gateway_tls_cert: Path | None = None
+    gateway_tls_key: Path | None = None
+    # The CA (PEM) that signs the client certificates the gateway accepts, over TLS or in a
+    # trusted proxy's header; senders.yaml's auth.certificate says whose each one is.
+    gateway_tls_client_ca: Path | None = None
+    # Reverse proxies whose client-certificate header is trusted: addresses or networks,
+    # comma-separated. From any other address the header is ignored. "" = none.
+    gateway_trusted_proxies: str = ""
+    # The header a trusted proxy puts the client's certificate in: URL-encoded PEM, like
+    # nginx's $ssl_client_escaped_cert (or base64 DER).
+    gateway_client_cert_header: str = Field("X-Client-Cert", pattern=r"^[A-Za-z0-9-]{1,64}$")
 
     @model_validator(mode="after")
     def _gateway_body_fits_the_router(self) -> Settings:
@@ -108,6 +122,29 @@ class Settings(BaseModel):
                 "as too_large what the gateway accepted"
             )
         return self
+
+    @model_validator(mode="after")
+    def _gateway_tls_is_whole(self) -> Settings:
+        if (self.gateway_tls_cert is None) != (self.gateway_tls_key is None):
+            raise ValueError(
+                "gateway_tls_cert and gateway_tls_key go together: give both or neither"
+            )
+        if self.gateway_trusted_proxies and self.gateway_tls_client_ca is None:
+            raise ValueError(
+                "gateway_trusted_proxies needs gateway_tls_client_ca: a proxy's client-certificate "
+                "header is checked against that CA"
+            )
+        return self
+
+    @field_validator("gateway_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an address or a network") from None
+        return value
 
     @property
     def gateway_user(self) -> str:
@@ -129,7 +166,16 @@ class Settings(BaseModel):
         beside = self.routes_file.with_name("agencies.yaml")
         return beside if beside.exists() else PROJECT_ROOT / "agencies.yaml"
 
-    @field_validator("routes_file", "schemas_dir", "senders_file", "agencies_file", mode="before")
+    @field_validator(
+        "routes_file",
+        "schemas_dir",
+        "senders_file",
+        "agencies_file",
+        "gateway_tls_cert",
+        "gateway_tls_key",
+        "gateway_tls_client_ca",
+        mode="before",
+    )
     @classmethod
     def _from_project_root(cls, value: Any) -> Any:
         if value is None or value == "":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from bus.contract.rejections import Reason, Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.errors import FatalSetupError
 from bus.ingress import idempotency
+from bus.ingress.client_certs import ClientCertificates
 from bus.ingress.idempotency import Verdict
 from bus.ingress.limits import SenderLimits
 from bus.ingress.publishing import BrokerUnavailable, IngressPublisher
@@ -67,9 +69,12 @@ class _Post:
     message_type: str | None = None
     dossier_no: str | None = None
     claimed: bool = False  # the Idempotency-Key is ours: release it unless answered 202
+    certificate: str | None = None  # the client certificate's fingerprint, when one came
 
     def detail(self, text: str = "") -> str:
         parts = [f"sender {self.sender or '-'}", f"idempotency key {self.key or '-'}"]
+        if self.certificate:
+            parts.append(f"certificate {self.certificate}")
         if text:
             parts.append(text)
         return "; ".join(parts)
@@ -88,6 +93,8 @@ class Gateway:
         hops: Hops,
         publisher: IngressPublisher,
         endpoint_app: web.Application,
+        certificates: ClientCertificates | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
         self.schemas = schemas
@@ -96,6 +103,8 @@ class Gateway:
         self.store = store
         self.hops = hops
         self.publisher = publisher
+        self.certificates = certificates  # client certificates (mTLS, a trusted proxy's header)
+        self.ssl_context = ssl_context  # None: plain HTTP
         self.limits = SenderLimits(
             settings.gateway_rate_limit,
             {sid: s.rate_limit for sid, s in senders.senders.items()},
@@ -119,7 +128,9 @@ class Gateway:
         runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runner = runner
-        site = web.TCPSite(runner, s.gateway_host, s.gateway_port, backlog=1024)
+        site = web.TCPSite(
+            runner, s.gateway_host, s.gateway_port, backlog=1024, ssl_context=self.ssl_context
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -131,7 +142,7 @@ class Gateway:
         self.bound_port = sockets[0].getsockname()[1] if sockets else s.gateway_port
         log.info(
             "gateway.listening",
-            url=f"http://{s.gateway_host}:{self.bound_port}",
+            url=f"{'https' if self.ssl_context else 'http'}://{s.gateway_host}:{self.bound_port}",
             senders=len(self.senders.senders),
         )
         while not self._stopping.is_set():
@@ -173,7 +184,7 @@ class Gateway:
                 await asyncio.to_thread(self.store.release_idempotency_key, post.sender, post.key)
 
     async def _accept(self, request: web.Request, post: _Post) -> web.StreamResponse:
-        sid = post.sender = self._authenticate(request)
+        sid = post.sender = self._authenticate(request, post)
         wait = self.limits.admit(sid)
         if wait:
             raise Refused(Refusal.RATE_LIMITED, f"sender {sid} is above its rate", retry_after=wait)
@@ -198,11 +209,30 @@ class Gateway:
         self._hop(Event.ACCEPTED, post)
         return _accepted(message_id)
 
-    def _authenticate(self, request: web.Request) -> str:
-        sid = self.tokens.sender_of(request.headers.get("Authorization"))
+    def _authenticate(self, request: web.Request, post: _Post | None = None) -> str:
+        authorization = request.headers.get("Authorization")
+        sid = self.tokens.sender_of(authorization)
+        sid = self.check_certificate(request, sid, authorization is not None, post)
         if sid is None:
             raise Refused(Refusal.UNAUTHENTICATED, "send Authorization: Bearer <your token>")
         return sid
+
+    def check_certificate(
+        self,
+        request: web.Request,
+        sender: str | None,
+        sent_credentials: bool,
+        post: _Post | None = None,
+    ) -> str | None:
+        """The sender once its client certificate is checked, for every way in: ``sender``
+        as its credentials proved it (None: none did, or none were ``sent``), or the one a
+        certificate alone names; raises :class:`Refused` ``certificate_not_registered``."""
+        if self.certificates is None:
+            return sender
+        sender, certificate = self.certificates.identify(request, sender, sent_credentials)
+        if post is not None:
+            post.certificate = certificate
+        return sender
 
     @staticmethod
     def _idempotency_key(request: web.Request) -> str | None:

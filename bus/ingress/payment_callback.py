@@ -255,7 +255,7 @@ class PaymentCallback:
 
     async def _accept(self, request: web.Request, post: _Post) -> web.StreamResponse:
         gw = self.gateway
-        sid = gw._authenticate(request)
+        sid = gw._authenticate(request, post)
         self.admission.authenticated(post, sid)
         raw = post.body = await gw._read_body(request)
         native = self._parse(raw)

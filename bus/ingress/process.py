@@ -12,6 +12,8 @@ import structlog
 
 from bus import app
 from bus.broker.sending import user_of
+from bus.ingress import tls
+from bus.ingress.client_certs import ClientCertificates
 from bus.ingress.gateway import Gateway
 from bus.ingress.payment_callback import PaymentCallback
 from bus.ingress.publishing import IngressPublisher
@@ -46,7 +48,9 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
     types = {t for t, _ in loaded.schemas.message_types}
     senders = load_senders(s.senders_path, known_types=types)
     tokens, disabled, secrets = TokenBook.build(senders)
-    for sid, why in disabled.items():
+    certificates, cannot_check = ClientCertificates.build(s, senders)
+    ssl_context = tls.server_context(s)  # a certificate that cannot be read stops it here
+    for sid, why in {**disabled, **cannot_check}.items():
         log.error("gateway.sender_disabled", sender=sid, error=why)
     LOG_MASKER.use_schemas(loaded.schemas)
     LOG_MASKER.add_secrets(secrets)
@@ -76,7 +80,10 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
     endpoint.routes_digest = loaded.routes.digest
     endpoint.add_check(readiness(publisher))
     http_app = endpoint.app()
-    gateway = Gateway(s, loaded.schemas, senders, tokens, store, hops, publisher, http_app)
+    gateway = Gateway(
+        s, loaded.schemas, senders, tokens, store, hops, publisher, http_app,
+        certificates=certificates, ssl_context=ssl_context,
+    )  # fmt: skip
     SoapEndpoint(gateway).attach(http_app)  # POST /v1/soap, GET /v1/soap?wsdl
     PaymentCallback(gateway).attach(http_app)  # POST /v1/payments/callback
     # Stopped in this order: no new requests, then the last confirms, then the audit trail.

@@ -20,6 +20,7 @@ PROBLEM_JSON = "application/problem+json"
 
 class Refusal(StrEnum):
     UNAUTHENTICATED = "unauthenticated"  # 401: no bearer token, or one nobody has
+    CERTIFICATE_NOT_REGISTERED = "certificate_not_registered"  # 403: not the sender's cert
     RATE_LIMITED = "rate_limited"  # 429: above the sender's rate
     BAD_REQUEST = "bad_request"  # 400: an Idempotency-Key of the wrong shape
     SLOW_BODY = "slow_body"  # 408: the body did not arrive within the body timeout
@@ -38,6 +39,7 @@ class Refusal(StrEnum):
 
 STATUS = {
     Refusal.UNAUTHENTICATED: 401,
+    Refusal.CERTIFICATE_NOT_REGISTERED: 403,
     Refusal.RATE_LIMITED: 429,
     Refusal.BAD_REQUEST: 400,
     Refusal.SLOW_BODY: 408,
@@ -56,6 +58,7 @@ STATUS = {
 
 TITLES = {
     Refusal.UNAUTHENTICATED: "No valid bearer token",
+    Refusal.CERTIFICATE_NOT_REGISTERED: "No client certificate registered for this sender",
     Refusal.RATE_LIMITED: "Too many requests from this sender",
     Refusal.BAD_REQUEST: "Bad request",
     Refusal.SLOW_BODY: "The request body came too slowly",

@@ -96,6 +96,19 @@ def _fingerprint(value: str) -> str:
     return value
 
 
+def _subject(value: str) -> str:
+    from cryptography import x509
+
+    try:
+        x509.Name.from_rfc4514_string(value)
+    except ValueError:
+        raise ValueError(
+            f"subject {value!r} is not a distinguished name as RFC 4514 writes it "
+            "(CN=motcua.hanoi.gov.vn,O=…,C=VN)"
+        ) from None
+    return value
+
+
 def _amqp_user(value: str) -> str:
     if not AMQP_USER.match(value):
         raise ValueError(f"amqp_user {value!r} is not a RabbitMQ user name")
@@ -117,13 +130,11 @@ class _Model(BaseModel):
 
 
 class ClientCertificate(_Model):
-    """A client certificate the sender presents (mTLS): by fingerprint and/or subject.
+    """A client certificate the sender presents (mTLS): by fingerprint and/or its whole
+    subject; with both, the certificate must have both (bus/ingress/client_certs.py)."""
 
-    Read and checked now; the gateway does not terminate TLS yet (docs/ingress.md).
-    """
-
-    fingerprint: tuple[Fingerprint, ...] = ()
-    subject: str | None = Field(None, min_length=3)
+    fingerprint: Annotated[tuple[Fingerprint, ...], BeforeValidator(_one_or_more)] = ()
+    subject: Annotated[str, AfterValidator(_subject)] | None = Field(None, min_length=3)
 
     @model_validator(mode="after")
     def _names_the_certificate(self) -> ClientCertificate:
@@ -301,8 +312,10 @@ def _across(
     """Problems between senders, and against the schemas and routes.yaml."""
     tokens: dict[str, str] = {}
     users: dict[str, str] = {}
+    certificates: dict[str, str] = {}
     for sid, sender in config.senders.items():
         at = ("senders", sid)
+        yield from _shared_certificate(name, sid, sender, certificates, positions)
         for i, token in enumerate(sender.auth.bearer):
             if token in tokens and tokens[token] != sid:
                 line = positions.line_of((*at, "auth", "bearer", i))
@@ -347,6 +360,31 @@ def _across(
                     "them unauthorised",
                     "warning",
                 )
+
+
+def _shared_certificate(
+    name: str,
+    sid: str,
+    sender: Sender,
+    seen: dict[str, str],
+    positions: PositionedData,
+) -> Iterator[Problem]:
+    """A certificate (fingerprint, or a subject alone) must name one sender only."""
+    cert = sender.auth.certificate
+    if cert is None:
+        return
+    keys = [f.removeprefix("sha256:").replace(":", "").lower() for f in cert.fingerprint]
+    if not keys and cert.subject:
+        keys = [f"subject {cert.subject}"]
+    for key in keys:
+        if key in seen and seen[key] != sid:
+            yield Problem(
+                name,
+                positions.line_of(("senders", sid, "auth", "certificate")),
+                1,
+                f"sender {sid!r}: shares its client certificate with {seen[key]!r}",
+            )
+        seen.setdefault(key, sid)
 
 
 def _routes_allow_any(routes: RoutesConfig, type_: str, sources: tuple[str, ...]) -> bool:

@@ -92,6 +92,7 @@ class SoapEndpoint:
         authorization = request.headers.get("Authorization")
         sender = self._http_sender(authorization) if authorization else None
         if sender is not None:
+            sender = gw.check_certificate(request, sender, True, post)
             self.admission.authenticated(post, sender)
         raw = post.body = await gw._read_body(request)
         root = self._parse(raw)
@@ -100,7 +101,8 @@ class SoapEndpoint:
         operation = self._operation(root, version)
         self._understand(header, version)
         if sender is None:
-            self.admission.authenticated(post, self._username_token(header))
+            sender = gw.check_certificate(request, self._username_token(header), True, post)
+            self.admission.authenticated(post, sender)
         post.key = self._key(request, header)
         check_against_xsd(self.xsd, operation)
         envelope = envelope_of(operation, bus_header(header, "traceparent"))
