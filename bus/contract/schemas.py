@@ -27,7 +27,7 @@ from jsonschema import Draft7Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
 from bus.contract.rejections import Reason, Rejection
-from bus.contract.value_checks import CHECKS, ValueCheck, failed_checks
+from bus.contract.value_checks import CHECKS, ValueCheck, any_failed, failed_checks
 from bus.errors import ConfigError
 from bus.settings import PROJECT_ROOT
 
@@ -549,9 +549,8 @@ class SchemaRegistry:
             ok = False
         if not ok:
             raise self._rejection(doc)
-        if entry.checks:
-            for _ in failed_checks(doc, entry.checks):
-                raise self._rejection(doc)
+        if entry.checks and any_failed(doc, entry.checks):
+            raise self._rejection(doc)
         return entry.key
 
     def problems(self, doc: dict[str, Any]) -> list[Problem]:

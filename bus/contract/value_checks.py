@@ -14,7 +14,7 @@ from typing import Any
 
 from bus.contract.citizen_id import citizen_id_problem
 
-__all__ = ["CHECKS", "ValueCheck", "failed_checks"]
+__all__ = ["CHECKS", "ValueCheck", "any_failed", "failed_checks"]
 
 # value -> what it must be (the problem's expected text), or None when it may be real
 Check = Callable[[object], str | None]
@@ -25,6 +25,26 @@ CHECKS: dict[str, Check] = {
 
 # (path from the message root, "*" = every array item; the check's name; the check)
 ValueCheck = tuple[tuple[str, ...], str, Check]
+
+
+def any_failed(doc: Any, checks: tuple[ValueCheck, ...]) -> bool:
+    """Whether a check refuses a value of ``doc``: the hot path's question, without building
+    problems (a few dict lookups per check path when no path crosses an array)."""
+    for path, _, check in checks:
+        if "*" in path:
+            for _, value in _values(doc, path, ()):
+                if check(value) is not None:
+                    return True
+            continue
+        node = doc
+        for key in path:
+            node = node.get(key) if type(node) is dict else None
+            if node is None:
+                break
+        else:
+            if check(node) is not None:
+                return True
+    return False
 
 
 def failed_checks(
