@@ -34,7 +34,9 @@ DOSSIER = {
             "HoTen": "payload.applicant.full_name",
             "SoDinhDanh": "payload.applicant.id_number",
             "MaSoThue": "payload.applicant.tax_code",
-            "SoDienThoai": "payload.applicant.phone",
+            # required by the WSDL; dossier.submitted v2 has none for organisations and
+            # counter dossiers: an empty element then (the element is required, not its text)
+            "SoDienThoai": {"from": "payload.applicant.phone", "default": ""},
             "Email": "payload.applicant.email",
             "DiaChi": {
                 "DiaChiChiTiet": "payload.applicant.address.street",

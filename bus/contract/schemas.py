@@ -27,6 +27,7 @@ from jsonschema import Draft7Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
 from bus.contract.rejections import Reason, Rejection
+from bus.contract.value_checks import CHECKS, ValueCheck, any_failed, failed_checks
 from bus.errors import ConfigError
 from bus.settings import PROJECT_ROOT
 
@@ -102,6 +103,7 @@ class _TypeSchema:
     key: tuple[str, int]
     compiled: _Compiled
     routes: tuple[tuple[str, tuple[str, ...]], ...]  # (attribute, path from the doc root)
+    checks: tuple[ValueCheck, ...] = ()  # x-check: semantic checks after the schema's
     pii: dict[tuple[str, ...], str] = field(default_factory=dict)
     vi_names: dict[tuple[str, ...], str] = field(default_factory=dict)
 
@@ -285,6 +287,9 @@ def _check_house_rules(schema: dict[str, Any], where: str) -> None:
                 )
             if "*" in path:
                 raise SchemaLoadError(f"{at}: x-route inside an array cannot route a message")
+        check = node.get("x-check")
+        if check is not None and check not in CHECKS:
+            raise SchemaLoadError(f"{at}: x-check {check!r} is not one of {sorted(CHECKS)}")
 
 
 def _annotations(
@@ -308,6 +313,17 @@ def _annotations(
         if "x-vi-name" in node:
             vi.setdefault(path, node["x-vi-name"])
     return routes, pii, vi
+
+
+def _value_checks(schema: dict[str, Any], prefix: tuple[str, ...]) -> tuple[ValueCheck, ...]:
+    """The x-check marks of a payload schema: (path, name, check), once per path and name."""
+    found: dict[tuple[tuple[str, ...], str], ValueCheck] = {}
+    for rel, node in walk(schema):
+        name = node.get("x-check")
+        if name is not None:
+            path = (*prefix, *rel)
+            found.setdefault((path, name), (path, name, CHECKS[name]))
+    return tuple(found.values())
 
 
 def _compile(schema: dict[str, Any], where: str) -> _Compiled:
@@ -410,12 +426,22 @@ def _sort_key(problem: Problem, parts: tuple[Any, ...]) -> _SortKey:
     )
 
 
-def _explain(validator: Draft7Validator, instance: Any, prefix: tuple[Any, ...]) -> list[Problem]:
+def _explain(
+    validator: Draft7Validator,
+    instance: Any,
+    prefix: tuple[Any, ...],
+    checks: tuple[ValueCheck, ...] = (),
+    doc: Any = None,
+) -> list[Problem]:
+    """Every problem of ``instance``, and of its x-checked values in ``doc``, ordered by path."""
     found: dict[Problem, _SortKey] = {}
     for error in validator.iter_errors(instance):
         parts = (*prefix, *error.absolute_path)
         for problem in _problems_of(error, prefix):
             found.setdefault(problem, _sort_key(problem, parts))
+    for parts, name, expected in failed_checks(doc, checks):
+        problem = Problem(_format_path(parts), name, expected)
+        found.setdefault(problem, _sort_key(problem, parts))
     return sorted(found, key=found.__getitem__)
 
 
@@ -486,6 +512,7 @@ class SchemaRegistry:
                 key=key,
                 compiled=_compile(schema, where),
                 routes=tuple(sorted(routes.items())),
+                checks=_value_checks(schema, ("payload",)),
                 pii=pii,
                 vi_names=vi,
             )
@@ -522,13 +549,17 @@ class SchemaRegistry:
             ok = False
         if not ok:
             raise self._rejection(doc)
+        if entry.checks and any_failed(doc, entry.checks):
+            raise self._rejection(doc)
         return entry.key
 
     def problems(self, doc: dict[str, Any]) -> list[Problem]:
         """Every problem of the envelope, then of the payload if the envelope is fine.
 
-        Ordered by path (then rule). An unknown (type, version) gives one problem with rule
-        ``unknown_type`` at ``type`` (or ``version`` when the type exists in another version).
+        Ordered by path (then rule); the semantic checks (x-check) of the payload's values
+        are problems too, with the check's name as rule. An unknown (type, version) gives one
+        problem with rule ``unknown_type`` at ``type`` (or ``version`` when the type exists in
+        another version).
         """
         found = _explain(self._envelope.slow, doc, ())
         if found:
@@ -538,7 +569,7 @@ class SchemaRegistry:
         if entry is None:
             at = "version" if any(t == key[0] for t, _ in self._types) else "type"
             return [Problem(at, "unknown_type", f"one of {self._known}")]
-        return _explain(entry.compiled.slow, doc["payload"], ("payload",))
+        return _explain(entry.compiled.slow, doc["payload"], ("payload",), entry.checks, doc)
 
     def _rejection(self, doc: Any) -> Rejection:
         found = self.problems(doc)

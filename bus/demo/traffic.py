@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from adapters.kinds.payment_signature import sign_as_platform
+from bus.contract.citizen_id import PRE_REFORM_PROVINCES
 from bus.contract.ids import uuid7
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ DEMO_SECRET = "demo-secret"  # routes.yaml's partner secret, as the demo and tes
 PLATFORM_ERROR_CODES = {"success": "00", "pending": "09", "failed": "24"}
 PENDING_KIND = "payment: pending (reconciled later)"
 PORTAL = "000.00.00.G22/portal"
+CITIZEN_ID_PROVINCES = sorted(PRE_REFORM_PROVINCES)
 PAYMENT_PLATFORM = "000.00.00.G22/payment"
 
 # Illustrative electronic identifiers of the 34 provincial people's committees (current codes).
@@ -336,6 +338,55 @@ class TrafficGenerator:
             payload["fees"] = [{"kind": "fee", "amount": fee, "description": "Lệ phí"}]
         return self._envelope("dossier.submitted", PORTAL, payload, dossier_no)
 
+    def dossier_v2(
+        self, *, organisation: bool = False, impossible_id: bool = False
+    ) -> dict[str, Any]:
+        """A dossier in version 2: owner with a plausible id (or an impossible one), mobile or
+        landline, service level, result delivery, a fee linked to its payment; or an
+        organisation's dossier handed in at a counter, with its representative and no phone."""
+        r = self.rng
+        doc = self.dossier()
+        doc["version"] = 2
+        payload = doc["payload"]
+        applicant = payload["applicant"]
+        applicant["id_number"] = self._citizen_id()
+        if r.random() < 0.2:  # a landline: Hà Nội's 024 + 8 digits, or Đà Nẵng's 0236 + 7
+            applicant["phone"] = r.choice(["024", "0236"]) + f"{r.randint(0, 9_999_999):07d}"
+            if applicant["phone"].startswith("024"):
+                applicant["phone"] += str(r.randint(0, 9))
+        if impossible_id:
+            applicant["id_number"] = "003" + applicant["id_number"][3:]  # 03: no province
+        payload["service_level"] = r.choice(["full_online", "partial_online"])
+        payload["result_delivery"] = r.choice(["online", "online", "postal", "at_counter"])
+        for fee in payload.get("fees", ()):
+            fee["payment_reference"] = f"DVCQG-{self.now:%y%m%d}-{r.randint(0, 999_999):06d}"
+        if organisation:
+            del applicant["phone"]
+            applicant.update(
+                type="organisation",
+                full_name=f"Công ty TNHH {r.choice(STREETS)}",
+                tax_code=f"0{r.randint(100_000_000, 999_999_999)}",
+                representative={
+                    "full_name": self._name(),
+                    "role": r.choice(["Giám đốc", "Chủ tịch HĐQT", "Người được ủy quyền"]),
+                    "id_number": self._citizen_id(),
+                },
+            )
+            del applicant["id_number"]
+            payload.update(channel="direct", received_at=payload["submitted_at"])
+            del payload["service_level"]
+        return doc
+
+    def _citizen_id(self) -> str:
+        """A 12-digit id with a real structure: province of birth, century and year, sequence."""
+        r = self.rng
+        year = r.randint(1940, 2007)
+        century = (year - 1900) // 100
+        return (
+            f"0{r.choice(CITIZEN_ID_PROVINCES)}{century * 2 + r.randint(0, 1)}"
+            f"{year % 100:02d}{r.randint(0, 999_999):06d}"
+        )
+
     def status(self, source: str | None = None) -> dict[str, Any]:
         r = self.rng
         province = self._province()
@@ -453,10 +504,21 @@ class TrafficGenerator:
             agency = r.choice(sorted(MINISTRY_PROCEDURES))
             return _gen("dossier.submitted (ministry)", self.dossier(agency=agency))
         if roll < 0.30:
-            return _gen("dossier.submitted", self.dossier())
+            return self._one_dossier(roll)
         if roll < 0.45:
             return self._one_payment(roll)
         return _gen("dossier.status_changed", self.status())
+
+    def _one_dossier(self, roll: float) -> Generated:
+        """Dossiers from the portal: versions 1 and 2 side by side, and v2's edge cases."""
+        if roll < 0.081:
+            return _gen("dossier v2: impossible id number", self.dossier_v2(impossible_id=True))
+        if roll < 0.085:
+            doc = self.dossier_v2(organisation=True)
+            return _gen("dossier v2: organisation at a counter, no phone", doc)
+        if roll < 0.19:
+            return _gen("dossier.submitted v2", self.dossier_v2())
+        return _gen("dossier.submitted", self.dossier())
 
     def _one_payment(self, roll: float) -> Generated:
         """Payments, and within their share the platform's edge cases (~2.5% of payments)."""

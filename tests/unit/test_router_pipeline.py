@@ -227,10 +227,10 @@ def test_an_invalid_envelope_is_parked_invalid_and_an_unusable_id_is_not_quoted(
 
 def test_a_version_without_a_schema_is_parked_unknown_type(pipeline: RouterPipeline) -> None:
     doc = _submitted()
-    doc["version"] = 2
+    doc["version"] = 3
     decision = _park(pipeline, orjson.dumps(doc))
     assert decision.reason is Reason.UNKNOWN_TYPE
-    assert decision.detail.startswith("no schema for dossier.submitted v2; known: ")
+    assert decision.detail.startswith("no schema for dossier.submitted v3; known: ")
     assert "dossier.submitted v1" in decision.detail
 
 

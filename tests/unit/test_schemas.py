@@ -47,6 +47,7 @@ def test_load_default_directory_knows_the_three_types() -> None:
     assert REGISTRY.message_types == [
         ("dossier.status_changed", 1),
         ("dossier.submitted", 1),
+        ("dossier.submitted", 2),
         ("payment.confirmed", 1),
         ("payment.confirmed", 2),
     ]
@@ -171,20 +172,20 @@ def test_validate_does_not_modify_the_message() -> None:
 
 def test_unknown_version_is_unknown_type_naming_the_known_ones() -> None:
     doc = copy.deepcopy(SUBMITTED)
-    doc["version"] = 2
+    doc["version"] = 3
     exc = rejection(doc)
     assert exc.reason is Reason.UNKNOWN_TYPE
     assert exc.detail == (
-        "no schema for dossier.submitted v2; known: dossier.status_changed v1, "
-        "dossier.submitted v1, payment.confirmed v1, payment.confirmed v2"
+        "no schema for dossier.submitted v3; known: dossier.status_changed v1, "
+        "dossier.submitted v1, dossier.submitted v2, payment.confirmed v1, payment.confirmed v2"
     )
     assert REGISTRY.problems(doc)[0].path == "version"
     doc["type"] = "dossier.archived"
     assert REGISTRY.problems(doc)[0] == Problem(
         "type",
         "unknown_type",
-        "one of dossier.status_changed v1, dossier.submitted v1, payment.confirmed v1, "
-        "payment.confirmed v2",
+        "one of dossier.status_changed v1, dossier.submitted v1, dossier.submitted v2, "
+        "payment.confirmed v1, payment.confirmed v2",
     )
 
 
