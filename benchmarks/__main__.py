@@ -251,7 +251,7 @@ def _run(args: argparse.Namespace, ctx: Any, workload: Any, result: dict[str, An
     if "gateway" in phases:
         _gateway(args, ctx, workload, result)
 
-    if args.profile:
+    if args.profile and phases & {"ceiling", "router", "e2e", "celery"}:
         prof = ctx.workdir / "profiles"
         console.print("profile: router stage under py-spy …")
         batch = workload.batch(n)
@@ -303,6 +303,9 @@ def _gateway(args: argparse.Namespace, ctx: Any, workload: Any, result: dict[str
                 workload,
                 source=before if which == "before" else None,
                 amqp=which == "now",
+                profile=ctx.workdir / "profiles" / f"gateway-{which}-{r}.raw"
+                if args.profile
+                else None,
                 **kwargs,
             )
             runs[which].append(out)

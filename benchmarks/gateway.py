@@ -47,6 +47,7 @@ from benchmarks.common import (
     percentile,
     wait_until,
 )
+from benchmarks.profiling import PySpy, top_entries
 from benchmarks.workload import Workload
 from bus.broker.sending import send_bodies
 from bus.routing.pipeline import Forward
@@ -114,7 +115,8 @@ class _Load:
             connections = 128 if rate else max(concurrency, 1)
             argv = [sys.executable, "-m", "benchmarks.gateway_load", url, token, str(path),
                     "--warmup", str(warmup), "--concurrency", str(concurrency),
-                    "--connections", str(connections), "--wait-for-go", "--raw"]  # fmt: skip
+                    "--connections", str(connections),
+                    "--wait-for-go", "--raw", "--keys"]  # fmt: skip
             if rate:
                 argv += ["--rate", str(rate / len(parts))]
             self.procs.append(
@@ -174,6 +176,8 @@ def _merge(parts: list[dict[str, Any]], latencies_ms: list[float]) -> dict[str, 
         "errors": {k: v for p in parts for k, v in p["errors"].items()},
         "seconds": seconds,
         "requests_per_s": round(answered / max(seconds, 1e-9), 1),
+        "offered_per_s": sum(p["offered_per_s"] or 0 for p in parts) or None,
+        "concurrency": sum(p["concurrency"] or 0 for p in parts) or None,
         "latency_ms": {
             q: percentile(latencies_ms, n)
             for q, n in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
@@ -195,6 +199,7 @@ def _offer(
     rate: float = 0.0,
     concurrency: int = 64,
     processes: int = 1,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """One measured load: warm up, purge the ingress, go; every 202 must be on the queue."""
     warmup = 100
@@ -206,8 +211,13 @@ def _offer(
         load.ready()
         watch.purge(queue)
         all_pids = pids | load.pids
+        spy = PySpy(pids["gateway"], profile) if profile else None
         before = CpuMark.take(all_pids)
-        results = load.go()
+        try:
+            results = load.go()
+        finally:
+            if spy is not None:
+                spy.stop()
         after = CpuMark.take(all_pids)
     finally:
         load.stop()
@@ -218,6 +228,8 @@ def _offer(
         wait_until(lambda: watch.depth(queue) >= accepted, 10, what="every 202 on the queue")
     out["on_ingress_queue"] = watch.depth(queue)
     out["cpu"] = cpu_per_1k(before, after, max(out["answered"], 1))
+    if profile is not None:
+        out["profile"] = {"raw": str(profile), **top_entries(profile)}
     out["cpu_us_per_request"] = {
         name: round(c["cpu_s_per_1k_msgs"] * 1000, 1) for name, c in out["cpu"].items()
     }
@@ -261,6 +273,7 @@ def gateway_phase(
     load_processes: int = 1,
     source: Path | None = None,
     amqp: bool = True,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """The gateway at ``rate`` req/s for ``seconds``, then ``requests`` at saturation."""
     loaded = ctx.load("g")
@@ -323,6 +336,7 @@ def gateway_phase(
             sat_bodies,
             concurrency=concurrency,
             processes=load_processes,
+            profile=profile,
         )
         out["peak_rss_mb"] = {
             name: round(memory_kb(pid).get("VmHWM", 0) / 1024, 1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections import Counter
@@ -57,10 +58,11 @@ async def _run(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def one(body: bytes, due: float) -> None:
+        async def one(body: bytes, due: float, key: str | None = None) -> None:
             sent = time.perf_counter()
             try:
-                async with session.post(url, data=body, headers=headers) as resp:
+                sent_headers = headers if key is None else {**headers, "Idempotency-Key": key}
+                async with session.post(url, data=body, headers=sent_headers) as resp:
                     await resp.read()
                     statuses[resp.status] += 1
             except Exception as exc:  # counted, never fatal: a refused connection is a figure
@@ -83,6 +85,8 @@ async def _run(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
             sys.stdout.flush()
             await asyncio.to_thread(sys.stdin.readline)
         measured = bodies[args.warmup :]
+        prefix = f"bench-{os.getpid()}-{time.time_ns()}-"
+        keys = [f"{prefix}{i}" if args.keys else None for i in range(len(measured))]
         cpu0 = time.process_time()
         started = time.perf_counter()
         if args.rate:
@@ -92,14 +96,14 @@ async def _run(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.ensure_future(one(body, due)))
+                tasks.append(asyncio.ensure_future(one(body, due, keys[i])))
             await asyncio.gather(*tasks)
         else:
-            queue = iter(measured)
+            queue = iter(zip(measured, keys, strict=True))
 
             async def worker() -> None:
-                for body in queue:
-                    await one(body, time.perf_counter())
+                for body, key in queue:
+                    await one(body, time.perf_counter(), key)
 
             await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started
@@ -137,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         help='after the warm-up print {"ready": true} and wait for a line on stdin',
     )
     p.add_argument("--raw", action="store_true", help="also print every latency (ms)")
+    p.add_argument(
+        "--keys",
+        action="store_true",
+        help="an Idempotency-Key on every measured request, as the Python client sends",
+    )
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     bodies = [b.encode() for b in orjson.loads(args.bodies.read_bytes())]
     result = asyncio.run(_run(args, bodies))

@@ -31,6 +31,7 @@ from bus.contract.rejections import Reason, Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.errors import FatalSetupError
 from bus.ingress import idempotency
+from bus.ingress.batched_store import BatchedStore
 from bus.ingress.idempotency import Verdict
 from bus.ingress.limits import SenderLimits
 from bus.ingress.publishing import BrokerUnavailable, IngressPublisher
@@ -94,6 +95,7 @@ class Gateway:
         self.senders = senders
         self.tokens = tokens
         self.store = store
+        self.records = BatchedStore(store)  # the per-request calls, committed together
         self.hops = hops
         self.publisher = publisher
         self.limits = SenderLimits(
@@ -156,6 +158,7 @@ class Gateway:
         if runner is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(runner.cleanup(), self.settings.shutdown_grace)
+        await asyncio.to_thread(self.records.close)
 
     # ------------------------------------------------------------------ POST
 
@@ -170,7 +173,7 @@ class Gateway:
             return refused.response()
         finally:
             if post.claimed and post.sender and post.key:
-                await asyncio.to_thread(self.store.release_idempotency_key, post.sender, post.key)
+                await self.records.release_idempotency_key(post.sender, post.key)
 
     async def _accept(self, request: web.Request, post: _Post) -> web.StreamResponse:
         sid = post.sender = self._authenticate(request)
@@ -242,14 +245,11 @@ class Gateway:
         """Claim the request's Idempotency-Key; the first answer when it was answered."""
         assert post.sender and post.key and post.digest
         digest, now = post.digest.hex(), time.time()
-        existing = await asyncio.to_thread(
-            self.store.claim_idempotency_key, post.sender, post.key, digest, now
-        )
+        existing = await self.records.claim_idempotency_key(post.sender, post.key, digest, now)
         verdict = idempotency.judge(existing, digest, now)
         if verdict is Verdict.TAKE_OVER:
             assert existing is not None
-            taken = await asyncio.to_thread(
-                self.store.take_over_idempotency_key,
+            taken = await self.records.take_over_idempotency_key(
                 post.sender,
                 post.key,
                 digest,
@@ -318,7 +318,7 @@ class Gateway:
         """A message id names one message: sent again by its sender with the same body it is
         a resend (published again; the bus delivers it once), otherwise it is refused."""
         assert post.digest is not None
-        known = await asyncio.to_thread(self.store.submission, message_id)
+        known = await self.records.submission(message_id)
         if known is not None and (
             known.sender != post.sender or known.body_sha256 != post.digest.hex()
         ):
@@ -334,15 +334,10 @@ class Gateway:
         assert post.sender and post.digest
         now = time.time()
         try:
-            await asyncio.to_thread(
-                self.store.record_submission,
-                Submission(message_id, post.sender, type_, post.digest.hex(), now),
+            await self.records.remember(
+                Submission(message_id, post.sender, type_, post.digest.hex(), now), post.key
             )
-            if post.key is not None:
-                await asyncio.to_thread(
-                    self.store.answer_idempotency_key, post.sender, post.key, message_id, now
-                )
-                post.claimed = False
+            post.claimed = False
         except Exception as exc:
             log.error("gateway.record_failed", message_id=message_id, error=str(exc))
 
@@ -376,7 +371,7 @@ class Gateway:
         message_id = request.match_info["id"]
         known = None
         if len(message_id) <= 64:
-            known = await asyncio.to_thread(self.store.submission, message_id)
+            known = await self.records.submission(message_id)
         if known is None or known.sender != sid:
             return _not_found()
         store = self.store
