@@ -159,6 +159,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(runner.cleanup(), self.settings.shutdown_grace)
         await asyncio.to_thread(self.records.close)
+        log.info("gateway.store_batches", calls=self.records.calls, batches=self.records.batches)
 
     # ------------------------------------------------------------------ POST
 
@@ -225,6 +226,12 @@ class Gateway:
         length = request.content_length
         if length is not None and length > cap:
             raise Refused(Refusal.TOO_LARGE, f"body is {length} bytes, the cap is {cap}")
+        content = request.content
+        if length is not None and content.is_eof():
+            # The whole body came with the headers (a small message usually does): take it
+            # as it is, with no timer to arm and no chunks to join. It is within the cap:
+            # the parser stops at the declared length.
+            return content.read_nowait()
         chunks: list[bytes] = []
         size = 0
         try:
