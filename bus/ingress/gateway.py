@@ -373,6 +373,13 @@ class Gateway:
     async def get_message(self, request: web.Request) -> web.StreamResponse:
         try:
             sid = self._authenticate(request)
+            wait = self.limits.admit_read(sid)
+            if wait:
+                raise Refused(
+                    Refusal.RATE_LIMITED,
+                    f"sender {sid} reads statuses above its rate",
+                    retry_after=wait,
+                )
         except Refused as refused:
             return refused.response()
         message_id = request.match_info["id"]
