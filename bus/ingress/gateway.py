@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
+from prometheus_client import Counter
 
 from bus.contract.envelope import dossier_no_of, parse, short_str
 from bus.contract.rejections import Reason, Rejection
@@ -109,6 +110,7 @@ class Gateway:
                 web.get("/v1/messages/{id}", self.get_message),
             ]
         )
+        self.reads: Counter | None = None  # status reads by outcome (set by process.build)
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self.bound_port: int | None = None
@@ -381,12 +383,14 @@ class Gateway:
                     retry_after=wait,
                 )
         except Refused as refused:
+            self._count_read(refused.refusal.value)
             return refused.response()
         message_id = request.match_info["id"]
         known = None
         if len(message_id) <= 64:
             known = await self.records.submission(message_id)
         if known is None or known.sender != sid:
+            self._count_read("not_found")
             return _not_found()
         store = self.store
 
@@ -399,7 +403,12 @@ class Gateway:
 
         records, deliveries, dead = await asyncio.to_thread(read)
         view = message_status(known, records, deliveries, dead, LOG_MASKER.text)
+        self._count_read("answered")
         return web.Response(body=orjson.dumps(view), content_type="application/json")
+
+    def _count_read(self, outcome: str) -> None:
+        if self.reads is not None:
+            self.reads.labels(outcome).inc()
 
 
 def _accepted(message_id: str) -> web.Response:

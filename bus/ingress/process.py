@@ -70,9 +70,11 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
         confirm_timeout=s.gateway_confirm_timeout,
         reconnect_delay_max=s.reconnect_delay_max,
     )
+    metrics.add_sampler(lambda: metrics.gateway_confirms_pending.set(publisher.in_flight))
     endpoint = HttpEndpoint(metrics, host=s.gateway_host, port=s.gateway_port)
     endpoint.routes_digest = loaded.routes.digest
     endpoint.add_check(readiness(publisher))
     gateway = Gateway(s, loaded.schemas, senders, tokens, store, hops, publisher, endpoint.app())
+    gateway.reads = metrics.gateway_reads
     # Stopped in this order: no new requests, then the last confirms, then the audit trail.
     return [gateway, publisher, audit], gateway

@@ -367,6 +367,10 @@ def test_a_sender_reading_statuses_above_its_rate_gets_429_with_retry_after(
     assert second.status == 429
     assert second.body["reason"] == "rate_limited"
     assert int(second.headers["retry-after"]) >= 1
+    metrics = gateway.request("GET", "/metrics", token=None).body
+    assert 'dvcbus_gateway_reads_total{outcome="rate_limited"}' in metrics
+    assert 'dvcbus_gateway_reads_total{outcome="not_found"}' in metrics
+    assert "dvcbus_gateway_confirms_pending " in metrics
 
 
 def test_every_answer_is_counted_and_leaves_a_hop_in_the_audit_trail(
