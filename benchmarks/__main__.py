@@ -98,7 +98,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     run.add_argument(
         "--gateway-before",
         metavar="REF",
-        help="also run the gateway phase on commit REF's code, alternated with this tree's",
+        help="also run the gateway phase on commit REF's code (or a directory holding a "
+        "source tree), alternated with this tree's",
     )
     run.add_argument("--profile", action="store_true", help="extra rounds under py-spy")
     run.add_argument("--soak", action="store_true", help="then soak with --soak-messages")

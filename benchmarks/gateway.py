@@ -56,7 +56,10 @@ SENDER = "bench-http"
 
 
 def snapshot(ref: str, dest: Path) -> Path:
-    """The source tree of commit ``ref`` (``git archive``), to run its gateway."""
+    """The source tree of commit ``ref`` (``git archive``), to run its gateway; ``ref`` may
+    also be a directory holding such a tree already (a run from a copy has no ``.git``)."""
+    if Path(ref).is_dir():
+        return Path(ref).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
         ["git", "archive", ref], cwd=ROOT, capture_output=True, check=True, timeout=60
