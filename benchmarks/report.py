@@ -185,8 +185,14 @@ def print_tables(console: Console, result: dict[str, Any]) -> None:
             s.add_row(f"{sample['messages']:,}", *(f"{sample['rss_mb'][n]:.1f}" for n in names))
         console.print(s)
 
-    for section in ("router_stage", "dispatcher_e2e", "router_e2e"):
-        prof = _get(result, "profile", section)
+    profiles = [
+        (s, _get(result, "profile", s)) for s in ("router_stage", "dispatcher_e2e", "router_e2e")
+    ]
+    profiles += [
+        (f"{key} at saturation", _get(result, key, "saturation", "profile"))
+        for key in ("gateway", "gateway_before")
+    ]
+    for section, prof in profiles:
         if not prof:
             continue
         p = Table(title=f"py-spy top entries — {section} ({prof['samples']} samples)")

@@ -37,6 +37,8 @@ def test_benchmark_runs_on_a_small_n_and_reports_every_figure(tmp_path: Path) ->
             "500",
             "--latency-seconds",
             "2",
+            "--gateway-seconds",
+            "1",
             "--amqp-url",
             AMQP_URL,
             "--json",
@@ -67,6 +69,8 @@ def test_benchmark_runs_on_a_small_n_and_reports_every_figure(tmp_path: Path) ->
         assert all(v is not None for v in figures["latency_ms"].values())
         assert {"router", "dispatcher", "stand-ins"} <= set(figures["cpu"])
     assert {"router", "dispatcher", "stand-ins"} <= set(e2e["peak_rss_mb"])
+
+    assert doc["gateway"]["saturation"]["statuses"] == {"202": 500}  # a default phase now
 
     celery = doc["celery"]
     assert celery["complete"] and celery["missing"] == 0
