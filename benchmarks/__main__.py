@@ -1,8 +1,9 @@
-"""``python -m benchmarks run``: ceiling, router stage, end to end, Celery, ratios (issue 6).
+"""``python -m benchmarks run``: ceiling, router stage, end to end, Celery, gateway, ratios.
 
     .venv/bin/python -m benchmarks run                      # the full run (a few minutes)
     .venv/bin/python -m benchmarks run --messages 500 --rounds 1 --latency-seconds 2
     .venv/bin/python -m benchmarks run --profile            # + py-spy on router and dispatcher
+    .venv/bin/python -m benchmarks run --phases gateway     # the HTTP gateway beside AMQP
     .venv/bin/python -m benchmarks soak --messages 1000000  # RSS at intervals
     .venv/bin/python -m benchmarks hops                     # µs per hop in the sinks (no broker)
     .venv/bin/python -m benchmarks hotpath                  # µs of the hostile-input checks
@@ -70,8 +71,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--rounds", type=int, default=2, help="ceiling/router rounds, alternated")
     run.add_argument(
         "--phases",
-        default="ceiling,router,e2e,celery",
-        help="which phases to run (comma-separated subset of ceiling,router,e2e,celery)",
+        default="ceiling,router,e2e,celery,gateway",
+        help="which phases to run (comma-separated subset of ceiling,router,e2e,celery,gateway)",
     )
     run.add_argument(
         "--routers", default="1", help="router processes per router-stage round, e.g. 1,2"
@@ -85,6 +86,21 @@ def _args(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--latency-seconds", type=float, default=20.0)
     run.add_argument("--celery-messages", type=int, help="default: --messages")
     run.add_argument("--no-celery", action="store_true")
+    run.add_argument("--gateway-rate", type=float, default=500.0, help="gateway fixed load")
+    run.add_argument("--gateway-seconds", type=float, default=10.0)
+    run.add_argument(
+        "--gateway-requests", type=int, help="gateway saturation requests (default: --messages)"
+    )
+    run.add_argument("--gateway-concurrency", type=int, default=64, help="in flight at saturation")
+    run.add_argument(
+        "--gateway-load-processes", type=int, default=1, help="load generator processes"
+    )
+    run.add_argument(
+        "--gateway-before",
+        metavar="REF",
+        help="also run the gateway phase on commit REF's code (or a directory holding a "
+        "source tree), alternated with this tree's",
+    )
     run.add_argument("--profile", action="store_true", help="extra rounds under py-spy")
     run.add_argument("--soak", action="store_true", help="then soak with --soak-messages")
     run.add_argument("--soak-messages", type=int, default=1_000_000)
@@ -233,7 +249,10 @@ def _run(args: argparse.Namespace, ctx: Any, workload: Any, result: dict[str, An
         result["celery"] = _again(celery_baseline.run, ctx, workload, messages=m)
         console.print(f"  {result['celery']['msgs_per_s']:,.0f} msg/s end to end")
 
-    if args.profile:
+    if "gateway" in phases:
+        _gateway(args, ctx, workload, result)
+
+    if args.profile and phases & {"ceiling", "router", "e2e", "celery"}:
         prof = ctx.workdir / "profiles"
         console.print("profile: router stage under py-spy …")
         batch = workload.batch(n)
@@ -257,6 +276,67 @@ def _run(args: argparse.Namespace, ctx: Any, workload: Any, result: dict[str, An
             "router_e2e": e2e.get("profile", {}).get("router"),
             "e2e_msgs_per_s": e2e["saturation"]["msgs_per_s"],
         }
+
+
+def _gateway(args: argparse.Namespace, ctx: Any, workload: Any, result: dict[str, Any]) -> None:
+    """The gateway phase; with ``--gateway-before`` the old code's too, alternated."""
+    from benchmarks import gateway
+
+    kwargs = {
+        "requests": args.gateway_requests or args.messages,
+        "rate": args.gateway_rate,
+        "seconds": args.gateway_seconds,
+        "concurrency": args.gateway_concurrency,
+        "load_processes": args.gateway_load_processes,
+    }
+    before = None
+    if args.gateway_before:
+        before = gateway.snapshot(args.gateway_before, ctx.workdir / "before-code")
+    runs: dict[str, list[dict[str, Any]]] = {"now": [], "before": []}
+    for r in range(max(1, args.rounds) if before is not None else 1):
+        for which in ("before", "now") if before is not None else ("now",):
+            label = f"round {r + 1}: " if before is not None else ""
+            code = args.gateway_before if which == "before" else "this tree"
+            console.print(f"{label}gateway ({code}): HTTP load beside the AMQP ingress …")
+            out = _again(
+                gateway.gateway_phase,
+                ctx,
+                workload,
+                source=before if which == "before" else None,
+                amqp=which == "now",
+                profile=ctx.workdir / "profiles" / f"gateway-{which}-{r}.raw"
+                if args.profile
+                else None,
+                **kwargs,
+            )
+            runs[which].append(out)
+            console.print(
+                f"  {out['saturation']['requests_per_s']:,.0f} req/s at saturation, p99 "
+                f"{_fmt(out.get('fixed_load', {}).get('latency_ms', {}).get('p99'))} ms at "
+                f"{args.gateway_rate:,.0f} req/s"
+            )
+    result["gateway"] = runs["now"][-1]
+    if len(runs["now"]) > 1:
+        result["gateway"]["rounds"] = [_gateway_round(r) for r in runs["now"]]
+    if runs["before"]:
+        result["gateway_before"] = {
+            "ref": args.gateway_before,
+            "rounds": [_gateway_round(r) for r in runs["before"]],
+            **runs["before"][-1],
+        }
+
+
+def _gateway_round(out: dict[str, Any]) -> dict[str, Any]:
+    sat, fixed = out["saturation"], out.get("fixed_load") or {}
+    return {
+        "requests_per_s": sat["requests_per_s"],
+        "p99_ms_at_fixed_load": (fixed.get("latency_ms") or {}).get("p99"),
+        "gateway_cpu_us_per_request": sat["cpu_us_per_request"].get("gateway"),
+    }
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
 def _again(phase: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:

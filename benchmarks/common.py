@@ -274,14 +274,20 @@ class Procs:
     env: dict[str, str]
     started: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Proc:
         self.logdir.mkdir(parents=True, exist_ok=True)
         log_path = self.logdir / f"{name}.log"
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
                 argv,
                 env=env or self.env,
-                cwd=ROOT,
+                cwd=cwd or ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

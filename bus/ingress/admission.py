@@ -12,7 +12,6 @@ it into its own answer (problem+json, a SOAP fault, the platform's result code).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -89,6 +88,4 @@ class Admission:
     async def release(self, post: _Post) -> None:
         """Free the request's Idempotency-Key unless it was answered (only a 202 is kept)."""
         if post.claimed and post.sender and post.key:
-            await asyncio.to_thread(
-                self.gateway.store.release_idempotency_key, post.sender, post.key
-            )
+            await self.gateway.records.release_idempotency_key(post.sender, post.key)

@@ -26,12 +26,14 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
+from prometheus_client import Counter
 
 from bus.contract.envelope import dossier_no_of, parse, short_str
 from bus.contract.rejections import Reason, Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.errors import FatalSetupError
 from bus.ingress import idempotency
+from bus.ingress.batched_store import BatchedStore
 from bus.ingress.client_certs import ClientCertificates
 from bus.ingress.idempotency import Verdict
 from bus.ingress.limits import SenderLimits
@@ -101,6 +103,7 @@ class Gateway:
         self.senders = senders
         self.tokens = tokens
         self.store = store
+        self.records = BatchedStore(store)  # the per-request calls, committed together
         self.hops = hops
         self.publisher = publisher
         self.certificates = certificates  # client certificates (mTLS, a trusted proxy's header)
@@ -116,6 +119,7 @@ class Gateway:
                 web.get("/v1/messages/{id}", self.get_message),
             ]
         )
+        self.reads: Counter | None = None  # status reads by outcome (set by process.build)
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self.bound_port: int | None = None
@@ -167,6 +171,8 @@ class Gateway:
         if runner is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(runner.cleanup(), self.settings.shutdown_grace)
+        await asyncio.to_thread(self.records.close)
+        log.info("gateway.store_batches", calls=self.records.calls, batches=self.records.batches)
 
     # ------------------------------------------------------------------ POST
 
@@ -181,7 +187,7 @@ class Gateway:
             return refused.response()
         finally:
             if post.claimed and post.sender and post.key:
-                await asyncio.to_thread(self.store.release_idempotency_key, post.sender, post.key)
+                await self.records.release_idempotency_key(post.sender, post.key)
 
     async def _accept(self, request: web.Request, post: _Post) -> web.StreamResponse:
         sid = post.sender = self._authenticate(request, post)
@@ -252,6 +258,12 @@ class Gateway:
         length = request.content_length
         if length is not None and length > cap:
             raise Refused(Refusal.TOO_LARGE, f"body is {length} bytes, the cap is {cap}")
+        content = request.content
+        if length is not None and content.is_eof():
+            # The whole body came with the headers (a small message usually does): take it
+            # as it is, with no timer to arm and no chunks to join. It is within the cap:
+            # the parser stops at the declared length.
+            return content.read_nowait()
         chunks: list[bytes] = []
         size = 0
         try:
@@ -272,14 +284,11 @@ class Gateway:
         """Claim the request's Idempotency-Key; the first answer when it was answered."""
         assert post.sender and post.key and post.digest
         digest, now = post.digest.hex(), time.time()
-        existing = await asyncio.to_thread(
-            self.store.claim_idempotency_key, post.sender, post.key, digest, now
-        )
+        existing = await self.records.claim_idempotency_key(post.sender, post.key, digest, now)
         verdict = idempotency.judge(existing, digest, now)
         if verdict is Verdict.TAKE_OVER:
             assert existing is not None
-            taken = await asyncio.to_thread(
-                self.store.take_over_idempotency_key,
+            taken = await self.records.take_over_idempotency_key(
                 post.sender,
                 post.key,
                 digest,
@@ -348,7 +357,7 @@ class Gateway:
         """A message id names one message: sent again by its sender with the same body it is
         a resend (published again; the bus delivers it once), otherwise it is refused."""
         assert post.digest is not None
-        known = await asyncio.to_thread(self.store.submission, message_id)
+        known = await self.records.submission(message_id)
         if known is not None and (
             known.sender != post.sender or known.body_sha256 != post.digest.hex()
         ):
@@ -364,15 +373,10 @@ class Gateway:
         assert post.sender and post.digest
         now = time.time()
         try:
-            await asyncio.to_thread(
-                self.store.record_submission,
-                Submission(message_id, post.sender, type_, post.digest.hex(), now),
+            await self.records.remember(
+                Submission(message_id, post.sender, type_, post.digest.hex(), now), post.key
             )
-            if post.key is not None:
-                await asyncio.to_thread(
-                    self.store.answer_idempotency_key, post.sender, post.key, message_id, now
-                )
-                post.claimed = False
+            post.claimed = False
         except Exception as exc:
             log.error("gateway.record_failed", message_id=message_id, error=str(exc))
 
@@ -401,13 +405,22 @@ class Gateway:
     async def get_message(self, request: web.Request) -> web.StreamResponse:
         try:
             sid = self._authenticate(request)
+            wait = self.limits.admit_read(sid)
+            if wait:
+                raise Refused(
+                    Refusal.RATE_LIMITED,
+                    f"sender {sid} reads statuses above its rate",
+                    retry_after=wait,
+                )
         except Refused as refused:
+            self._count_read(refused.refusal.value)
             return refused.response()
         message_id = request.match_info["id"]
         known = None
         if len(message_id) <= 64:
-            known = await asyncio.to_thread(self.store.submission, message_id)
+            known = await self.records.submission(message_id)
         if known is None or known.sender != sid:
+            self._count_read("not_found")
             return _not_found()
         store = self.store
 
@@ -420,7 +433,12 @@ class Gateway:
 
         records, deliveries, dead = await asyncio.to_thread(read)
         view = message_status(known, records, deliveries, dead, LOG_MASKER.text)
+        self._count_read("answered")
         return web.Response(body=orjson.dumps(view), content_type="application/json")
+
+    def _count_read(self, outcome: str) -> None:
+        if self.reads is not None:
+            self.reads.labels(outcome).inc()
 
 
 def _accepted(message_id: str) -> web.Response:

@@ -25,12 +25,20 @@ class SenderBucket(TokenBucket):
 
 
 class SenderLimits:
-    """One bucket per sender, at its registry rate or the default."""
+    """Two buckets per sender, at its registry rate or the default: one for the messages it
+    posts, one for the status reads (GET) it makes. A sender polling its messages' status
+    cannot use up what it may post, and its reads (several store queries each) are bounded."""
 
     def __init__(self, default_rate: float, rates: dict[str, float | None]) -> None:
         self._buckets = {sid: SenderBucket(rate or default_rate) for sid, rate in rates.items()}
+        self._reads = {sid: SenderBucket(rate or default_rate) for sid, rate in rates.items()}
 
     def admit(self, sender: str) -> float:
-        """0 when ``sender`` may go on now, else seconds to wait (Retry-After)."""
+        """0 when ``sender`` may post now, else seconds to wait (Retry-After)."""
         bucket = self._buckets.get(sender)
+        return 0.0 if bucket is None else bucket.take()
+
+    def admit_read(self, sender: str) -> float:
+        """0 when ``sender`` may read a message's status now, else seconds to wait."""
+        bucket = self._reads.get(sender)
         return 0.0 if bucket is None else bucket.take()

@@ -76,6 +76,7 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
         confirm_timeout=s.gateway_confirm_timeout,
         reconnect_delay_max=s.reconnect_delay_max,
     )
+    metrics.add_sampler(lambda: metrics.gateway_confirms_pending.set(publisher.in_flight))
     endpoint = HttpEndpoint(metrics, host=s.gateway_host, port=s.gateway_port)
     endpoint.routes_digest = loaded.routes.digest
     endpoint.add_check(readiness(publisher))
@@ -84,6 +85,7 @@ def build(loaded: app.Loaded) -> tuple[list[app.Component], Gateway]:
         s, loaded.schemas, senders, tokens, store, hops, publisher, http_app,
         certificates=certificates, ssl_context=ssl_context,
     )  # fmt: skip
+    gateway.reads = metrics.gateway_reads
     SoapEndpoint(gateway).attach(http_app)  # POST /v1/soap, GET /v1/soap?wsdl
     PaymentCallback(gateway).attach(http_app)  # POST /v1/payments/callback
     # Stopped in this order: no new requests, then the last confirms, then the audit trail.

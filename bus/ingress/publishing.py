@@ -149,14 +149,17 @@ class IngressPublisher:
             )
         except Exception as exc:  # pika: the channel or connection closed under us
             raise BrokerUnavailable(f"the broker connection failed: {type(exc).__name__}") from None
+        # One timer per publish, cancelled by the confirm (cheaper than wait_for + shield,
+        # which this path paid on every request); a late confirm finds the verdict done.
+        timer = loop.call_later(self.confirm_timeout, _expire, verdict)
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(verdict), self.confirm_timeout)
-        except TimeoutError:
+            outcome = await verdict
+        finally:
+            timer.cancel()
+        if outcome == "timeout":
             if self._unconfirmed_since is None:
                 self._unconfirmed_since = time.monotonic()
-            raise BrokerUnavailable(
-                f"the broker did not confirm within {self.confirm_timeout:g}s"
-            ) from None
+            raise BrokerUnavailable(f"the broker did not confirm within {self.confirm_timeout:g}s")
         if outcome == "returned":
             raise BrokerUnavailable("no queue is bound to the ingress exchange for this type")
         if outcome == "nacked":
@@ -174,3 +177,8 @@ class IngressPublisher:
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await self.supervisor.close()
+
+
+def _expire(verdict: asyncio.Future[str]) -> None:
+    if not verdict.done():
+        verdict.set_result("timeout")

@@ -330,6 +330,19 @@ class Metrics:
             buckets=GATEWAY_BUCKETS,
             registry=r,
         )
+        self.gateway_reads = Counter(
+            "dvcbus_gateway_reads",
+            "Status reads (GET /v1/messages/{id}) answered by the gateway, by outcome "
+            "(answered, not_found, unauthenticated, rate_limited).",
+            ["outcome"],
+            registry=r,
+        )
+        self.gateway_confirms_pending = Gauge(
+            "dvcbus_gateway_confirms_pending",
+            "Messages the gateway published and whose broker confirm it still awaits.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.estimate = OldestWaitingEstimate()
         self._age_source: Callable[[], Mapping[str, float]] | None = None
         self._extra_ages: list[Callable[[float], Mapping[str, float]]] = []

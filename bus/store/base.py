@@ -206,6 +206,19 @@ class TargetState:
     updated_at: float
 
 
+# The gateway's per-request store calls that ``Store.gateway_batch`` runs together.
+GATEWAY_BATCHABLE = frozenset(
+    {
+        "claim_idempotency_key",
+        "take_over_idempotency_key",
+        "answer_idempotency_key",
+        "release_idempotency_key",
+        "record_submission",
+        "submission",
+    }
+)
+
+
 class Store(ABC):
     """The store interface; see the module docstring."""
 
@@ -438,6 +451,15 @@ class Store(ABC):
     @abstractmethod
     def submission(self, message_id: str) -> Submission | None:
         """Who sent ``message_id`` through the gateway, or None."""
+
+    def gateway_batch(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Several of the gateway methods above, named with their arguments, in order; their
+        results in the same order. A store that can runs them in one transaction (one commit
+        for the requests of a moment); an error fails the whole batch."""
+        for name, _ in calls:
+            if name not in GATEWAY_BATCHABLE:
+                raise ValueError(f"{name} cannot be batched")
+        return [getattr(self, name)(*args) for name, args in calls]
 
     @abstractmethod
     def purge_gateway(self, before: float) -> int:

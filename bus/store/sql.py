@@ -19,6 +19,7 @@ from bus.store.audit_gaps import find_gaps
 from bus.store.base import (
     DEAD_LETTERED,
     DELIVERED,
+    GATEWAY_BATCHABLE,
     PARKED,
     PURGED,
     AuditGap,
@@ -568,6 +569,46 @@ class SqlStore(Store):
         self, sender: str, key: str, request_sha256: str, at: float
     ) -> IdempotencyKey | None:
         with self.transaction() as cur:
+            return self._claim_idempotency_key(cur, sender, key, request_sha256, at)
+
+    def take_over_idempotency_key(
+        self, sender: str, key: str, request_sha256: str, was_updated_at: float, at: float
+    ) -> bool:
+        with self.transaction() as cur:
+            return self._take_over_idempotency_key(
+                cur, sender, key, request_sha256, was_updated_at, at
+            )
+
+    def answer_idempotency_key(self, sender: str, key: str, message_id: str, at: float) -> None:
+        with self.transaction() as cur:
+            self._answer_idempotency_key(cur, sender, key, message_id, at)
+
+    def release_idempotency_key(self, sender: str, key: str) -> None:
+        with self.transaction() as cur:
+            self._release_idempotency_key(cur, sender, key)
+
+    def record_submission(self, submission: Submission) -> None:
+        with self.transaction() as cur:
+            self._record_submission(cur, submission)
+
+    def submission(self, message_id: str) -> Submission | None:
+        rows = self._read(self._SUBMISSION, (message_id,))
+        return _submission(rows[0]) if rows else None
+
+    def gateway_batch(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """The calls in one transaction on the writer connection: one commit for all."""
+        ops = []
+        for name, args in calls:
+            if name not in GATEWAY_BATCHABLE:
+                raise ValueError(f"{name} cannot be batched")
+            ops.append((getattr(self, f"_{name}"), args))
+        with self.transaction() as cur:
+            return [op(cur, *args) for op, args in ops]
+
+    def _claim_idempotency_key(
+        self, cur: Any, sender: str, key: str, request_sha256: str, at: float
+    ) -> IdempotencyKey | None:
+        while True:
             cur.execute(
                 self.sql(
                     f"INSERT INTO gateway_idempotency_keys ({self._KEY}) "
@@ -586,71 +627,74 @@ class SqlStore(Store):
                 (sender, key),
             )
             row = cur.fetchone()
-        if row is None:  # purged between the two statements: claim it again
-            return self.claim_idempotency_key(sender, key, request_sha256, at)
+            if row is not None:  # else purged between the two statements: claim it again
+                break
         s, k, digest, state, mid, created, updated = row
         return IdempotencyKey(s, k, digest, KeyState(state), mid, float(created), float(updated))
 
-    def take_over_idempotency_key(
-        self, sender: str, key: str, request_sha256: str, was_updated_at: float, at: float
+    def _take_over_idempotency_key(
+        self,
+        cur: Any,
+        sender: str,
+        key: str,
+        request_sha256: str,
+        was_updated_at: float,
+        at: float,
     ) -> bool:
-        with self.transaction() as cur:
-            cur.execute(
-                self.sql(
-                    "UPDATE gateway_idempotency_keys SET updated_at = ? WHERE sender = ? AND "
-                    "idempotency_key = ? AND state = ? AND updated_at = ? AND request_sha256 = ?"
-                ),
-                (at, sender, key, KeyState.IN_FLIGHT, was_updated_at, request_sha256),
-            )
-            return bool(cur.rowcount == 1)
-
-    def answer_idempotency_key(self, sender: str, key: str, message_id: str, at: float) -> None:
-        with self.transaction() as cur:
-            cur.execute(
-                self.sql(
-                    "UPDATE gateway_idempotency_keys SET state = ?, message_id = ?, "
-                    "updated_at = ? WHERE sender = ? AND idempotency_key = ?"
-                ),
-                (KeyState.ANSWERED, message_id, at, sender, key),
-            )
-
-    def release_idempotency_key(self, sender: str, key: str) -> None:
-        with self.transaction() as cur:
-            cur.execute(
-                self.sql(
-                    "DELETE FROM gateway_idempotency_keys "
-                    "WHERE sender = ? AND idempotency_key = ? AND state = ?"
-                ),
-                (sender, key, KeyState.IN_FLIGHT),
-            )
-
-    def record_submission(self, submission: Submission) -> None:
-        with self.transaction() as cur:
-            cur.execute(
-                self.sql(
-                    "INSERT INTO gateway_submissions "
-                    "(message_id, sender, message_type, body_sha256, accepted_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING"
-                ),
-                (
-                    submission.message_id,
-                    submission.sender,
-                    submission.message_type,
-                    submission.body_sha256,
-                    submission.accepted_at,
-                ),
-            )
-
-    def submission(self, message_id: str) -> Submission | None:
-        rows = self._read(
-            "SELECT message_id, sender, message_type, body_sha256, accepted_at "
-            "FROM gateway_submissions WHERE message_id = ?",
-            (message_id,),
+        cur.execute(
+            self.sql(
+                "UPDATE gateway_idempotency_keys SET updated_at = ? WHERE sender = ? AND "
+                "idempotency_key = ? AND state = ? AND updated_at = ? AND request_sha256 = ?"
+            ),
+            (at, sender, key, KeyState.IN_FLIGHT, was_updated_at, request_sha256),
         )
-        if not rows:
-            return None
-        mid, sender, mtype, digest, at = rows[0]
-        return Submission(mid, sender, mtype, digest, float(at))
+        return bool(cur.rowcount == 1)
+
+    def _answer_idempotency_key(
+        self, cur: Any, sender: str, key: str, message_id: str, at: float
+    ) -> None:
+        cur.execute(
+            self.sql(
+                "UPDATE gateway_idempotency_keys SET state = ?, message_id = ?, "
+                "updated_at = ? WHERE sender = ? AND idempotency_key = ?"
+            ),
+            (KeyState.ANSWERED, message_id, at, sender, key),
+        )
+
+    def _release_idempotency_key(self, cur: Any, sender: str, key: str) -> None:
+        cur.execute(
+            self.sql(
+                "DELETE FROM gateway_idempotency_keys "
+                "WHERE sender = ? AND idempotency_key = ? AND state = ?"
+            ),
+            (sender, key, KeyState.IN_FLIGHT),
+        )
+
+    def _record_submission(self, cur: Any, submission: Submission) -> None:
+        cur.execute(
+            self.sql(
+                "INSERT INTO gateway_submissions "
+                "(message_id, sender, message_type, body_sha256, accepted_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING"
+            ),
+            (
+                submission.message_id,
+                submission.sender,
+                submission.message_type,
+                submission.body_sha256,
+                submission.accepted_at,
+            ),
+        )
+
+    _SUBMISSION = (
+        "SELECT message_id, sender, message_type, body_sha256, accepted_at "
+        "FROM gateway_submissions WHERE message_id = ?"
+    )
+
+    def _submission(self, cur: Any, message_id: str) -> Submission | None:
+        cur.execute(self.sql(self._SUBMISSION), (message_id,))
+        row = cur.fetchone()
+        return _submission(row) if row else None
 
     def purge_gateway(self, before: float) -> int:
         with self.transaction() as cur:
@@ -739,3 +783,8 @@ def _audit_record(row: Sequence[Any]) -> AuditRecord:
         hash=hash_,
         status=None if status is None else int(status),
     )
+
+
+def _submission(row: Sequence[Any]) -> Submission:
+    mid, sender, mtype, digest, at = row
+    return Submission(mid, sender, mtype, digest, float(at))

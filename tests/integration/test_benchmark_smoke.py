@@ -37,6 +37,8 @@ def test_benchmark_runs_on_a_small_n_and_reports_every_figure(tmp_path: Path) ->
             "500",
             "--latency-seconds",
             "2",
+            "--gateway-seconds",
+            "1",
             "--amqp-url",
             AMQP_URL,
             "--json",
@@ -67,6 +69,8 @@ def test_benchmark_runs_on_a_small_n_and_reports_every_figure(tmp_path: Path) ->
         assert all(v is not None for v in figures["latency_ms"].values())
         assert {"router", "dispatcher", "stand-ins"} <= set(figures["cpu"])
     assert {"router", "dispatcher", "stand-ins"} <= set(e2e["peak_rss_mb"])
+
+    assert doc["gateway"]["saturation"]["statuses"] == {"202": 500}  # a default phase now
 
     celery = doc["celery"]
     assert celery["complete"] and celery["missing"] == 0
@@ -103,3 +107,37 @@ def test_benchmark_runs_on_a_small_n_and_reports_every_figure(tmp_path: Path) ->
 
 def _namespaces(doc: dict) -> list[str]:
     return list(doc["meta"].get("namespaces", []))
+
+
+@pytest.mark.timeout(180)
+def test_the_gateway_phase_reports_every_figure_beside_the_amqp_ingress(tmp_path: Path) -> None:
+    """A real gateway under a real load generator: every request answered 202 and on the
+    ingress queue, latency percentiles, CPU per request of the gateway and of the load
+    generator, and the AMQP ingress figures of the same run (values are not judged)."""
+    out = tmp_path / "gateway.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks", "run", "--phases", "gateway",
+            "--messages", "300", "--gateway-rate", "200", "--gateway-seconds", "1",
+            "--amqp-url", AMQP_URL, "--json", str(out),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = orjson.loads(out.read_bytes())
+    gateway = doc["gateway"]
+    for part, requests in (("fixed_load", 200), ("saturation", 300)):
+        figures = gateway[part]
+        assert figures["statuses"] == {"202": requests}, figures["statuses"]
+        assert figures["on_ingress_queue"] == requests
+        assert figures["requests_per_s"] > 0
+        assert all(v is not None for v in figures["latency_ms"].values())
+        assert {"gateway", "load generator"} <= set(figures["cpu_us_per_request"])
+    assert gateway["fixed_load"]["offered_per_s"] == 200
+    for part in ("fixed_load", "saturation"):
+        amqp = gateway["amqp_ingress"][part]
+        assert amqp["confirmed"] == amqp["messages"] > 0
+        assert amqp["msgs_per_s"] > 0
+    assert (
+        doc["targets"]["gateway_requests_per_s"]["value"] == gateway["saturation"]["requests_per_s"]
+    )

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import http.client
 import json
+import re
 import socket
 import time
 from collections import Counter
@@ -356,6 +357,22 @@ def test_a_sender_above_its_rate_gets_429_with_retry_after(gateway: GatewayUnder
     assert int(second.headers["retry-after"]) >= 1
 
 
+def test_a_sender_reading_statuses_above_its_rate_gets_429_with_retry_after(
+    gateway: GatewayUnderTest,
+) -> None:
+    path = f"/v1/messages/{uuid7()}"
+    first = gateway.request("GET", path, token=TOKENS["slow"])
+    second = gateway.request("GET", path, token=TOKENS["slow"])
+    assert first.status == 404  # within its rate: no such message of its
+    assert second.status == 429
+    assert second.body["reason"] == "rate_limited"
+    assert int(second.headers["retry-after"]) >= 1
+    metrics = gateway.request("GET", "/metrics", token=None).body
+    assert 'dvcbus_gateway_reads_total{outcome="rate_limited"}' in metrics
+    assert 'dvcbus_gateway_reads_total{outcome="not_found"}' in metrics
+    assert "dvcbus_gateway_confirms_pending " in metrics
+
+
 def test_every_answer_is_counted_and_leaves_a_hop_in_the_audit_trail(
     gateway: GatewayUnderTest,
 ) -> None:
@@ -585,3 +602,85 @@ def test_a_body_that_comes_too_slowly_is_408(gateway: GatewayUnderTest) -> None:
         assert '"reason":"slow_body"' in answer
     finally:
         slow.process.terminate()
+
+
+# --- a full ingress queue --------------------------------------------------------------------
+
+
+def _policy(name: str, body: dict[str, Any] | None) -> None:
+    """PUT (or DELETE, with no body) a policy on the default vhost through the management API."""
+    import base64
+    import urllib.request
+
+    url = f"http://127.0.0.1:15672/api/policies/%2F/{name}"
+    headers = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["content-type"] = "application/json"
+    req = urllib.request.Request(
+        url, data=data, method="PUT" if body else "DELETE", headers=headers
+    )
+    urllib.request.urlopen(req, timeout=10).close()
+
+
+def test_a_full_ingress_queue_is_503_with_retry_after_and_nothing_is_lost_once_it_drains(
+    tmp_path: Path,
+) -> None:
+    """The ingress queue at its max-length (a policy, overflow reject-publish): the broker
+    nacks the publish, the sender hears 503 with Retry-After and nothing is on the queue for
+    it; every 202 is. Once a router drains the queue, the refused request sent again with
+    the same key is accepted, and every accepted message is delivered."""
+    cap = 3
+    with bus_under_test(tmp_path, sqlite_url(tmp_path)) as bus:
+        (tmp_path / "senders.yaml").write_text(SENDERS, encoding="utf-8")
+        _declare_topology(bus)
+        gw = start_gateway(bus)
+        assert wait_until(lambda: gw.request("GET", "/readyz", token=None).status == 200, 30)
+        policy = f"{bus.names.namespace}-full"
+        _policy(
+            policy,
+            {
+                "pattern": f"^{re.escape(bus.names.ingress_queue)}$",
+                "apply-to": "queues",
+                "definition": {"max-length": cap, "overflow": "reject-publish"},
+            },
+        )
+        try:
+            accepted: list[str] = []
+            refused: tuple[bytes, str, Answer] | None = None
+            for _ in range(40):  # the policy takes a moment to apply
+                body, key = body_of(message()), uuid7()
+                answer = gw.post(body, **{"Idempotency-Key": key})
+                if answer.status == 503:
+                    refused = (body, key, answer)
+                    break
+                assert answer.status == 202, answer.body
+                accepted.append(answer.body["id"])
+                time.sleep(0.05)
+            assert refused is not None, f"no 503 after {len(accepted)} accepted"
+            body, key, answer = refused
+            assert answer.body["reason"] == "broker_unavailable"
+            assert "ingress queue full" in answer.body["detail"]
+            assert int(answer.headers["retry-after"]) >= 1
+            assert len(accepted) >= cap
+            assert queue_depth(gw.ingress) == len(accepted)  # every 202, and only those
+            # the broker answers (a nack is a confirm): every gateway feeds this one queue,
+            # so being full is no reason to take this one out of a load balancer
+            assert gw.request("GET", "/readyz", token=None).status == 200
+
+            bus.start_router()
+            bus.start_dispatcher()
+            assert wait_until(lambda: queue_depth(gw.ingress) == 0, 30)
+            again = gw.post(body, **{"Idempotency-Key": key})
+            assert again.status == 202, again.body
+            accepted.append(again.body["id"])
+            assert again.body["id"] == json.loads(body)["id"]
+        finally:
+            _policy(policy, None)
+
+        def delivered(mid: str) -> bool:
+            return gw.request("GET", f"/v1/messages/{mid}").body.get("state") == "delivered"
+
+        for mid in accepted:
+            assert wait_until(lambda m=mid: delivered(m), 30, 0.25), mid

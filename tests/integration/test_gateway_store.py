@@ -62,3 +62,42 @@ def test_the_first_sender_of_an_id_keeps_it_until_the_retention_ends(store: Stor
     assert store.purge_gateway(now - 5) == 2
     assert store.submission("m-1") is None
     assert store.claim_idempotency_key("portal", "new", "aa", now) is not None
+
+
+def test_a_batch_of_gateway_calls_answers_each_in_order_as_one_by_one_would(store: Store) -> None:
+    now = time.time()
+    results = store.gateway_batch(
+        [
+            ("claim_idempotency_key", ("portal", "k1", "aa", now)),
+            ("claim_idempotency_key", ("portal", "k1", "aa", now)),  # the same key again
+            ("record_submission", (Submission("m-1", "portal", "dossier.submitted", "aa", now),)),
+            ("answer_idempotency_key", ("portal", "k1", "m-1", now)),
+            ("submission", ("m-1",)),
+            ("submission", ("m-2",)),
+            ("claim_idempotency_key", ("portal", "k1", "aa", now)),
+        ]
+    )
+    assert results[0] is None  # claimed now
+    assert results[1] is not None and results[1].state == KeyState.IN_FLIGHT
+    assert results[4] == Submission("m-1", "portal", "dossier.submitted", "aa", now)
+    assert results[5] is None
+    assert results[6] is not None and (results[6].state, results[6].message_id) == (
+        KeyState.ANSWERED,
+        "m-1",
+    )
+    assert store.submission("m-1") is not None  # committed
+
+
+def test_a_batch_that_fails_commits_none_of_its_calls(store: Store) -> None:
+    now = time.time()
+    with pytest.raises(ValueError, match="cannot be batched"):
+        store.gateway_batch([("purge_gateway", (now,))])
+    with pytest.raises(Exception):  # noqa: B017 - sqlite3 and psycopg raise their own errors
+        store.gateway_batch(
+            [
+                ("claim_idempotency_key", ("portal", "k9", "aa", now)),
+                ("record_submission", (Submission("m-9", "portal", "t", "aa", None),)),  # type: ignore[arg-type]
+            ]
+        )
+    assert store.claim_idempotency_key("portal", "k9", "aa", now) is None  # rolled back
+    assert store.submission("m-9") is None

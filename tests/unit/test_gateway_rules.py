@@ -108,6 +108,14 @@ def test_limits_are_per_sender() -> None:
     assert limits.admit("b") == 0.0
 
 
+def test_status_reads_have_a_bucket_of_their_own_at_the_senders_rate() -> None:
+    limits = SenderLimits(1.0, {"a": None})
+    assert limits.admit_read("a") == 0.0
+    assert limits.admit_read("a") > 0  # reads are limited like posts ...
+    assert limits.admit("a") == 0.0  # ... but never use up what the sender may post
+    assert limits.admit_read("unknown") == 0.0
+
+
 # --- refusals --------------------------------------------------------------------------------
 
 
