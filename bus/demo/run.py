@@ -113,11 +113,6 @@ def run_demo(
         f"logs in {workdir}"
     )
 
-    generated = traffic.generate(messages, seed=seed, loaded=loaded)
-    # A few whole dossier journeys (submitted → statuses → payment → result) among the rest.
-    walker = TrafficGenerator(seed + 1, loaded)
-    journeys = [journey(walker, province) for province in ("01", "79", "40")]
-    planned = ways_in.plan(generated, senders, seed, journeys)
     for name, value in DEMO_CREDENTIALS.items():  # the partner secret, for the pipeline below
         os.environ.setdefault(name, value)
     pipeline = RouterPipeline(loaded.schemas, loaded.table, settings.max_message_bytes)
@@ -165,6 +160,12 @@ def run_demo(
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        # Made while the processes start (their imports take seconds).
+        generated = traffic.generate(messages, seed=seed, loaded=loaded)
+        # A few whole dossier journeys (submitted → statuses → payment → result) among the rest.
+        walker = TrafficGenerator(seed + 1, loaded)
+        journeys = [journey(walker, province) for province in ("01", "79", "40")]
+        planned = ways_in.plan(generated, senders, journeys)
         _wait_ready(settings.amqp_url, names, loaded, eps, procs, workdir, gateway_url)
         pace = f"at {rate:,.0f} msg/s" if rate else "as fast as the gateway and broker answer"
         console.print(

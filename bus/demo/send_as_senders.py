@@ -84,61 +84,40 @@ class SendAsSenders:
         if p.way == AMQP:
             await self._publish(p, out)
             return out
+        path, body, sent = _request(p)
         while True:
             out.attempts += 1
-            status, headers, raw = await self._post(p)
+            status, headers, raw = await self._post(path, body, sent)
             retry = status in RETRY_LATER or (status == 409 and b"in_flight" in raw)
             if not retry or out.attempts >= MAX_ATTEMPTS:
                 break
             await asyncio.sleep(min(float(headers.get("Retry-After", "1")), MAX_WAIT))
+        if status == 0:  # no answer at all
+            out.reason = str(_json(raw).get("reason"))
+            return out
         read = {SOAP: _soap_answer, CALLBACK: _callback_answer}.get(p.way, _rest_answer)
         out.accepted, value = read(status, raw)
         if out.accepted:
             out.message_id = value
-            out.envelope = self._envelope(p)
+            out.envelope = _envelope(p, body)
         else:
             out.reason = value
         return out
 
-    async def _post(self, p: Planned) -> tuple[int, dict[str, str], bytes]:
+    async def _post(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         assert self.session is not None
-        headers = {"Authorization": f"Bearer {p.token}", "Content-Type": "application/json"}
-        if p.way == SOAP:
-            path = "/v1/soap"
-            body = soap_status_request(orjson.loads(p.body), p.sender.id, p.token)
-            headers = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": SOAP_ACTION}
-        elif p.way == CALLBACK:
-            path = payment_callback.PATH
-            body = orjson.dumps(platform_confirmation(orjson.loads(p.body)))
-        else:
-            path, body = "/v1/messages", p.body
         try:
             async with self.session.post(
                 self.gateway_url + path, data=body, headers=headers
             ) as resp:
                 return resp.status, dict(resp.headers), await resp.read()
         except aiohttp.ClientError as exc:
-            # The gateway answered before reading the whole body (413 for a too-large one)
-            # and closed: what it answered is lost to aiohttp, the refusal is not.
-            if len(body) > 1024 * 1024:
-                return 413, {}, orjson.dumps({"reason": "too_large", "detail": str(exc)})
-            raise
-
-    @staticmethod
-    def _envelope(p: Planned) -> bytes:
-        """The envelope the gateway published, converted here as the gateway converts it."""
-        if p.way == SOAP:
-            request = etree.fromstring(
-                soap_status_request(orjson.loads(p.body), p.sender.id, p.token)
-            )
-            operation = request.find(f".//{_NS}{soap_status.OPERATION}")
-            assert operation is not None
-            trace = soap_status.bus_header(request[0], "traceparent")
-            return soap_status.envelope_of(operation, trace)
-        if p.way == CALLBACK:
-            native = platform_confirmation(orjson.loads(p.body))
-            return payment_callback.envelope_of(native, p.sender.sources[0])[0]
-        return p.body
+            # No answer to read (the gateway may close on a body it refuses unread): the
+            # message is not on the bus, and the summary says why it is not.
+            reason = f"no answer ({type(exc).__name__})"
+            return 0, {}, orjson.dumps({"reason": reason})
 
     async def _publish(self, p: Planned, out: Outcome) -> None:
         user = p.sender.amqp_user
@@ -194,6 +173,34 @@ class _AmqpSender:
     def close(self) -> None:
         if self.conn.is_open:
             self.conn.close()
+
+
+def _request(p: Planned) -> tuple[str, bytes, dict[str, str]]:
+    """Path, body and headers of the request its sender makes for ``p``."""
+    headers = {"Authorization": f"Bearer {p.token}", "Content-Type": "application/json"}
+    if p.way == SOAP:
+        body = soap_status_request(orjson.loads(p.body), p.sender.id, p.token)
+        return "/v1/soap", body, {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": SOAP_ACTION}
+    if p.way == CALLBACK:
+        return (
+            payment_callback.PATH,
+            orjson.dumps(platform_confirmation(orjson.loads(p.body))),
+            headers,
+        )
+    return "/v1/messages", p.body, headers
+
+
+def _envelope(p: Planned, body: bytes) -> bytes:
+    """The envelope the gateway published for request ``body``, converted here the way the
+    gateway converts it (the router's decision is on what the bus holds)."""
+    if p.way == SOAP:
+        request = etree.fromstring(body)
+        operation = request.find(f".//{_NS}{soap_status.OPERATION}")
+        assert operation is not None
+        return soap_status.envelope_of(operation, soap_status.bus_header(request[0], "traceparent"))
+    if p.way == CALLBACK:
+        return payment_callback.envelope_of(orjson.loads(body), p.sender.sources[0])[0]
+    return p.body
 
 
 def _rest_answer(status: int, raw: bytes) -> tuple[bool, str]:
