@@ -96,10 +96,16 @@ class DemoSenders:
         """The system sending ``agency``'s status updates."""
         return self._by_agency[agency]
 
-    def neighbour_of(self, agency: str) -> DemoSender:
-        """Another province's system (the next in order): for a source it may not claim."""
+    def neighbour_of(self, agency: str, way: str | None = None) -> DemoSender:
+        """Another province's system (the next in order, of those sending by ``way``): for
+        a source it may not claim."""
         ordered = sorted(self._by_agency)
-        return self._by_agency[ordered[(ordered.index(agency) + 1) % len(ordered)]]
+        start = ordered.index(agency)
+        for step in range(1, len(ordered)):
+            other = self._by_agency[ordered[(start + step) % len(ordered)]]
+            if way is None or other.way == way:
+                return other
+        raise LookupError(f"no other province's system sends by {way}")
 
     def registry_text(self) -> str:
         """The demo's senders.yaml: deny by default, tokens by SHA-256 only."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from bus.demo.senders import AMQP, CALLBACK, HTTP, DemoSender, DemoSenders
+from bus.demo.senders import AMQP, CALLBACK, HTTP, SOAP, DemoSender, DemoSenders
 from bus.demo.traffic import PAYMENT_PLATFORM, Generated
 
 FAMILY_OF_TYPE = {
@@ -31,6 +31,7 @@ FOREIGN_SOURCE_KIND = "status: another province's source"
 # One in EVERY of the portal's dossiers and of the provinces' status updates (from the
 # FIRST-th on, so that a short run has one of each too).
 EVERY, FIRST = 100, 5
+FOREIGN_WAYS = (AMQP, HTTP, SOAP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,10 @@ def _one(g: Generated, senders: DemoSenders, seen: Counter[str] | None) -> Plann
     if type_ == "dossier.status_changed":
         owner = senders.of_agency(source.split("/", 1)[0])
         if _now_and_then(seen, family):
-            other = senders.neighbour_of(owner.agency)
+            assert seen is not None
+            # Over AMQP first (the router refuses it), then HTTP and SOAP (the gateway does).
+            way = FOREIGN_WAYS[(seen[family] // EVERY) % len(FOREIGN_WAYS)]
+            other = senders.neighbour_of(owner.agency, way)
             return Planned(
                 FOREIGN_SOURCE_KIND, family, other.way, other, g.body, g.message_id, other.token
             )
