@@ -263,11 +263,14 @@ async def send_planned(
             await space.acquire()
             await one(i)
 
-    tasks = []
     chains: dict[int, list[int]] = {}
     for n, p in enumerate(planned):
         if p.chain is not None:
             chains.setdefault(p.chain, []).append(n)
+    # The chains run beside the rest from the start: their answers come one after another.
+    tasks = [asyncio.create_task(chain(indexes)) for indexes in chains.values()]
+    for n, p in enumerate(planned):
+        if p.chain is not None:
             continue
         if rate:
             delay = start + n / rate - time.perf_counter()
@@ -275,6 +278,5 @@ async def send_planned(
                 await asyncio.sleep(delay)
         await space.acquire()
         tasks.append(asyncio.create_task(one(n)))
-    tasks += [asyncio.create_task(chain(indexes)) for indexes in chains.values()]
     await asyncio.gather(*tasks)
     return [o for o in outcomes if o is not None]
