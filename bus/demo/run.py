@@ -520,6 +520,12 @@ def _print_summary(
             f"  via {way}: p50 / p99",
             f"{_percentile(values, 50):.0f} / {_percentile(values, 99):.0f} ms",
         )
+    dead = sum(1 for mid in expected if mid in tally.dead)
+    missing = len(_missing(expected, tally))
+    table.add_row(
+        "ended: delivered / dead-lettered / refused at the way in / missing",
+        f"{len(expected) - dead - missing} / {dead} / {len(outcomes) - len(expected)} / {missing}",
+    )
     table.add_row("duplicate deliveries seen by agencies", str(tally.duplicates))
     table.add_row(
         "superseded (a late status or payment result, not delivered)", str(len(tally.superseded))

@@ -157,12 +157,17 @@ class _AmqpSender:
 
     async def publish(self, body: bytes, message_id: str) -> tuple[bool, str]:
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def settle(ok: bool) -> None:
+            if not done.done():
+                done.set_result(ok)
+
         self.publisher.publish(
             self.names.ingress_exchange,
             routing_key_of(body),
             body,
             ingress_properties(message_id, self.user),
-            lambda ok: done.done() or done.set_result(ok),
+            settle,
             mandatory=True,
         )
         ok = await asyncio.wait_for(done, 60)

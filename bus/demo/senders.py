@@ -157,7 +157,7 @@ def broker_users(
     import pika
 
     from bus.broker.access import apply
-    from bus.broker.management import ManagementApi, quoted
+    from bus.broker.management import ManagementApi, ManagementUnavailable, quoted
     from bus.ingress.broker_users import plan_registry_users
     from bus.ingress.senders import load_senders
 
@@ -172,7 +172,10 @@ def broker_users(
     # afterwards, even if the management API failed halfway through making them.
     ours = [u.name for u in planned if u.name.startswith(f"{senders.names.namespace}-")]
     try:
-        apply(api, vhost, planned, passwords)
+        try:
+            apply(api, vhost, planned, passwords)
+        except ManagementUnavailable as exc:
+            raise SystemExit(f"cannot make the demo's broker users: {exc}") from None
         yield ours
     finally:
         for name in ours:

@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from bus.broker.management import ManagementApi
 from bus.routes import load_routes
+from bus.settings import Settings
 from tests.integration.harness import (
     ROOT,
     bus_env,
@@ -89,6 +91,11 @@ def test_demo_sends_through_the_gateway_as_its_senders_and_counts_what_it_refuse
     # Over AMQP, a province's system writing another's source meets the router instead.
     assert re.search(r"unauthorised\s*│\s*\d+\s*│ sender agency-h\d\d may not claim", out), out
     assert "via SOAP: p50" in out and "0 missing" in out
+    # Its broker users (router, dispatcher, gateway, cli, the AMQP senders') are gone after.
+    namespace = re.search(r"namespace (demo\d+)", out)
+    assert namespace is not None
+    users = [u["name"] for u in ManagementApi(Settings().management_url).get("users")]
+    assert [u for u in users if u.startswith(namespace.group(1) + "-")] == []
 
 
 def test_standin_logs_json_lines_when_asked(tmp_path) -> None:
