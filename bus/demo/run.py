@@ -88,7 +88,8 @@ def run_demo(
     rate: float | None = None,
 ) -> int:
     """Run the demo; return the process exit code (0 when every message is accounted for)."""
-    namespace = f"demo{int(time.time())}"
+    # Unique on a shared broker: two demos started in the same second do not meet.
+    namespace = f"demo{int(time.time())}p{os.getpid()}"
     workdir = Path(tempfile.mkdtemp(prefix="dvcbus-demo-"))
     store_url = f"sqlite:///{workdir / 'bus.db'}"
     names = Names(namespace)
@@ -148,8 +149,9 @@ def run_demo(
         stack.enter_context(users)
         for name, args in (
             ("standin", ["standin"]),
-            ("router", ["run", "router"]),
-            ("dispatcher", ["run", "dispatcher"]),
+            # Free ports for /metrics: a demo beside another bus on this host still starts.
+            ("router", ["run", "router", "--http-port", str(_free_port())]),
+            ("dispatcher", ["run", "dispatcher", "--http-port", str(_free_port())]),
             ("gateway", ["run", "gateway", "--http-port", str(gateway_port)]),
         ):
             log = (workdir / f"{name}.log").open("wb")
