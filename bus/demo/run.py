@@ -86,6 +86,7 @@ def run_demo(
     keep: bool,
     console: Console,
     rate: float | None = None,
+    gateways: int = 2,
 ) -> int:
     """Run the demo; return the process exit code (0 when every message is accounted for)."""
     # Unique on a shared broker: two demos started in the same second do not meet.
@@ -133,8 +134,10 @@ def run_demo(
     for name, value in DEMO_CREDENTIALS.items():  # the other env: references of routes.yaml
         env.setdefault(name, value)
     env.pop("DVCBUS_GATEWAY_BROKER_USER", None)  # the gateway is the namespace's own user
-    gateway_port = _free_port()
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    # Gateways scale out by running more of them (behind a load balancer; here the senders
+    # take them in turn).
+    gateway_ports = [_free_port() for _ in range(gateways)]
+    gateway_urls = [f"http://127.0.0.1:{port}" for port in gateway_ports]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     stack = ExitStack()
     users = broker_users(
@@ -147,15 +150,20 @@ def run_demo(
     )
     try:
         stack.enter_context(users)
+        gateway_args = [
+            (f"gateway-{n + 1}", ["run", "gateway", "--http-port", str(port)])
+            for n, port in enumerate(gateway_ports)
+        ]
         for name, args in (
             ("standin", ["standin"]),
             # Free ports for /metrics: a demo beside another bus on this host still starts.
             ("router", ["run", "router", "--http-port", str(_free_port())]),
             ("dispatcher", ["run", "dispatcher", "--http-port", str(_free_port())]),
-            ("gateway", ["run", "gateway", "--http-port", str(gateway_port)]),
+            *gateway_args,
         ):
             log = (workdir / f"{name}.log").open("wb")
-            own = {} if name == "standin" else {"DVCBUS_AMQP_URL": _url_of(senders, settings, name)}
+            role = name.split("-")[0]
+            own = {} if name == "standin" else {"DVCBUS_AMQP_URL": _url_of(senders, settings, role)}
             procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "bus.cli", *args],
                 env={**env, **own},
@@ -168,7 +176,7 @@ def run_demo(
         walker = TrafficGenerator(seed + 1, loaded)
         journeys = [journey(walker, province) for province in ("01", "79", "40")]
         planned = ways_in.plan(generated, senders, journeys)
-        _wait_ready(settings.amqp_url, names, loaded, eps, procs, workdir, gateway_url)
+        _wait_ready(settings.amqp_url, names, loaded, eps, procs, workdir, gateway_urls)
         pace = f"at {rate:,.0f} msg/s" if rate else "as fast as the gateway and broker answer"
         console.print(
             f"bus, gateway and stand-ins are up; sending {len(planned)} messages as their "
@@ -176,14 +184,16 @@ def run_demo(
         )
 
         started = time.time()
-        outcomes = asyncio.run(_send(planned, gateway_url, senders, settings.amqp_url, names, rate))
+        outcomes = asyncio.run(
+            _send(planned, gateway_urls, senders, settings.amqp_url, names, rate)
+        )
         publish_seconds = time.time() - started
         accepted = [o for o in outcomes if o.accepted]
         published_at = {o.message_id: o.started for o in accepted}
         # What the bus must do with each message it holds, by the same rules, decided here.
         expected = {o.message_id: pipeline.decide(o.envelope) for o in accepted}
         try:
-            metric = gateway_counts(f"{gateway_url}/metrics")
+            metric = sum((gateway_counts(f"{url}/metrics") for url in gateway_urls), Counter())
         except OSError:
             metric = None
 
@@ -230,9 +240,8 @@ def run_demo(
         )
         return 0
     finally:
-        for name in ("gateway", "router", "dispatcher", "standin"):
-            proc = procs.get(name)
-            if proc is not None and proc.poll() is None:
+        for proc in reversed(procs.values()):  # the gateways first, the stand-ins last
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in procs.values():
             try:
@@ -246,13 +255,13 @@ def run_demo(
 
 async def _send(
     planned: list[ways_in.Planned],
-    gateway_url: str,
+    gateway_urls: list[str],
     senders: DemoSenders,
     amqp_url: str,
     names: Names,
     rate: float | None,
 ) -> list[Outcome]:
-    async with SendAsSenders(gateway_url, lambda user: senders.url(amqp_url, user), names) as c:
+    async with SendAsSenders(gateway_urls, lambda user: senders.url(amqp_url, user), names) as c:
         return await send_planned(c, planned, rate=rate)
 
 
@@ -325,7 +334,7 @@ def _wait_ready(
     eps: list,
     procs: dict,
     workdir: Path,
-    gateway_url: str,
+    gateway_urls: list[str],
 ) -> None:
     queues = [names.ingress_queue] + [names.delivery_queue(t) for t in loaded.routes.targets]
     deadline = time.monotonic() + 30
@@ -333,7 +342,7 @@ def _wait_ready(
         for name, proc in procs.items():
             if proc.poll() is not None:
                 raise SystemExit(f"{name} exited early; see {workdir / (name + '.log')}")
-        if _all_consumed(url, queues) and _standins_up(eps) and _ready(gateway_url):
+        if _all_consumed(url, queues) and _standins_up(eps) and all(map(_ready, gateway_urls)):
             return
         time.sleep(0.2)
     raise SystemExit(f"the bus did not become ready in 30s; see logs in {workdir}")

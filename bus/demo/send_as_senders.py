@@ -58,8 +58,11 @@ class Outcome:
 class SendAsSenders:
     """Open once, then :meth:`send` any number of planned messages concurrently."""
 
-    def __init__(self, gateway_url: str, amqp_url_of: Callable[[str], str], names: Names):
-        self.gateway_url = gateway_url.rstrip("/")
+    def __init__(
+        self, gateway_urls: list[str], amqp_url_of: Callable[[str], str], names: Names
+    ) -> None:
+        self.gateway_urls = [url.rstrip("/") for url in gateway_urls]  # taken in turn
+        self._turn = 0
         self.amqp_url_of = amqp_url_of
         self.names = names
         self.session: aiohttp.ClientSession | None = None
@@ -108,10 +111,10 @@ class SendAsSenders:
         self, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         assert self.session is not None
+        self._turn += 1
+        gateway = self.gateway_urls[self._turn % len(self.gateway_urls)]
         try:
-            async with self.session.post(
-                self.gateway_url + path, data=body, headers=headers
-            ) as resp:
+            async with self.session.post(gateway + path, data=body, headers=headers) as resp:
                 return resp.status, dict(resp.headers), await resp.read()
         except aiohttp.ClientError as exc:
             # No answer to read (the gateway may close on a body it refuses unread): the
