@@ -20,7 +20,11 @@ GATEWAY_METRIC = "dvcbus_gateway_requests"
 def gateway_counts(metrics_url: str) -> Counter[tuple[str, str]]:
     """``dvcbus_gateway_requests_total`` by (outcome, reason), read from the gateway."""
     with urllib.request.urlopen(metrics_url, timeout=10) as resp:
-        text = resp.read().decode()
+        return counts_of(resp.read().decode())
+
+
+def counts_of(text: str) -> Counter[tuple[str, str]]:
+    """The gateway's request counter by (outcome, reason), from Prometheus text."""
     counts: Counter[tuple[str, str]] = Counter()
     for family in text_string_to_metric_families(text):
         if family.name != GATEWAY_METRIC:

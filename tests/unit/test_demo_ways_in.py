@@ -3,24 +3,30 @@ that way takes, with credentials made up for the run (bus.demo.senders, ways_in,
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 from lxml import etree
+from prometheus_client import generate_latest
+from rich.console import Console
 
 from adapters.kinds.payment_signature import checksum_matches
 from bus import app
 from bus.broker.topology import Names
 from bus.demo import traffic
 from bus.demo.journeys import journey
+from bus.demo.send_as_senders import Outcome
 from bus.demo.senders import AMQP, CALLBACK, HTTP, SOAP, DemoSenders
-from bus.demo.ways_in import FOREIGN_SOURCE_KIND, OLD_TOKEN_KIND, plan
+from bus.demo.ways_in import FOREIGN_SOURCE_KIND, OLD_TOKEN_KIND, Planned, plan
+from bus.demo.ways_summary import counts_of, print_gateway
 from bus.demo.wire_forms import platform_confirmation, soap_status_request
 from bus.ingress import payment_callback, soap_status
 from bus.ingress.refusals import Refusal, Refused
 from bus.ingress.senders import check_senders, load_senders
+from bus.observability.metrics import Metrics
 from bus.routes import load_routes
 from bus.settings import PROJECT_ROOT, Settings
 
@@ -133,3 +139,32 @@ def test_every_message_goes_by_its_senders_way_and_a_few_are_sent_wrongly(
     foreign = [p.way for p in planned if p.kind == FOREIGN_SOURCE_KIND]
     assert foreign[:3] == [AMQP, HTTP, SOAP]
     assert [p.chain for p in planned[-len(journeys[0]) :]] == [0] * len(journeys[0])
+
+
+def test_the_summary_counts_the_gateways_answers_beside_its_own_metric(
+    senders: DemoSenders,
+) -> None:
+    metrics = Metrics(types=TYPES, targets={})
+    metrics.gateway_requests.labels("accepted", "").inc(2)
+    metrics.gateway_requests.labels("refused", "unauthenticated").inc()
+    metrics.gateway_requests.labels("refused", "rate_limited").inc()  # then retried, taken
+    counted = counts_of(generate_latest(metrics.registry).decode())
+    assert counted[("accepted", "")] == 2 and counted[("refused", "unauthenticated")] == 1
+
+    portal = senders.senders["portal"]
+    hcmc = senders.of_agency("000.00.00.H29")
+    by_http = Planned("dossier.submitted", "dossiers", HTTP, portal, b"{}", "x", portal.token)
+    by_amqp = Planned("status", "status updates", AMQP, hcmc, b"{}", "y", hcmc.token)
+    outcomes = [
+        Outcome(by_http, accepted=True, attempts=1),
+        Outcome(by_http, accepted=True, attempts=2),
+        Outcome(by_http, reason="unauthenticated", attempts=1),
+        Outcome(by_amqp, accepted=True, attempts=1),  # never met the gateway
+    ]
+    console = Console(width=200, record=True)
+    print_gateway(console, outcomes, counted)
+    text = console.export_text()
+    assert re.search(r"accepted \(the broker holds it\)\s*│\s*2\s*│\s*2", text), text
+    assert re.search(r"refused: unauthenticated\s*│\s*1\s*│\s*1", text), text
+    assert re.search(r"refused: rate_limited\s*│\s*0\s*│\s*1", text), text
+    assert re.search(r"retried after Retry-After\)\s*│\s*1", text), text
