@@ -30,14 +30,29 @@ def standin(obj: Ctx, routes_file: Path | None) -> None:
 @click.option(
     "--rate", type=float, help="Publish at this many messages/s (default: as fast as confirmed)."
 )
+@click.option(
+    "--gateways",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="How many gateway processes the senders take in turn.",
+)
 @click.option("--keep", is_flag=True, help="Keep the demo's queues afterwards for inspection.")
 @click.pass_obj
-def demo(obj: Ctx, messages: int, seed: int, rate: float | None, keep: bool) -> None:
+def demo(obj: Ctx, messages: int, seed: int, rate: float | None, gateways: int, keep: bool) -> None:
     """Start stand-in agencies, the router and the dispatcher; route realistic traffic; report."""
     from bus.demo.run import run_demo
 
     settings = obj.settings()
-    code = run_demo(settings, messages=messages, seed=seed, rate=rate, keep=keep, console=console)
+    code = run_demo(
+        settings,
+        messages=messages,
+        seed=seed,
+        rate=rate,
+        keep=keep,
+        console=console,
+        gateways=gateways,
+    )
     sys.exit(code)
 
 

@@ -1,22 +1,28 @@
 """``dvcbus demo``: the whole bus on this machine, with realistic traffic, and what happened to it.
 
-Starts stand-in agencies (one HTTP server per target, as in routes.yaml), a router and a
-dispatcher as separate processes in a namespace of their own, publishes a mixed batch,
-waits until every message is accounted for (delivered to every target it was routed to,
-or dead-lettered), then prints a summary and removes the namespace.
+Starts stand-in agencies (one HTTP server per target, as in routes.yaml), a router, a
+dispatcher and a gateway as separate processes in a namespace of their own, each as the
+namespace's own broker user; sends a mixed batch as the real senders would (the portal over
+HTTP, the payment platform over its callback, the provinces' systems over SOAP, AMQP as
+their own users, or HTTP: :mod:`bus.demo.ways_in`); waits until every message is accounted
+for (delivered to every target it was routed to, dead-lettered, or refused by the gateway
+with a reason), then prints a summary and removes the namespace and its users.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,16 +33,16 @@ from rich.table import Table
 
 from bus import app
 from bus.broker import topology
-from bus.broker.sending import send_bodies, user_of
 from bus.broker.topology import Names
 from bus.cli.as_sender import send_for_claimants
-from bus.contract.schemas import SchemaRegistry
-from bus.demo import traffic
+from bus.demo import traffic, ways_in
 from bus.demo.agencies import endpoints
 from bus.demo.journeys import journey
 from bus.demo.payment_platform import PaymentPlatformStandin
+from bus.demo.send_as_senders import Outcome, SendAsSenders, send_planned
+from bus.demo.senders import DemoSenders, broker_users
 from bus.demo.traffic import TrafficGenerator
-from bus.ingress.senders import catch_all_registry
+from bus.demo.ways_summary import gateway_counts, print_gateway, print_ways_in
 from bus.observability.trace import print_journey
 from bus.routing.pipeline import Forward, RouterPipeline
 from bus.settings import Settings
@@ -80,27 +86,28 @@ def run_demo(
     keep: bool,
     console: Console,
     rate: float | None = None,
+    gateways: int = 2,
 ) -> int:
     """Run the demo; return the process exit code (0 when every message is accounted for)."""
-    namespace = f"demo{int(time.time())}"
+    # Unique on a shared broker: two demos started in the same second do not meet.
+    namespace = f"demo{int(time.time())}p{os.getpid()}"
     workdir = Path(tempfile.mkdtemp(prefix="dvcbus-demo-"))
     store_url = f"sqlite:///{workdir / 'bus.db'}"
-    # The demo publishes every kind of traffic (forged sources too) as its own broker user,
-    # registered as one sender that may claim any source: routes.yaml's sources decide.
-    publisher = user_of(settings.amqp_url)
-    senders_file = workdir / "senders.yaml"
-    types = {t for t, _ in SchemaRegistry.load(settings.schemas_dir).message_types}
-    senders_file.write_text(catch_all_registry("demo", publisher, types), encoding="utf-8")
+    names = Names(namespace)
+    # The senders of the demo's traffic, with credentials made up for this run only.
+    senders = DemoSenders(names)
+    senders_file, passwords = senders.write(workdir)
     settings = settings.model_copy(
         update={
             "namespace": namespace,
             "log_format": "json",
             "store_url": store_url,
             "senders_file": senders_file,
+            "broker_passwords": passwords,
+            "gateway_broker_user": "",
         }
     )
     loaded = app.load(settings, check_adapter_options=True)
-    names = Names(namespace)
     eps = endpoints(loaded.routes)
     console.print(
         f"[bold]dvc-bus demo[/] — namespace [cyan]{namespace}[/], "
@@ -108,11 +115,6 @@ def run_demo(
         f"logs in {workdir}"
     )
 
-    generated = traffic.generate(messages, seed=seed, loaded=loaded)
-    # A few whole dossier journeys (submitted → statuses → payment → result) among the rest.
-    walker = TrafficGenerator(seed + 1, loaded)
-    journeys = [journey(walker, province) for province in ("01", "79", "40")]
-    generated += [g for j in journeys for g in j]
     for name, value in DEMO_CREDENTIALS.items():  # the partner secret, for the pipeline below
         os.environ.setdefault(name, value)
     pipeline = RouterPipeline(loaded.schemas, loaded.table, settings.max_message_bytes)
@@ -131,42 +133,69 @@ def run_demo(
     )  # routes.yaml: env:DVCBUS_PORTAL_TOKEN
     for name, value in DEMO_CREDENTIALS.items():  # the other env: references of routes.yaml
         env.setdefault(name, value)
+    env.pop("DVCBUS_GATEWAY_BROKER_USER", None)  # the gateway is the namespace's own user
+    # Gateways scale out by running more of them (behind a load balancer; here the senders
+    # take them in turn).
+    gateway_ports = [_free_port() for _ in range(gateways)]
+    gateway_urls = [f"http://127.0.0.1:{port}" for port in gateway_ports]
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    stack = ExitStack()
+    users = broker_users(
+        settings.management_url,
+        settings.amqp_url,
+        senders,
+        senders_file,
+        passwords,
+        settings.gateway_user,
+    )
     try:
+        stack.enter_context(users)
+        gateway_args = [
+            (f"gateway-{n + 1}", ["run", "gateway", "--http-port", str(port)])
+            for n, port in enumerate(gateway_ports)
+        ]
         for name, args in (
             ("standin", ["standin"]),
-            ("router", ["run", "router"]),
-            ("dispatcher", ["run", "dispatcher"]),
+            # Free ports for /metrics: a demo beside another bus on this host still starts.
+            ("router", ["run", "router", "--http-port", str(_free_port())]),
+            ("dispatcher", ["run", "dispatcher", "--http-port", str(_free_port())]),
+            *gateway_args,
         ):
             log = (workdir / f"{name}.log").open("wb")
+            role = name.split("-")[0]
+            own = {} if name == "standin" else {"DVCBUS_AMQP_URL": _url_of(senders, settings, role)}
             procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "bus.cli", *args],
-                env=env,
+                env={**env, **own},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        _wait_ready(settings.amqp_url, names, loaded, eps, procs, workdir)
-        pace = f"at {rate:,.0f} msg/s" if rate else "as fast as the broker confirms"
-        console.print(f"bus and stand-ins are up; publishing {len(generated)} messages {pace} …")
+        # Made while the processes start (their imports take seconds).
+        generated = traffic.generate(messages, seed=seed, loaded=loaded)
+        # A few whole dossier journeys (submitted → statuses → payment → result) among the rest.
+        walker = TrafficGenerator(seed + 1, loaded)
+        journeys = [journey(walker, province) for province in ("01", "79", "40")]
+        planned = ways_in.plan(generated, senders, journeys)
+        _wait_ready(settings.amqp_url, names, loaded, eps, procs, workdir, gateway_urls)
+        pace = f"at {rate:,.0f} msg/s" if rate else "as fast as the gateway and broker answer"
+        console.print(
+            f"bus, gateway and stand-ins are up; sending {len(planned)} messages as their "
+            f"senders would, {pace} …"
+        )
 
         started = time.time()
-        results = asyncio.run(
-            send_bodies(
-                settings.amqp_url,
-                names,
-                [g.body for g in generated],
-                window=500,
-                rate=rate,
-            )
+        outcomes = asyncio.run(
+            _send(planned, gateway_urls, senders, settings.amqp_url, names, rate)
         )
-        published_at = {r.message_id: r.published_at for r in results if r.ok}
         publish_seconds = time.time() - started
-        # What the bus must do with each message, by the same rules, decided here in-process.
-        expected = {
-            r.message_id: pipeline.decide(g.body)
-            for r, g in zip(results, generated, strict=True)
-            if r.ok
-        }
+        accepted = [o for o in outcomes if o.accepted]
+        published_at = {o.message_id: o.started for o in accepted}
+        # What the bus must do with each message it holds, by the same rules, decided here.
+        expected = {o.message_id: pipeline.decide(o.envelope) for o in accepted}
+        try:
+            metric = sum((gateway_counts(f"{url}/metrics") for url in gateway_urls), Counter())
+        except OSError:
+            metric = None
 
         tally = Tally()
         control = eps[0].url.split("/", 3)[:3]
@@ -174,15 +203,24 @@ def run_demo(
         store = app.open_store(loaded)
         try:
             done_at = _collect(store, control_url, expected, tally, procs)
-            reconciled = _reconcile(loaded, store, generated, console)
+            operators = dataclasses.replace(
+                loaded,
+                settings=settings.model_copy(
+                    update={"amqp_url": senders.bus_url(settings.amqp_url, "cli")}
+                ),
+            )
+            reconciled = _reconcile(operators, store, generated, console)
             time.sleep(0.5)  # the processes write their audit trail every 100 ms
             dossier_no = orjson.loads(journeys[0][0].body)["payload"]["dossier_no"]
             trail = store.audit_records(dossier_no=dossier_no)
         finally:
             store.close()
         _print_summary(
-            console, generated, expected, tally, published_at, started, publish_seconds, done_at
+            console, outcomes, expected, tally, published_at, started, publish_seconds, done_at
         )
+        print_ways_in(console, outcomes)
+        print_gateway(console, outcomes, metric)
+        refused = len(outcomes) - len(accepted)
         console.print(f"[bold]The journey of one dossier[/] (dvcbus trace {dossier_no}):")
         print_journey(console, trail)
         missing = _missing(expected, tally)
@@ -197,14 +235,13 @@ def run_demo(
                 console.print(f"  {mid}: expected {expected[mid]}")
             return 1
         console.print(
-            "[green]every message was delivered to all its targets "
-            "or dead-lettered with a reason[/]"
+            f"[green]every message was delivered to all its targets or dead-lettered with a "
+            f"reason, or refused at the way in with a reason ({refused}): 0 missing[/]"
         )
         return 0
     finally:
-        for name in ("router", "dispatcher", "standin"):
-            proc = procs.get(name)
-            if proc is not None and proc.poll() is None:
+        for proc in reversed(procs.values()):  # the gateways first, the stand-ins last
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in procs.values():
             try:
@@ -213,6 +250,30 @@ def run_demo(
                 proc.kill()
         if not keep:
             topology.delete(settings.amqp_url, loaded.topology)
+        stack.close()
+
+
+async def _send(
+    planned: list[ways_in.Planned],
+    gateway_urls: list[str],
+    senders: DemoSenders,
+    amqp_url: str,
+    names: Names,
+    rate: float | None,
+) -> list[Outcome]:
+    async with SendAsSenders(gateway_urls, lambda user: senders.url(amqp_url, user), names) as c:
+        return await send_planned(c, planned, rate=rate)
+
+
+def _url_of(senders: DemoSenders, settings: Settings, process: str) -> str:
+    """The process's own broker user (``run all`` would be the router's)."""
+    return senders.bus_url(settings.amqp_url, process)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _reconcile(
@@ -267,7 +328,13 @@ def _wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
 
 
 def _wait_ready(
-    url: str, names: Names, loaded: app.Loaded, eps: list, procs: dict, workdir: Path
+    url: str,
+    names: Names,
+    loaded: app.Loaded,
+    eps: list,
+    procs: dict,
+    workdir: Path,
+    gateway_urls: list[str],
 ) -> None:
     queues = [names.ingress_queue] + [names.delivery_queue(t) for t in loaded.routes.targets]
     deadline = time.monotonic() + 30
@@ -275,10 +342,22 @@ def _wait_ready(
         for name, proc in procs.items():
             if proc.poll() is not None:
                 raise SystemExit(f"{name} exited early; see {workdir / (name + '.log')}")
-        if _all_consumed(url, queues) and _standins_up(eps):
+        if _all_consumed(url, queues) and _standins_up(eps) and all(map(_ready, gateway_urls)):
             return
         time.sleep(0.2)
     raise SystemExit(f"the bus did not become ready in 30s; see logs in {workdir}")
+
+
+def _ready(base_url: str) -> bool:
+    """The gateway answers /readyz 200: connected, the ingress exchange there."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as resp:
+            return resp.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
 
 
 def _all_consumed(url: str, queues: list[str]) -> bool:
@@ -373,7 +452,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _print_summary(
     console: Console,
-    generated: list[traffic.Generated],
+    outcomes: list[Outcome],
     expected: dict,
     tally: Tally,
     published_at: dict[str, float],
@@ -381,25 +460,28 @@ def _print_summary(
     publish_seconds: float,
     done_at: float,
 ) -> None:
-    kinds = Counter(g.kind for g in generated)
-    table = Table(title="Published", show_lines=False)
+    kinds = Counter(o.planned.kind for o in outcomes)
+    table = Table(title="Published (per kind of message, each by its sender)", show_lines=False)
     table.add_column("kind of message")
     table.add_column("count", justify="right")
     for kind, count in sorted(kinds.items()):
         table.add_row(kind, str(count))
-    table.add_row("[bold]total[/]", f"[bold]{len(generated)}[/]")
+    table.add_row("[bold]total[/]", f"[bold]{len(outcomes)}[/]")
     console.print(table)
 
     per_target: Counter[str] = Counter()
     latencies: dict[str, list[float]] = defaultdict(list)
+    by_way: dict[str, list[float]] = defaultdict(list)
+    way_of = {o.message_id: o.planned.way for o in outcomes if o.accepted}
     all_latencies: list[float] = []
     for (mid, target), received in tally.received_at.items():
         per_target[target] += 1
         if mid in published_at:
             ms = (received - published_at[mid]) * 1000
             latencies[target].append(ms)
+            by_way[way_of[mid]].append(ms)
             all_latencies.append(ms)
-    table = Table(title="Delivered per target (publish → agency receipt)")
+    table = Table(title="Delivered per target (the sender's request or publish → agency receipt)")
     for col, justify in (
         ("target", "left"),
         ("delivered", "right"),
@@ -430,14 +512,31 @@ def _print_summary(
     table = Table(title="Figures")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row("messages published", str(len(published_at)))
     table.add_row(
-        "publish rate (confirmed)", f"{len(published_at) / max(publish_seconds, 1e-9):,.0f} msg/s"
+        "messages the bus took (202, SOAP result, 00, AMQP confirm)", str(len(published_at))
+    )
+    table.add_row("messages refused at the way in", str(len(outcomes) - len(published_at)))
+    table.add_row(
+        "send rate (answered or confirmed)",
+        f"{len(outcomes) / max(publish_seconds, 1e-9):,.0f} msg/s",
     )
     table.add_row("all accounted for after", f"{elapsed:.2f} s")
     table.add_row("end-to-end throughput", f"{len(published_at) / elapsed:,.0f} msg/s")
     for q in (50, 95, 99):
-        table.add_row(f"latency p{q} (publish → agency)", f"{_percentile(all_latencies, q):.1f} ms")
+        table.add_row(
+            f"latency p{q} (request or publish → agency)", f"{_percentile(all_latencies, q):.1f} ms"
+        )
+    for way, values in sorted(by_way.items()):
+        table.add_row(
+            f"  via {way}: p50 / p99",
+            f"{_percentile(values, 50):.0f} / {_percentile(values, 99):.0f} ms",
+        )
+    dead = sum(1 for mid in expected if mid in tally.dead)
+    missing = len(_missing(expected, tally))
+    table.add_row(
+        "ended: delivered / dead-lettered / refused at the way in / missing",
+        f"{len(expected) - dead - missing} / {dead} / {len(outcomes) - len(expected)} / {missing}",
+    )
     table.add_row("duplicate deliveries seen by agencies", str(tally.duplicates))
     table.add_row(
         "superseded (a late status or payment result, not delivered)", str(len(tally.superseded))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from bus.broker.management import ManagementApi
 from bus.routes import load_routes
+from bus.settings import Settings
 from tests.integration.harness import (
     ROOT,
     bus_env,
@@ -70,6 +73,29 @@ def test_demo_runs_unattended_and_accounts_for_every_message() -> None:
     for reason in ("invalid", "unroutable", "unauthorised"):
         assert reason in out
     assert "every message was delivered to all its targets" in out
+    assert "0 missing" in out
+
+
+def test_demo_sends_through_the_gateway_as_its_senders_and_counts_what_it_refused() -> None:
+    done = dvcbus("demo", "--messages", "300", env=dict(os.environ), timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    ways = re.search(r"│ all\s+│\s*(\d+)\s*│\s*(\d+)\s*│\s*(\d+)\s*│\s*(\d+)\s*│", out)
+    assert ways is not None, out
+    assert all(int(n) > 0 for n in ways.groups()), ways.group(0)  # HTTP, SOAP, AMQP, callback
+    # Each refusal as the gateway answered it, and as its own metric counted it.
+    for reason in ("unauthenticated", "source_not_allowed", "type_not_allowed", "invalid"):
+        row = re.search(rf"refused: {reason}\s*│\s*(\d+)\s*│\s*(\d+)", out)
+        assert row is not None, reason
+        assert int(row.group(1)) > 0 and row.group(1) == row.group(2), row.group(0)
+    # Over AMQP, a province's system writing another's source meets the router instead.
+    assert re.search(r"unauthorised\s*│\s*\d+\s*│ sender agency-h\d\d may not claim", out), out
+    assert "via SOAP: p50" in out and "0 missing" in out
+    # Its broker users (router, dispatcher, gateway, cli, the AMQP senders') are gone after.
+    namespace = re.search(r"namespace (demo\w+)", out)
+    assert namespace is not None
+    users = [u["name"] for u in ManagementApi(Settings().management_url).get("users")]
+    assert [u for u in users if u.startswith(namespace.group(1) + "-")] == []
 
 
 def test_standin_logs_json_lines_when_asked(tmp_path) -> None:
