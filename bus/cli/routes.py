@@ -29,6 +29,7 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
     from bus.delivery import adapter_registry
     from bus.ingress.senders import check_beside_routes
     from bus.routes import check_routes
+    from bus.routes.lifecycle import check_lifecycle
 
     settings = obj.settings()
     path = file or settings.routes_file
@@ -43,6 +44,7 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
     )
     problems += check_beside_routes(path, known_types)  # senders.yaml, when there is one
     problems += _agency_problems(path, obj.settings(routes_file=path).agencies_path)
+    problems += check_lifecycle(obj.settings(routes_file=path).statuses_path)
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)

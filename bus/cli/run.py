@@ -72,7 +72,14 @@ def run(
         watch.metrics.add_age_floor(dispatcher.waiting_ages)
         serves = set(only) if only else None
         appliers.append(
-            lambda new: dispatcher.apply(new.routes.targets, new.topology, app.build_lane, serves)
+            lambda new: dispatcher.apply(
+                new.routes.targets,
+                new.topology,
+                app.build_lane,
+                serves,
+                new.lifecycle,
+                app.forwarding_routes(new.routes),
+            )
         )
         components.append(app.build_recorder(loaded, store))
         watch.watch_component("recorder", components[-1])

@@ -17,6 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -48,15 +49,20 @@ PARKED, REPLAYED, PURGED = DeadLetterState.PARKED, DeadLetterState.REPLAYED, Dea
 
 @dataclass(frozen=True, slots=True)
 class StatusPosition:
-    """Where a dossier's status stands at a target: compared by (occurred_at, sequence)."""
+    """Where a dossier's status stands at a target: compared by (status_at, sequence), the
+    status contract's key (Unix seconds of the agency's ``status_at``)."""
 
-    occurred_at: float
+    status_at: float
     sequence: int
     status: int | None = None
     message_id: str = ""
 
     def key(self) -> tuple[float, int]:
-        return (self.occurred_at, self.sequence)
+        return (self.status_at, self.sequence)
+
+    def __str__(self) -> str:
+        at = datetime.fromtimestamp(self.status_at, UTC).isoformat().replace("+00:00", "Z")
+        return f"status {self.status} at {at} sequence {self.sequence} (message {self.message_id})"
 
 
 # A payment's results in the order they may follow each other at a target: pending may become
