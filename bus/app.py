@@ -160,9 +160,12 @@ def stamp_key(settings: Settings) -> StampKey:
     return load_stamp_key(settings.stamp_key, PROJECT_ROOT)
 
 
-def build_router(loaded: Loaded, hops: Hops) -> Router:
+def build_router(loaded: Loaded, hops: Hops, store: Store | None = None) -> Router:
+    """The router; with ``store``, a status update is checked against the receiving agency
+    the bus recorded for its dossier (``bus.routing.reporting``)."""
     s = loaded.settings
-    pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes)
+    lookup = store.dossier_agency if store is not None else None
+    pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes, lookup)
     pipeline.payments.report_unreadable_secrets()
     return Router(
         pipeline,

@@ -60,7 +60,7 @@ def run(
     # routes, then the process says which routes it runs (routes info, /readyz, log masking).
     appliers: list = [watch.learn_routes]
     if component in ("router", "all"):
-        router = app.build_router(loaded, hops)
+        router = app.build_router(loaded, hops, store)
         components.append(router)
         watch.watch_router(router)
         appliers.append(lambda new: router.apply(new.table, new.topology, app.identities(new)))

@@ -55,7 +55,7 @@ from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
 from bus.broker.stamp import StampKey, body_digest, verify_digest
 from bus.broker.topology import Names, Topology, declare
-from bus.contract.envelope import STATUS_TYPE, Message, status_of
+from bus.contract.envelope import STATUS_TYPE, SUBMITTED_TYPE, Message, status_of
 from bus.contract.rejections import Reason
 from bus.delivery import ordering, payment_ordering, steps
 from bus.delivery.circuit import CLOSED, OPEN, CircuitBreaker
@@ -181,6 +181,15 @@ class Delivery:
             body_sha256=self.digest,
             **fields,
         )
+
+
+def receiving_agency_of(message: Message) -> str | None:
+    """A delivered dossier's receiving agency, recorded so its status updates can be checked
+    against it (``bus.routing.reporting``); None for other types."""
+    if message.type != SUBMITTED_TYPE:
+        return None
+    agency = message.payload.get("receiving_agency")
+    return agency if isinstance(agency, str) else None
 
 
 class Dispatcher:
@@ -429,6 +438,7 @@ class Dispatcher:
                 StoreOutcome(
                     message.id, lane.name, DELIVERED, now, d.record.attempt,
                     decision.reference, message.dossier_no, position, payment,
+                    receiving_agency_of(message),
                 )
             )  # fmt: skip
             lane.delivered += 1

@@ -115,6 +115,7 @@ class Outcome:
     dossier_no: str | None = None
     position: StatusPosition | None = None  # advance the dossier's status when delivered
     payment: PaymentState | None = None  # advance the payment's result when delivered
+    receiving_agency: str | None = None  # a dossier delivered: record who received it
 
 
 @dataclass(slots=True)
@@ -256,6 +257,10 @@ class Store(ABC):
     @abstractmethod
     def status_position(self, dossier_no: str, target: str) -> StatusPosition | None:
         """The newest status delivered for this dossier to this target."""
+
+    @abstractmethod
+    def dossier_agency(self, dossier_no: str) -> str | None:
+        """The receiving agency of a dossier the bus delivered (None: never delivered)."""
 
     @abstractmethod
     def payment_state(self, reference: str, target: str) -> PaymentState | None:

@@ -172,6 +172,10 @@ class SqlStore(Store):
         status_at, sequence, status, message_id = rows[0]
         return StatusPosition(float(status_at), int(sequence), status, message_id)
 
+    def dossier_agency(self, dossier_no: str) -> str | None:
+        rows = self._read("SELECT agency FROM dossier_agencies WHERE dossier_no = ?", (dossier_no,))
+        return str(rows[0][0]) if rows else None
+
     def payment_state(self, reference: str, target: str) -> PaymentState | None:
         rows = self._read(
             "SELECT result, message_id FROM payment_states WHERE reference = ? AND target = ?",
@@ -233,6 +237,20 @@ class SqlStore(Store):
                         "AND excluded.sequence > status_positions.sequence)"
                     ),
                     advances,
+                )
+            received = {
+                o.dossier_no: (o.dossier_no, o.receiving_agency, o.at)
+                for o in outcomes
+                if o.outcome == DELIVERED and o.dossier_no and o.receiving_agency
+            }
+            if received:
+                cur.executemany(
+                    self.sql(
+                        "INSERT INTO dossier_agencies (dossier_no, agency, at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (dossier_no) DO UPDATE SET agency = excluded.agency, "
+                        "at = excluded.at"
+                    ),
+                    list(received.values()),
                 )
             payments = [
                 (p.reference, o.target, p.result, p.rank, o.message_id, o.at, p.body)
