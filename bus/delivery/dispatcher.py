@@ -396,9 +396,11 @@ class Dispatcher:
             # One read serves both the ordering and the lifecycle check.
             current = self.store.status_position(message.dossier_no, lane.name)
             screened = steps.screen_status(
-                position, current, self.lifecycle, lane.keeps_history,
-                lane.forward_invalid or self._route_forwards(d.props.headers), d.record,
+                position, current, self.lifecycle, lane.keeps_history, lane.forward_invalid,
+                d.record,
             )  # fmt: skip
+            if type(screened) is DeadLetter and self._route_forwards(d.props.headers):
+                screened = steps.forward_instead(screened, "its route")  # the rare path
             if type(screened) is Flag:
                 message.flags, note, screened = screened.flags, screened.note, None
         if screened is None and payment is not None:

@@ -189,6 +189,11 @@ def screen_status(
     return DeadLetter(Reason.INVALID_TRANSITION, f"{why}; last delivered: {current}", record)
 
 
+def forward_instead(refused: DeadLetter, by: str) -> Flag:
+    """An ``invalid_transition`` a route forwards instead (``on_invalid_transition``)."""
+    return Flag((INVALID_TRANSITION,), f"forwarded as {by} asks: {refused.detail}")
+
+
 def screen_payment(state: PaymentState, current: PaymentState | None) -> Supersede | None:
     """Before any call: a payment result behind ``current`` (delivered to this target)."""
     if current is not None and payment_ordering.is_behind(state, current):
