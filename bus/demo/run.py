@@ -108,7 +108,7 @@ def run_demo(
         f"logs in {workdir}"
     )
 
-    generated = traffic.generate(messages, seed=seed, loaded=loaded)
+    generated = traffic.generate(messages, seed=seed, loaded=loaded, status_edges=True)
     # A few whole dossier journeys (submitted → statuses → payment → result) among the rest.
     walker = TrafficGenerator(seed + 1, loaded)
     journeys = [journey(walker, province) for province in ("01", "79", "40")]
