@@ -143,7 +143,9 @@ class BatchOptions(AdapterOptions):
 
 
 class NotFoundRule(AdapterOptions):
-    """The portal's answer meaning "no such dossier" to an update or a progress entry."""
+    """The portal's answer meaning "no such dossier" to an update or a progress entry: HTTP
+    200 or 404 with one of ``values`` as its error code, or a refusal whose message says so
+    (a bare 404 too)."""
 
     values: list[str] = Field(default_factory=lambda: ["-3"])  # error_code values
     message_contains: list[str] = Field(
@@ -285,7 +287,11 @@ class PortalSyncAdapter(RestAdapter):
             except orjson.JSONDecodeError:
                 return False
         code_rule = self.rules.error_code
-        if not isinstance(doc, dict) or code_rule is None or not 200 <= status < 300:
+        if not isinstance(doc, dict) or code_rule is None:
+            return False
+        if status == 404 and doc.get(code_rule.field) is None:
+            return True  # a bare "not found" for the record's URL
+        if status != 404 and not 200 <= status < 300:
             return False
         code = code_text(doc.get(code_rule.field))
         if code is None or code_rule.is_success(code) or code_rule.is_transient(code):

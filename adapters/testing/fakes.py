@@ -54,7 +54,7 @@ def fake_portal_api(request: Request) -> tuple[int, Any]:
         return 200, {"error_code": "0", "message": "Thành công", "data": {"MaHoSo": number}}
     if path.endswith("/hoso/cap-nhat"):
         if number not in records:  # symmetric to "already exists": the caller inserts
-            return 200, {"error_code": "-3", "message": f"Hồ sơ {number} không tồn tại"}
+            return 404, {"error_code": "-3", "message": f"Hồ sơ {number} không tồn tại"}
         records[number].update(doc)
         return 200, {"error_code": "0", "message": "Thành công", "data": {"MaHoSo": number}}
     return 404, {"error_code": "-404", "message": "Không tìm thấy API"}

@@ -103,3 +103,25 @@ def test_history_is_delivered_flagged_and_a_route_may_forward_invalid_steps(make
     # The late one did not move the dossier's current status back.
     position = bus.store.status_position(dossier, "portal")
     assert position is not None and position.status == 10
+
+
+def test_portal_sync_inserts_a_dossier_it_does_not_know_and_counts_it_once(bus) -> None:
+    """A counter dossier's result returned, at the portal's sync API through the bus: the
+    update is answered "không tồn tại" (404), the record is inserted instead; one delivery."""
+    from tests.integration.test_chaos import repeated_deliveries
+
+    bus.start_router()
+    bus.start_dispatcher()
+    dossier = "000.00.12.H04-261125-0201"  # Cao Bằng: the shared platform's, to portal-sync
+    returned = status(dossier, 10, 3, "2026-11-25T10:00:00+07:00", source="000.00.00.H04")
+    doc = orjson.loads(returned)
+    doc["payload"]["agency"] = "000.00.12.H04"
+    returned = orjson.dumps(doc)
+    send(bus.names, [returned])
+    assert wait_until(lambda: outcome(bus, returned, "portal-sync") == DELIVERED, 20)
+    calls = bus.receipts("portal-sync")
+    assert [(r.path.rsplit("/", 1)[-1], r.status) for r in calls] == [
+        ("cap-nhat", 404),
+        ("them-moi", 200),
+    ]
+    assert repeated_deliveries(bus)["repeated"] == 0
