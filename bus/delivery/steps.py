@@ -185,7 +185,7 @@ def screen_status(
     assert current.status is not None and position.status is not None
     why = lifecycle.refusal(current.status, position.status)
     if forward_invalid:
-        return Flag((INVALID_TRANSITION,), f"forwarded as asked: {why}")
+        return Flag((INVALID_TRANSITION,), f"forwarded as the target asks: {why}")
     return DeadLetter(Reason.INVALID_TRANSITION, f"{why}; last delivered: {current}", record)
 
 

@@ -103,6 +103,20 @@ def test_history_is_delivered_flagged_and_a_route_may_forward_invalid_steps(make
     # The late one did not move the dossier's current status back.
     position = bus.store.status_position(dossier, "portal")
     assert position is not None and position.status == 10
+    # Each flagged delivery says why in the audit trail.
+
+    def notes() -> dict[str, str]:
+        return {
+            r.message_id: r.detail
+            for r in bus.store.audit_records(dossier_no=dossier)
+            if r.event == "delivered" and r.detail
+        }
+
+    assert wait_until(lambda: len(notes()) == 2, 10), notes()
+    said = notes()
+    assert said[orjson.loads(late_received)["id"]].startswith("late status delivered as history")
+    assert "forwarded as the target asks" not in said[orjson.loads(returned)["id"]]
+    assert said[orjson.loads(returned)["id"]].startswith("forwarded as its route asks: status 4")
 
 
 def test_portal_sync_inserts_a_dossier_it_does_not_know_and_counts_it_once(bus) -> None:
