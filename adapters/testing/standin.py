@@ -15,6 +15,7 @@ programmable per target with a :class:`Behaviour`:
 Control API, served on every port:
 
     GET  /_standin/requests?since=N[&target=T][&bodies=1]   what was received, in order
+                                    ("answered": the status a fake API's responder gave)
     POST /_standin/behaviour  {"target": T, "status": 503, "delay": 2.5, "times": 3,
                                "act": "fault", "fault": "Server", "body": {...}}
     POST /_standin/auth       {"target": T, "expire": true, "lifetime": 2.0}
@@ -528,7 +529,7 @@ def _control_routes(state: StandinState) -> list[web.RouteDef]:
         target = request.query.get("target")
         with_body = request.query.get("bodies") == "1"
         items = [
-            r.as_json(with_body)
+            {**r.as_json(with_body), "answered": state.answered.get(r.seq)}
             for r in state.received[since:]
             if target is None or r.target == target
         ]

@@ -324,8 +324,9 @@ def _collect(store: Store, control_url: str, expected: dict, tally: Tally, procs
             if call in tally.calls:  # the same call again (an insert then its update is not)
                 tally.duplicates += 1
             tally.calls.add(call)
-            tally.deliveries[mid].add(target)
-            tally.received_at.setdefault((mid, target), item["received_at"])
+            if (item.get("answered") or 200) < 400:  # a fake API's refusal is no delivery
+                tally.deliveries[mid].add(target)
+                tally.received_at.setdefault((mid, target), item["received_at"])
             changed = True
         tally.next_seq = doc["next"]
         for dead in store.dead_letters(DeadFilter(state=None))[seen_dead:]:
