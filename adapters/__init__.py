@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from adapters import classify, http, mapping, testing
 
 # The SDK's version: a minor adds to __all__, a major removes or changes (docs/adapters.md).
-SDK_VERSION = "1.1"  # 1.1: Act.DRIP, Behaviour.drip_interval/drip_seconds
+SDK_VERSION = "1.2"  # 1.2: Message.flags (X-Bus-Flags); 1.1: Act.DRIP, Behaviour.drip_*
 
 __all__ = [
     "SDK_VERSION",

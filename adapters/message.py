@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Message", "dossier_no_of", "short_str"]
+__all__ = ["INVALID_TRANSITION", "STATUS_HISTORY", "Message", "dossier_no_of", "short_str"]
+
+# What the bus says about one delivery of a status update (``Message.flags``; sent to the
+# agency in the ``X-Bus-Flags`` header). A late status (older by status_at, sequence than one
+# already delivered) to a target that keeps history: record it as a progress record, never
+# as the dossier's current state.
+STATUS_HISTORY = "status-history"
+# A status the lifecycle (statuses.yaml) does not allow after the last one delivered here,
+# forwarded because the route or target asked for it (a system that re-syncs its history).
+INVALID_TRANSITION = "invalid-transition"
 
 
 @dataclass(slots=True)
@@ -31,6 +40,9 @@ class Message:
     doc: dict[str, Any]
     body: bytes
     dossier_no: str | None = None  # what the message is about (see :func:`dossier_no_of`)
+    # The bus's word on this delivery (STATUS_HISTORY, INVALID_TRANSITION); set per target
+    # by the dispatcher, empty for almost every message.
+    flags: tuple[str, ...] = ()
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any], body: bytes) -> Message:

@@ -5,7 +5,9 @@ its run-to-run noise (±4-5% of 120-340 µs). Here each step the hostile-input f
 normal path is timed alone, on the realistic traffic mix, beside what it replaced or what the
 path costs without it, in the same run: the duplicate-key check, the router's stamp, the
 stamp's verification, copy properties as pika encodes them and as the router now does, and
-the call bounds (``asyncio.timeout`` plus aiohttp's ``total``, against one watchdog each).
+the call bounds (``asyncio.timeout`` plus aiohttp's ``total``, against one watchdog each);
+and the status checks of issue 13: the router's "its sender speaks for the dossier's agency"
+and the dispatcher's lifecycle step beside the ordering it shares a store read with.
 Best of five runs, so a busy neighbour inflates the figures less. Nothing is asserted.
 """
 
@@ -16,6 +18,7 @@ import hashlib
 import time
 import timeit
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -28,10 +31,17 @@ from adapters.watchdog import Watchdog
 from bus.broker import wire
 from bus.broker.copy_encoding import CopyEncoder
 from bus.broker.stamp import StampKey, body_digest, seal, verify_digest
-from bus.contract.envelope import parse
+from bus.contract.envelope import STATUS_TYPE, Message, parse
 from bus.contract.rejections import Rejection
+from bus.delivery import steps
+from bus.delivery.ordering import position
+from bus.delivery.retry import AttemptRecord
 from bus.demo.traffic import TrafficGenerator
+from bus.routes.lifecycle import Lifecycle
 from bus.routing.pipeline import Forward, RouterPipeline
+from bus.routing.reporting import ReportingRule, Speaks
+from bus.settings import PROJECT_ROOT
+from bus.store import StatusPosition
 
 KEY = StampKey(b"benchmark-stamp-key-32-bytes-long")
 Rows = dict[str, float]
@@ -121,8 +131,23 @@ def router_steps(bodies: list[bytes], forwards: list[Forward]) -> dict[str, tupl
             for target in d.targets:
                 frame.Header(1, len(d.body), copies.copy(target, "a" * 64)).marshal()
 
+    reporting = ReportingRule(None)
+    speaks = Speaks(SimpleNamespace(agencies=("000.00.00.H26",), delegated_for=("*",)))
+    statuses = [orjson.loads(d.body)["payload"] for d in forwards if d.message_type == STATUS_TYPE]
+
+    def unchecked() -> None:  # before: the router took a status from any identified system
+        for _ in forwards:
+            pass
+
+    def reporters() -> None:  # now: its sender must speak for the dossier's agency (issue 13)
+        for payload in statuses:
+            reporting.check("sender", speaks, payload)
+
     n, m = len(json_bodies), len(forwards)
     return {
+        "status update: + its sender speaks for the dossier's agency": _pair_us(
+            unchecked, reporters, m
+        ),
         "parse (compact bodies): + duplicate-key check": _pair_us(
             loads(json_bodies), parsed(json_bodies), n
         ),
@@ -191,9 +216,35 @@ def dispatcher_steps(forwards: list[Forward], calls: int) -> dict[str, tuple[flo
             out[name] = best / calls * 1e6
         return out
 
+    lifecycle = Lifecycle.load(PROJECT_ROOT / "statuses.yaml")
+    record = AttemptRecord(1, 0.0, [])
+    positions = []  # each status against the one before it (its previous_status: a step)
+    for d in forwards:
+        message = Message.from_doc(orjson.loads(d.body), d.body)
+        p = position(message)
+        if p is not None:
+            before = message.payload.get("previous_status", p.status)
+            earlier = StatusPosition(p.status_at - 60, p.sequence - 1, before, "earlier")
+            positions.extend((p, earlier) for _ in d.targets)
+
+    def ordered() -> None:  # before: a late status superseded, by the envelope's time
+        for _ in copies:
+            pass
+        for pos, current in positions:
+            steps.screen(False, pos, current)
+
+    def judged() -> None:  # now: + history or current, + the lifecycle's step (issue 13)
+        for _ in copies:
+            pass
+        for pos, current in positions:
+            steps.screen_status(pos, current, lifecycle, False, False, record)
+
     timed = asyncio.run(bounds())
     n = len(copies)
     return {
+        "status: order → order + lifecycle step (the same store read)": _pair_us(
+            ordered, judged, n
+        ),
         "body SHA-256 (audit) → SHA-256 + HMAC check (stamp)": _pair_us(audit_digests, verify, n),
         "call bounds: deadline → deadline + whole answer, two watchdogs": (
             timed["before"],

@@ -302,6 +302,8 @@ class Receipts:
         self.since = doc["next"]
         new = []
         for item in doc["requests"]:
+            if (item.get("answered") or 200) >= 400:
+                continue  # refused by a fake API (an update of a record it lacks): no delivery
             key = (item["idempotency_key"], item["target"])
             self.seen[key] = item["received_at"]
             new.append(key)

@@ -38,6 +38,7 @@ from bus.recovery.dead_letter_recorder import DeadLetterRecorder
 from bus.routes import RoutesConfig, RoutingTable, Target, load_routes
 from bus.routes.agencies import AgencyRegistry
 from bus.routes.checks import KindOptions
+from bus.routes.lifecycle import Lifecycle
 from bus.routing.identity import Identities
 from bus.routing.pipeline import RouterPipeline
 from bus.routing.router import Router
@@ -60,6 +61,7 @@ class Loaded:
     topology: Topology
     checked_adapter_options: bool = False  # a reload checks the new file the same way
     senders: SendersConfig | None = None  # senders.yaml, when there is one
+    lifecycle: Lifecycle | None = None  # statuses.yaml: which dossier status may follow which
 
 
 def load(settings: Settings, *, check_adapter_options: bool = False) -> Loaded:
@@ -84,8 +86,18 @@ def load(settings: Settings, *, check_adapter_options: bool = False) -> Loaded:
     agencies = AgencyRegistry.load(settings.agencies_path, set(units.current_provinces()))
     table = RoutingTable(routes, units, agencies=agencies)
     senders = load_registry(settings, {t for t, _ in schemas.message_types})
+    lifecycle = Lifecycle.load(settings.statuses_path)
     return Loaded(
-        settings, schemas, units, routes, table, names, topology, check_adapter_options, senders
+        settings,
+        schemas,
+        units,
+        routes,
+        table,
+        names,
+        topology,
+        check_adapter_options,
+        senders,
+        lifecycle,
     )
 
 
@@ -148,9 +160,12 @@ def stamp_key(settings: Settings) -> StampKey:
     return load_stamp_key(settings.stamp_key, PROJECT_ROOT)
 
 
-def build_router(loaded: Loaded, hops: Hops) -> Router:
+def build_router(loaded: Loaded, hops: Hops, store: Store | None = None) -> Router:
+    """The router; with ``store``, a status update is checked against the receiving agency
+    the bus recorded for its dossier (``bus.routing.reporting``)."""
     s = loaded.settings
-    pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes)
+    lookup = store.dossier_agency if store is not None else None
+    pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes, lookup)
     pipeline.payments.report_unreadable_secrets()
     return Router(
         pipeline,
@@ -184,7 +199,15 @@ def build_lane(name: str, target: Target) -> TargetLane:
         breaker=CircuitBreaker(target.circuit.failures, target.circuit.cooldown),
         bucket=TokenBucket(target.rate_limit) if target.rate_limit else None,
         config=target,
+        keeps_history=target.statuses == "history",
+        forward_invalid=target.on_invalid_transition == "forward",
     )
+
+
+def forwarding_routes(routes: RoutesConfig) -> frozenset[str]:
+    """Routes whose copies forward a status the lifecycle refuses (flagged) instead of
+    dead-lettering it: ``on_invalid_transition: forward``."""
+    return frozenset(r.name for r in routes.routes if r.on_invalid_transition == "forward")
 
 
 def build_dispatcher(
@@ -218,6 +241,8 @@ def build_dispatcher(
         amqp_url=s.amqp_url,
         reconnect_delay_max=s.reconnect_delay_max,
         shutdown_grace=s.shutdown_grace,
+        lifecycle=loaded.lifecycle,
+        forwarding_routes=forwarding_routes(loaded.routes),
     )
 
 

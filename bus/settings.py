@@ -82,6 +82,7 @@ class Settings(BaseModel):
     # The HTTP gateway (`dvcbus run gateway`, bus/ingress/): who may send is in senders.yaml.
     senders_file: Path | None = None  # None (or ""): senders.yaml beside routes_file
     agencies_file: Path | None = None  # None (or ""): agencies.yaml beside routes_file
+    statuses_file: Path | None = None  # None (or ""): statuses.yaml beside routes_file
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(9190, ge=0, le=65535)  # POST/GET /v1/messages, /metrics, probes
     # A request body larger than this is refused 413 unread; at most max_message_bytes, so
@@ -166,6 +167,15 @@ class Settings(BaseModel):
         beside = self.routes_file.with_name("agencies.yaml")
         return beside if beside.exists() else PROJECT_ROOT / "agencies.yaml"
 
+    @property
+    def statuses_path(self) -> Path:
+        """statuses.yaml (the dossier status lifecycle): the setting, else the one beside
+        routes.yaml, else the lifecycle shipped with the bus (DOMAIN.md's table)."""
+        if self.statuses_file:
+            return self.statuses_file
+        beside = self.routes_file.with_name("statuses.yaml")
+        return beside if beside.exists() else PROJECT_ROOT / "statuses.yaml"
+
     @field_validator(
         "routes_file",
         "schemas_dir",
@@ -174,6 +184,7 @@ class Settings(BaseModel):
         "gateway_tls_cert",
         "gateway_tls_key",
         "gateway_tls_client_ca",
+        "statuses_file",
         mode="before",
     )
     @classmethod

@@ -21,11 +21,22 @@ How a ``dossier.status_changed`` message travels:
 
 - status 1 or 2 (newly submitted / received): **insert**; "already exists" is retried once
   as an **update** (declared in ``response.already_exists``, not in code);
-- a final status (3, 7, 8, 9, 10): **update** (closes the record, with the result link);
+- a closing status (3, 7, 8, 9): **update** (closes the record: ``NgayKetThucXuLy``, the
+  date processing finished, with the result link); 10 (result returned) is an update of
+  its own that sets ``NgayTraKetQua``, the date the result was returned, and leaves the
+  processing date of status 9 as it was;
 - 4, 5, 6 (processing steps): a **progress** entry, sent in batches: entries arriving within
   ``batch.wait`` seconds travel in one call (up to ``batch.size``); each message gets its
   own outcome from the per-entry results (an entry the answer leaves out is not delivered:
-  a transient failure, retried with the same ``MaDongBo``).
+  a transient failure, retried with the same ``MaDongBo``);
+- a status the bus flags as history (``status-history``: late, older than one already
+  delivered) is always a **progress** entry: it must not insert or update the record's
+  current state.
+
+The symmetric quirk: an update or a progress entry for a dossier the portal does not know
+("không tồn tại", ``not_found``) falls back to an **insert** of the record (a counter
+dossier the portal never saw submitted), carrying the owner, channel and receiving date
+when the message has them (``counter_fields``).
 
 ``payment.confirmed`` updates the record's payment fields. Dates are ``yyyyMMddHHmmss``
 in Vietnam time. Every default below can be overridden in the target's ``options``.
@@ -52,10 +63,11 @@ from adapters.kinds.rest import (
     RestOptions,
     RetryAsUpdate,
     agency_says,
+    build_request,
     compile_call,
 )
 from adapters.mapping import MissingValue, path_getter
-from adapters.message import Message
+from adapters.message import STATUS_HISTORY, Message
 from adapters.options import AdapterOptions
 
 if TYPE_CHECKING:
@@ -81,9 +93,22 @@ RECORD = {
 }
 CLOSING = {
     **RECORD,
-    "NgayKetThucXuLy": _time("payload.status_at"),
+    "NgayKetThucXuLy": _time("payload.status_at"),  # processing finished (status 9, 3, 7, 8)
     "NoiDungXuLy": "payload.note",
     "DuongDanKetQua": "payload.result_url",
+}
+RETURNED = {  # status 10: its date is the result's return, not the end of processing
+    **RECORD,
+    "NgayTraKetQua": _time("payload.status_at"),
+    "NoiDungXuLy": "payload.note",
+    "DuongDanKetQua": "payload.result_url",
+}
+# What an insert of a dossier the portal did not know adds (a counter dossier), each sent
+# only when the message carries it.
+COUNTER = {
+    "ChuHoSo": "payload.owner.name",
+    "KenhNop": "payload.channel",
+    "NgayTiepNhan": _time("payload.received_at"),
 }
 PROGRESS = {
     "MaDongBo": "id",
@@ -117,15 +142,30 @@ class BatchOptions(AdapterOptions):
     wait: float = Field(default=0.05, ge=0, le=5)  # seconds an entry waits for company
 
 
+class NotFoundRule(AdapterOptions):
+    """The portal's answer meaning "no such dossier" to an update or a progress entry: HTTP
+    200 or 404 with one of ``values`` as its error code, or a refusal whose message says so
+    (a bare 404 too)."""
+
+    values: list[str] = Field(default_factory=lambda: ["-3"])  # error_code values
+    message_contains: list[str] = Field(
+        default_factory=lambda: ["không tồn tại", "not found"]
+    )  # case-insensitive, in a refusal only
+
+
 class PortalSyncOptions(RestOptions):
     """Options of the portal synchronisation kind (defaults in ``DEFAULTS``)."""
 
     insert: RequestOptions
     update: RequestOptions
+    returned: RequestOptions  # the update for status 10 (result returned)
     progress: RequestOptions  # url, and body: the mapping of one entry
     payment: RequestOptions
     insert_statuses: list[int] = Field(default_factory=lambda: [1, 2])
-    update_statuses: list[int] = Field(default_factory=lambda: [3, 7, 8, 9, 10])
+    update_statuses: list[int] = Field(default_factory=lambda: [3, 7, 8, 9])
+    returned_statuses: list[int] = Field(default_factory=lambda: [10])
+    not_found: NotFoundRule | None = Field(default_factory=NotFoundRule)  # null: no fallback
+    counter_fields: dict[str, Any] = Field(default_factory=lambda: dict(COUNTER))
     batch: BatchOptions = Field(default_factory=BatchOptions)
     results_field: str = "ket_qua"  # per-entry results in a progress answer
     entry_key: str = "MaDongBo"  # the field of an entry that holds the message id
@@ -134,6 +174,7 @@ class PortalSyncOptions(RestOptions):
 DEFAULTS: dict[str, Any] = {
     "insert": {"url": "{endpoint}/hoso/them-moi", "body": RECORD},
     "update": {"url": "{endpoint}/hoso/cap-nhat", "body": CLOSING},
+    "returned": {"url": "{endpoint}/hoso/cap-nhat", "body": RETURNED},
     "progress": {"url": "{endpoint}/hoso/tien-do", "body": PROGRESS},
     "payment": {"url": "{endpoint}/hoso/cap-nhat", "body": PAYMENT},
     "auth": {"kind": "session", "login_url": "{endpoint}/dangnhap", "session_field": "session"},
@@ -163,20 +204,44 @@ class PortalSyncAdapter(RestAdapter):
         self.sync_options = o
         self.insert_call = compile_call(o.insert, o, target, "insert.")
         self.closing_call = compile_call(o.update, o, target, "update.")
+        self.returned_call = compile_call(o.returned, o, target, "returned.")
         self.progress_call = compile_call(o.progress, o, target, "progress.")
         self.payment_call = compile_call(o.payment, o, target, "payment.")
         self.insert_statuses = frozenset(o.insert_statuses)
         self.update_statuses = frozenset(o.update_statuses)
+        self.returned_statuses = frozenset(o.returned_statuses)
+        # The fallback inserts: the record as each call would have written it, plus the
+        # counter dossier's own fields, to the insert URL (built once, like every call).
+        self.counter_inserts = {
+            id(call): self._counter_insert(request, o, target, where)
+            for call, request, where in (
+                (self.closing_call, o.update, "update."),
+                (self.returned_call, o.returned, "returned."),
+                (self.progress_call, RequestOptions(body=RECORD), "insert."),
+            )
+        }
         self.results_of = path_getter(o.results_field, "results_field")
         self.batcher = ProgressBatcher(self, o.batch.size, o.batch.wait)
 
+    def _counter_insert(
+        self, request: RequestOptions, o: PortalSyncOptions, target: TargetSpec, where: str
+    ) -> Call:
+        record = request.body if request.body is not None else RECORD
+        body = {**record, **o.counter_fields}
+        insert = RequestOptions(method=o.insert.method, url=o.insert.url, body=body)
+        return compile_call(insert, o, target, where)
+
     async def deliver(self, message: Message) -> Outcome:
         if message.type == "dossier.status_changed":
+            if STATUS_HISTORY in message.flags:  # late: a progress record, never the state
+                return await self.batcher.submit(message)
             status = message.payload.get("status")
             if status in self.insert_statuses:
                 return await self.deliver_with(self.insert_call, message)
             if status in self.update_statuses:
-                return await self._once(self.closing_call, message)
+                return await self._update(self.closing_call, message)
+            if status in self.returned_statuses:
+                return await self._update(self.returned_call, message)
             return await self.batcher.submit(message)
         if message.type == "payment.confirmed":
             return await self._once(self.payment_call, message)
@@ -192,6 +257,49 @@ class PortalSyncAdapter(RestAdapter):
             return classify.for_bug(exc, self.kind)
         assert not isinstance(outcome, RetryAsUpdate)  # retried=True: never asked to
         return outcome
+
+    async def _update(self, call: Call, message: Message) -> Outcome:
+        """An update; a dossier the portal does not know is inserted instead (once)."""
+        try:
+            request = build_request(call, message, self.headers_for(message))
+            answer = await self.exchange(request.method, request.url, request.data, request.headers)
+            if not isinstance(answer, Answer):
+                return answer
+            if self._not_found(answer.status, answer.body):
+                return await self._once(self.counter_inserts[id(call)], message)
+            outcome = self.interpret(answer, can_retry_as_update=False)
+        except MissingValue as exc:
+            return PermanentFailure(f"message cannot be mapped: {exc}")
+        except Exception as exc:  # a bug here must not reach the dispatcher as an exception
+            return classify.for_bug(exc, self.kind)
+        assert not isinstance(outcome, RetryAsUpdate)
+        return outcome
+
+    def _not_found(self, status: int, body: Any) -> bool:
+        """Whether an answer (or a progress entry's result) says the dossier is unknown."""
+        rule = self.sync_options.not_found
+        if rule is None:
+            return False
+        doc = body
+        if isinstance(body, bytes):
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return False
+        code_rule = self.rules.error_code
+        if not isinstance(doc, dict) or code_rule is None:
+            return False
+        if status == 404 and doc.get(code_rule.field) is None:
+            return True  # a bare "not found" for the record's URL
+        if status != 404 and not 200 <= status < 300:
+            return False
+        code = code_text(doc.get(code_rule.field))
+        if code is None or code_rule.is_success(code) or code_rule.is_transient(code):
+            return False
+        if code in rule.values:
+            return True
+        text = str(doc.get(code_rule.message_field or "message") or "").lower()
+        return any(fragment.lower() in text for fragment in rule.message_contains)
 
     async def close(self) -> None:
         await self.batcher.drain()
@@ -217,6 +325,10 @@ class PortalSyncAdapter(RestAdapter):
                 self._batch_headers(batch, call),
             )
             for i, outcome in zip(sent, self._per_entry(answer, batch), strict=True):
+                if outcome is UNKNOWN_DOSSIER:  # no such record yet: insert it instead
+                    outcome = await self._once(
+                        self.counter_inserts[id(self.progress_call)], messages[i]
+                    )
                 outcomes[i] = outcome
         return [o for o in outcomes if o is not None]
 
@@ -272,6 +384,8 @@ class PortalSyncAdapter(RestAdapter):
             return TransientFailure(
                 f"the portal did not answer for this entry: its {field} result has no {rule.field}"
             )
+        if self._not_found(200, result):
+            return UNKNOWN_DOSSIER
         if rule.verdict(code) is Verdict.DELIVERED:
             return Delivered(reference=overall.reference)
         detail = f"portal {rule.field} {code} for this entry" + (
@@ -288,6 +402,11 @@ class PortalSyncAdapter(RestAdapter):
         profile.respond = fake_portal_api
         profile.batch_keys = portal_entry_keys
         return profile
+
+
+# Not an outcome: a progress entry's result saying the portal has no such dossier (the
+# entry is then inserted as the record, ``send_progress``).
+UNKNOWN_DOSSIER = TransientFailure("the portal does not know this dossier")
 
 
 class ProgressBatcher:

@@ -53,7 +53,9 @@ def fake_portal_api(request: Request) -> tuple[int, Any]:
         records[number] = doc
         return 200, {"error_code": "0", "message": "Thành công", "data": {"MaHoSo": number}}
     if path.endswith("/hoso/cap-nhat"):
-        records.setdefault(number, {}).update(doc)
+        if number not in records:  # symmetric to "already exists": the caller inserts
+            return 404, {"error_code": "-3", "message": f"Hồ sơ {number} không tồn tại"}
+        records[number].update(doc)
         return 200, {"error_code": "0", "message": "Thành công", "data": {"MaHoSo": number}}
     return 404, {"error_code": "-404", "message": "Không tìm thấy API"}
 

@@ -15,6 +15,7 @@ programmable per target with a :class:`Behaviour`:
 Control API, served on every port:
 
     GET  /_standin/requests?since=N[&target=T][&bodies=1]   what was received, in order
+                                    ("answered": the status a fake API's responder gave)
     POST /_standin/behaviour  {"target": T, "status": 503, "delay": 2.5, "times": 3,
                                "act": "fault", "fault": "Server", "body": {...}}
     POST /_standin/auth       {"target": T, "expire": true, "lifetime": 2.0}
@@ -194,6 +195,9 @@ class StandinState:
     auth_calls: dict[str, int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)  # calls refused for lack of a token
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # seq -> the HTTP status a profile's own responder answered (a fake API's 404, say): the
+    # programmed behaviour alone does not say how such a call was answered.
+    answered: dict[int, int] = field(default_factory=dict)
 
     def behaviour_for(self, target: str) -> Behaviour:
         queue = self.behaviours.get(target)
@@ -404,8 +408,8 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Handl
         keys = profile.batch_keys(body) if profile.batch_keys else None
         seq = 0
         recorded: list[str | None] = [*keys] if keys else [None]
-        for key in recorded:
-            seq = state.record(target, request, body, key)
+        seqs = [state.record(target, request, body, key) for key in recorded]
+        seq = seqs[-1]
         behaviour = state.behaviour_for(target)
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
@@ -451,6 +455,8 @@ def _agency_handler(state: StandinState, target: str, profile: Profile) -> Handl
                 state.memory.setdefault(target, {}),
             )  # fmt: skip
             status, doc = profile.respond(ctx)
+            for one in seqs:
+                state.answered[one] = status
             return _json(status, doc)
         return _json(behaviour.status, _default_json(behaviour.status, target, seq))
 
@@ -523,7 +529,7 @@ def _control_routes(state: StandinState) -> list[web.RouteDef]:
         target = request.query.get("target")
         with_body = request.query.get("bodies") == "1"
         items = [
-            r.as_json(with_body)
+            {**r.as_json(with_body), "answered": state.answered.get(r.seq)}
             for r in state.received[since:]
             if target is None or r.target == target
         ]

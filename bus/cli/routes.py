@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
     from bus.delivery import adapter_registry
     from bus.ingress.senders import check_beside_routes
     from bus.routes import check_routes
+    from bus.routes.lifecycle import check_lifecycle
 
     settings = obj.settings()
     path = file or settings.routes_file
@@ -43,6 +45,7 @@ def routes_check(obj: Ctx, file: Path | None) -> None:
     )
     problems += check_beside_routes(path, known_types)  # senders.yaml, when there is one
     problems += _agency_problems(path, obj.settings(routes_file=path).agencies_path)
+    problems += check_lifecycle(obj.settings(routes_file=path).statuses_path)
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
@@ -86,11 +89,13 @@ def routes_explain(
 ) -> None:
     """Show which route MESSAGE (a JSON file) would take, and why."""
     from bus import app
-    from bus.contract.envelope import parse
+    from bus.contract.envelope import STATUS_TYPE, parse
     from bus.contract.rejections import Rejection
-    from bus.routing.identity import authorise, identify_text
+    from bus.routes.status_explain import status_lines
+    from bus.routing.identity import Identified, authorise, identify_text
     from bus.routing.payment_rules import PAYMENT_TYPE, PaymentRules
     from bus.routing.pipeline import unit_date
+    from bus.routing.reporting import ReportingRule
 
     settings = obj.settings(routes_file=routes_file)
     loaded = load_or_exit(settings)
@@ -116,6 +121,19 @@ def routes_explain(
             click.echo(f"identity: {identify_text(verdict)}")
             try:
                 authorise(verdict, type_, doc["source"])
+                if type_ == STATUS_TYPE:  # a system reports on its own agency's dossiers
+                    reporting = ReportingRule(loaded.table.agencies)
+                    assert isinstance(verdict, Identified) and verdict.speaks is not None
+                    reporting.check(verdict.sender_id, verdict.speaks, doc["payload"])
+                    agency, how = reporting.receiving_agency(
+                        doc["payload"]["dossier_no"], doc["payload"]["agency"]
+                    )
+                    click.echo(
+                        f"reporting: {verdict.sender_id} speaks for the dossier's receiving "
+                        f"agency {agency} (from {how}; explain reads no store: a dossier "
+                        "number without an agency prefix is checked against the agency the "
+                        "bus recorded when it delivered it)"
+                    )
             except Rejection as rej:
                 console.print(
                     f"{escape(str(message))}: dead letter, reason [bold]{rej.reason.value}[/]: "
@@ -128,6 +146,9 @@ def routes_explain(
     if type_ == PAYMENT_TYPE:
         payments = PaymentRules(loaded.table.config.payments)
         explanation = payments.explain(explanation, doc, version)
+    if type_ == STATUS_TYPE and loaded.lifecycle is not None:
+        lines = status_lines(loaded.lifecycle, loaded.routes, explanation, doc["payload"])
+        explanation = dataclasses.replace(explanation, checks=explanation.checks + lines)
     click.echo(f"{message}: {type_} v{version}, id {doc['id']}")
     click.echo(str(explanation))
 

@@ -60,7 +60,7 @@ def run(
     # routes, then the process says which routes it runs (routes info, /readyz, log masking).
     appliers: list = [watch.learn_routes]
     if component in ("router", "all"):
-        router = app.build_router(loaded, hops)
+        router = app.build_router(loaded, hops, store)
         components.append(router)
         watch.watch_router(router)
         appliers.append(lambda new: router.apply(new.table, new.topology, app.identities(new)))
@@ -72,7 +72,14 @@ def run(
         watch.metrics.add_age_floor(dispatcher.waiting_ages)
         serves = set(only) if only else None
         appliers.append(
-            lambda new: dispatcher.apply(new.routes.targets, new.topology, app.build_lane, serves)
+            lambda new: dispatcher.apply(
+                new.routes.targets,
+                new.topology,
+                app.build_lane,
+                serves,
+                new.lifecycle,
+                app.forwarding_routes(new.routes),
+            )
         )
         components.append(app.build_recorder(loaded, store))
         watch.watch_component("recorder", components[-1])

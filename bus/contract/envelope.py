@@ -14,12 +14,14 @@ from bus.contract.rejections import Reason, Rejection
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 STATUS_TYPE = "dossier.status_changed"
+SUBMITTED_TYPE = "dossier.submitted"
 
 # The message adapters receive is the SDK's (bus -> adapters, never the reverse); it is
 # re-exported here so the bus keeps one place to import the envelope from.
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "STATUS_TYPE",
+    "SUBMITTED_TYPE",
     "Message",
     "dossier_no_of",
     "parse",

@@ -18,6 +18,7 @@ class Reason(StrEnum):
     AMBIGUOUS_UNIT = "ambiguous_unit"  # pre-reform unit code split across several new units
     CHECKSUM_MISMATCH = "checksum_mismatch"  # payment's checksum or signed fields do not hold
     UNVERIFIABLE = "unverifiable"  # payment the router cannot verify (v1, unknown partner)
+    INVALID_TRANSITION = "invalid_transition"  # status cannot follow the last one delivered
     REJECTED = "rejected"  # the agency refused it permanently (4xx, SOAP Client fault ...)
     RETRIES_EXHAUSTED = "retries_exhausted"  # transient failures until max attempts or age
     NO_DELIVERY_QUEUE = "no_delivery_queue"  # broker had no queue for the target

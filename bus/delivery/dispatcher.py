@@ -11,7 +11,11 @@ slows the others. One message at one target goes through named steps, each decid
 pure function of ``bus.delivery.steps`` and carried out here:
 
     duplicate?   already delivered to this target (store) → ack, ``duplicate_suppressed``
-    superseded?  a status older than one already delivered → record, ack, ``superseded``
+    status       against the last status delivered for the dossier here (one store read):
+                 late → history (flagged) where the target keeps history, else record,
+                 ack, ``superseded``; a step the lifecycle does not allow (statuses.yaml)
+                 → dead letter ``invalid_transition``, or flagged where the route or
+                 target says ``on_invalid_transition: forward``
     circuit      open → defer to a delay tier untouched (no attempt used), ack
     rate limit   wait for a token
     deliver      the adapter's one outcome (it must not raise; if it does, the message goes
@@ -51,7 +55,7 @@ from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
 from bus.broker.stamp import StampKey, body_digest, verify_digest
 from bus.broker.topology import Names, Topology, declare
-from bus.contract.envelope import STATUS_TYPE, Message, status_of
+from bus.contract.envelope import STATUS_TYPE, SUBMITTED_TYPE, Message, status_of
 from bus.contract.rejections import Reason
 from bus.delivery import ordering, payment_ordering, steps
 from bus.delivery.circuit import CLOSED, OPEN, CircuitBreaker
@@ -62,6 +66,7 @@ from bus.delivery.steps import (
     DeadLetter,
     Decision,
     Defer,
+    Flag,
     HandBack,
     Record,
     RetryLater,
@@ -70,6 +75,7 @@ from bus.delivery.steps import (
     Suppress,
 )
 from bus.observability.hops import Event, Hop, Hops
+from bus.routes.lifecycle import Lifecycle
 from bus.store import DELIVERED, SUPERSEDED, PaymentState, StatusPosition, Store, TargetState
 from bus.store import Outcome as StoreOutcome
 
@@ -91,6 +97,8 @@ class TargetLane:
     breaker: CircuitBreaker
     bucket: TokenBucket | None = None
     config: Any = None  # the routes.yaml target it was built from (to see what a reload changes)
+    keeps_history: bool = False  # `statuses: history`: a late status is delivered flagged
+    forward_invalid: bool = False  # `on_invalid_transition: forward`
     slots: asyncio.Semaphore = field(init=False)  # at most `concurrency` calls at once
     watchdog: Watchdog = field(init=False)  # cuts calls past ``deadline``: one timer per lane
     ops: ChannelOps | None = None
@@ -175,6 +183,15 @@ class Delivery:
         )
 
 
+def receiving_agency_of(message: Message) -> str | None:
+    """A delivered dossier's receiving agency, recorded so its status updates can be checked
+    against it (``bus.routing.reporting``); None for other types."""
+    if message.type != SUBMITTED_TYPE:
+        return None
+    agency = message.payload.get("receiving_agency")
+    return agency if isinstance(agency, str) else None
+
+
 class Dispatcher:
     """Delivers each target's queue through that target's adapter."""
 
@@ -191,8 +208,14 @@ class Dispatcher:
         reconnect_delay_max: float = 10.0,
         shutdown_grace: float = 20.0,
         name: str = "dvcbus-dispatcher",
+        lifecycle: Lifecycle | None = None,
+        forwarding_routes: frozenset[str] = frozenset(),
     ) -> None:
         self.lanes = lanes
+        self.lifecycle = lifecycle  # statuses.yaml; None: transitions are not checked
+        # Routes that say `on_invalid_transition: forward` (read from a copy's routes header
+        # only when a transition is refused: the rare path).
+        self.forwarding_routes = forwarding_routes
         self.hops = hops
         self.store = store
         self.stamp_key = stamp_key
@@ -367,10 +390,19 @@ class Dispatcher:
     ) -> None:
         lane = d.lane
         delivered_already = self.store.delivered_already(message.id, lane.name)
-        current = None
-        if not delivered_already and position is not None and message.dossier_no:
+        screened: Decision | None = steps.SUPPRESS if delivered_already else None
+        note = None
+        if screened is None and position is not None and message.dossier_no:
+            # One read serves both the ordering and the lifecycle check.
             current = self.store.status_position(message.dossier_no, lane.name)
-        screened = steps.screen(delivered_already, position, current)
+            screened = steps.screen_status(
+                position, current, self.lifecycle, lane.keeps_history, lane.forward_invalid,
+                d.record,
+            )  # fmt: skip
+            if type(screened) is DeadLetter and self._route_forwards(d.props.headers):
+                screened = steps.forward_instead(screened, "its route")  # the rare path
+            if type(screened) is Flag:
+                message.flags, note, screened = screened.flags, screened.note, None
         if screened is None and payment is not None:
             held = self.store.payment_state(payment.reference, lane.name)
             screened = steps.screen_payment(payment, held)
@@ -401,11 +433,14 @@ class Dispatcher:
             lane.breaker.success()
             # The hop first: the store's commit writes it to the journal (before_commit), so
             # a kill between the commit and the ack cannot leave the record without its hop.
-            self.hops.emit(d.hop(Event.DELIVERED, duration=elapsed, reference=decision.reference))
+            self.hops.emit(
+                d.hop(Event.DELIVERED, duration=elapsed, reference=decision.reference, detail=note)
+            )
             await self.store.record(
                 StoreOutcome(
                     message.id, lane.name, DELIVERED, now, d.record.attempt,
                     decision.reference, message.dossier_no, position, payment,
+                    receiving_agency_of(message),
                 )
             )  # fmt: skip
             lane.delivered += 1
@@ -462,6 +497,13 @@ class Dispatcher:
                     "dispatcher.adapter_crashed", target=lane.name, message_id=d.message.id
                 )
                 d.nack()  # the broker's delivery limit ends a loop
+
+    def _route_forwards(self, headers: dict[str, Any] | None) -> bool:
+        """Whether a route that sent this copy says ``on_invalid_transition: forward``."""
+        if not self.forwarding_routes or not headers:
+            return False
+        routes = wire.header_text(headers.get(wire.Header.ROUTES.value)).split(",")
+        return not self.forwarding_routes.isdisjoint(routes)
 
     @staticmethod
     def _count_failure(lane: TargetLane, failure: str, agency_answered: bool) -> None:
@@ -534,6 +576,8 @@ class Dispatcher:
         topology: Topology,
         make_lane: Callable[[str, Any], TargetLane],
         serves: set[str] | None = None,
+        lifecycle: Lifecycle | None = None,
+        forwarding_routes: frozenset[str] | None = None,
     ) -> None:
         """Take new routes without dropping traffic: add, change and retire lanes in place.
 
@@ -546,6 +590,10 @@ class Dispatcher:
             await declare(ops, topology)
             await ops.close()
         self.topology = topology
+        if lifecycle is not None:
+            self.lifecycle = lifecycle
+        if forwarding_routes is not None:
+            self.forwarding_routes = forwarding_routes
         wanted = {n: t for n, t in targets.items() if serves is None or n in serves}
         for name in sorted(set(self.lanes) - set(wanted)):
             lane = self.lanes.pop(name)
@@ -577,6 +625,7 @@ class Dispatcher:
                 new.bucket,
                 new.deadline,
             )
+            old.keeps_history, old.forward_invalid = new.keeps_history, new.forward_invalid
             old.breaker.threshold, old.breaker.cooldown = (
                 new.breaker.threshold,
                 new.breaker.cooldown,

@@ -1,7 +1,11 @@
 """Status ordering: a dossier's status never moves backward at its destination.
 
-A ``dossier.status_changed`` is placed by (occurred_at, sequence); one older than the newest
-already delivered for the same dossier and target is not delivered (``superseded``).
+A ``dossier.status_changed`` is placed by the contract's key: the agency's ``status_at``,
+then the per-dossier ``sequence`` (schemas/dossier.status_changed.v1.json), never by the
+envelope's ``occurred_at`` (when the message was written, which a re-sync or a retry at the
+sender moves). One older than the newest already delivered for the same dossier and target
+is late: a target that keeps only the current state does not get it (``superseded``); one
+that keeps history gets it flagged as history (``bus.delivery.lifecycle``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,8 @@ def position(message: Message) -> StatusPosition | None:
     if message.type != STATUS_TYPE:
         return None
     payload = message.payload
-    occurred = datetime.fromisoformat(message.occurred_at.replace("Z", "+00:00")).timestamp()
-    return StatusPosition(
-        occurred, int(payload.get("sequence", 0)), payload.get("status"), message.id
-    )
+    at = datetime.fromisoformat(payload["status_at"].replace("Z", "+00:00")).timestamp()
+    return StatusPosition(at, int(payload.get("sequence", 0)), payload.get("status"), message.id)
 
 
 def is_older(candidate: StatusPosition, current: StatusPosition | None) -> bool:

@@ -7,8 +7,11 @@ order that keeps a crash safe (each ack after the commit or confirm it depends o
 
     on arrival        DeadLetter ``unauthorised`` (no valid router stamp: someone went around
                       the router)
-    before the call   Suppress (already delivered) · Supersede (an older status, or a payment
-                      result behind the one delivered)
+    before the call   Suppress (already delivered) · Supersede (an older status at a target
+                      that keeps the current state only, or a payment result behind the one
+                      delivered) · DeadLetter ``invalid_transition`` (a status the lifecycle
+                      does not allow after the last one delivered) · Flag (deliver, flagged:
+                      a late status as history, an invalid transition forwarded by choice)
                       Defer (the circuit refused the call; no attempt used)
     the call          HandBack (the adapter raised) · a timeout becomes a transient failure
     after the call    Record (delivered) · RetryLater (transient, attempts left)
@@ -24,9 +27,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from adapters.base import Delivered, Outcome, PermanentFailure, TransientFailure
+from adapters.message import INVALID_TRANSITION, STATUS_HISTORY
 from bus.contract.rejections import Reason
 from bus.delivery import ordering, payment_ordering
 from bus.delivery.retry import AttemptRecord, GiveUp, next_step
+from bus.routes.lifecycle import Lifecycle
 from bus.store import PaymentState, StatusPosition
 
 DEFAULT_DEFER = 10.0  # seconds a deferred message waits when no target has a retry schedule
@@ -62,6 +67,14 @@ class Supersede:
             newer = self.newer
             return f"payment already {newer.result} here (message {newer.message_id})"
         return f"newer status {self.newer}"
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """Deliver, with flags the adapter sends on (``Message.flags``) and a note for the audit."""
+
+    flags: tuple[str, ...]
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +120,9 @@ class DeadLetter:
 
 
 Screened = Suppress | Supersede
+StatusVerdict = Supersede | DeadLetter | Flag
 AfterCall = Record | RetryLater | DeadLetter
-Decision = Suppress | Supersede | Defer | HandBack | Record | RetryLater | DeadLetter
+Decision = Suppress | Supersede | Defer | HandBack | Record | RetryLater | DeadLetter | Flag
 
 
 def unreadable(error: Exception, record: AttemptRecord) -> DeadLetter:
@@ -140,6 +154,44 @@ def screen(
         assert current is not None
         return Supersede(current)
     return None
+
+
+def screen_status(
+    position: StatusPosition,
+    current: StatusPosition | None,
+    lifecycle: Lifecycle | None,
+    keeps_history: bool,
+    forward_invalid: bool,
+    record: AttemptRecord,
+) -> StatusVerdict | None:
+    """Before any call: a status update against ``current``, the last status delivered for
+    its dossier to this target (the same store read that orders it).
+
+    Late (older by status_at, sequence): history for a target that keeps it (flagged, not
+    checked against the lifecycle: it happened before the current one), superseded at one
+    that keeps the current state only. Newer: a transition the lifecycle does not allow is
+    dead-lettered ``invalid_transition`` naming both statuses, or forwarded flagged when the
+    route or target says so. A dossier with nothing delivered yet: forwarded (counter
+    dossiers the bus never saw submitted exist).
+    """
+    if current is None:
+        return None
+    if ordering.is_older(position, current):
+        if keeps_history:
+            return Flag((STATUS_HISTORY,), f"late status delivered as history (newer {current})")
+        return Supersede(current)
+    if lifecycle is None or lifecycle.allows(current.status, position.status):
+        return None
+    assert current.status is not None and position.status is not None
+    why = lifecycle.refusal(current.status, position.status)
+    if forward_invalid:
+        return Flag((INVALID_TRANSITION,), f"forwarded as the target asks: {why}")
+    return DeadLetter(Reason.INVALID_TRANSITION, f"{why}; last delivered: {current}", record)
+
+
+def forward_instead(refused: DeadLetter, by: str) -> Flag:
+    """An ``invalid_transition`` a route forwards instead (``on_invalid_transition``)."""
+    return Flag((INVALID_TRANSITION,), f"forwarded as {by} asks: {refused.detail}")
 
 
 def screen_payment(state: PaymentState, current: PaymentState | None) -> Supersede | None:

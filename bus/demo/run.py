@@ -171,7 +171,7 @@ def run_demo(
                 stderr=subprocess.STDOUT,
             )
         # Made while the processes start (their imports take seconds).
-        generated = traffic.generate(messages, seed=seed, loaded=loaded)
+        generated = traffic.generate(messages, seed=seed, loaded=loaded, status_edges=True)
         # A few whole dossier journeys (submitted → statuses → payment → result) among the rest.
         walker = TrafficGenerator(seed + 1, loaded)
         journeys = [journey(walker, province) for province in ("01", "79", "40")]
@@ -403,8 +403,9 @@ def _collect(store: Store, control_url: str, expected: dict, tally: Tally, procs
             if call in tally.calls:  # the same call again (an insert then its update is not)
                 tally.duplicates += 1
             tally.calls.add(call)
-            tally.deliveries[mid].add(target)
-            tally.received_at.setdefault((mid, target), item["received_at"])
+            if (item.get("answered") or 200) < 400:  # a fake API's refusal is no delivery
+                tally.deliveries[mid].add(target)
+                tally.received_at.setdefault((mid, target), item["received_at"])
             changed = True
         tally.next_seq = doc["next"]
         for dead in store.dead_letters(DeadFilter(state=None))[seen_dead:]:

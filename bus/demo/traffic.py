@@ -221,9 +221,15 @@ class Generated:
 class TrafficGenerator:
     """Deterministic (for a seed) stream of realistic messages."""
 
-    def __init__(self, seed: int, loaded: Loaded, *, oversized: bool = True) -> None:
+    def __init__(
+        self, seed: int, loaded: Loaded, *, oversized: bool = True, status_edges: bool = False
+    ) -> None:
         self.rng = random.Random(seed)
         self.oversized = oversized  # False: no 1.1 MB bodies (benchmarks want 1-3 KB traffic)
+        # True (the demo): pairs of status updates for one dossier that the lifecycle judges
+        # (a late "received", an impossible step), whose fate the dispatcher decides per target
+        self.status_edges = status_edges
+        self._queued: list[Generated] = []  # the second of a pair, sent right after the first
         self.units = units = loaded.units
         communes = units.current_communes()
         self.communes_by_province: dict[str, list[str]] = {}
@@ -475,7 +481,28 @@ class TrafficGenerator:
 
     # --- the mix ---------------------------------------------------------------------
 
+    def status_pair(self, late: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Two updates of one dossier: processing then a late "received" (history at a target
+        that keeps it, superseded at one that keeps the current state), or result returned
+        then processing (an impossible step: ``invalid_transition``)."""
+        first = self.status()
+        second = self.status()
+        dossier_no, agency = first["payload"]["dossier_no"], first["payload"]["agency"]
+        for doc in (first, second):
+            doc["payload"].update(dossier_no=dossier_no, agency=agency)
+            doc["payload"].pop("previous_status", None)
+            doc["correlation_id"] = dossier_no
+            doc["source"] = first["source"]
+        steps = ((4, 2), (2, 1)) if late else ((10, 4), (4, 5))  # (status, sequence)
+        times = (self._time(5), self._time(30)) if late else (self._time(20), self._time(5))
+        for doc, (status, sequence), at in zip((first, second), steps, times, strict=True):
+            doc["payload"].update(status=status, sequence=sequence, status_at=at)
+            doc["payload"]["note"] = self._note(status)
+        return first, second
+
     def one(self) -> Generated:
+        if self._queued:
+            return self._queued.pop(0)
         r = self.rng
         roll = r.random()
         if roll < 0.02:
@@ -507,6 +534,16 @@ class TrafficGenerator:
             return self._one_dossier(roll)
         if roll < 0.45:
             return self._one_payment(roll)
+        if self.status_edges and roll < 0.46:
+            late = roll < 0.455
+            kind = (
+                "status: late received (history or superseded)"
+                if late
+                else ("status: result returned → processing (invalid_transition)")
+            )
+            first, second = self.status_pair(late)
+            self._queued.append(_gen(kind, second))
+            return _gen(kind, first)
         return _gen("dossier.status_changed", self.status())
 
     def _one_dossier(self, roll: float) -> Generated:
@@ -540,7 +577,10 @@ def _gen(kind: str, doc: dict[str, Any]) -> Generated:
     return Generated(kind, orjson.dumps(doc), doc["id"])
 
 
-def generate(n: int, *, seed: int, loaded: Loaded, oversized: bool = True) -> list[Generated]:
-    """``n`` messages of the realistic mix (``oversized=False``: without the 1.1 MB bodies)."""
-    gen = TrafficGenerator(seed, loaded, oversized=oversized)
+def generate(
+    n: int, *, seed: int, loaded: Loaded, oversized: bool = True, status_edges: bool = False
+) -> list[Generated]:
+    """``n`` messages of the realistic mix (``oversized=False``: without the 1.1 MB bodies;
+    ``status_edges``: with status pairs the dispatcher may park, as the demo shows them)."""
+    gen = TrafficGenerator(seed, loaded, oversized=oversized, status_edges=status_edges)
     return [gen.one() for _ in range(n)]

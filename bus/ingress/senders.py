@@ -72,6 +72,10 @@ def _one_or_more(value: Any) -> Any:
     return value
 
 
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
 def _agency(value: str) -> str:
     if not AGENCY_ID.match(value):
         raise ValueError(
@@ -119,7 +123,22 @@ def _rate(value: Any) -> float:
     return parse_rate(value)
 
 
+def _delegation(value: str) -> str:
+    """An agency identifier or glob, or a current province code ("04"), a sender reports for."""
+    if re.fullmatch(r"\d{2}", value):
+        return value
+    if value == "*" or (is_glob(value) and re.fullmatch(r"[0-9.GH*?]+", value)):
+        return value
+    if not AGENCY_ID.match(value):
+        raise ValueError(
+            f"delegated_for {value!r} is neither an agency identifier or glob (*.H04) nor a "
+            'province code in quotes ("04")'
+        )
+    return value
+
+
 Agency = Annotated[str, AfterValidator(_agency)]
+Delegation = Annotated[str, AfterValidator(_delegation)]
 TokenSpec = Annotated[str, AfterValidator(_token)]
 Fingerprint = Annotated[str, AfterValidator(_fingerprint)]
 
@@ -159,6 +178,10 @@ class Sender(_Model):
     auth: SenderAuth = SenderAuth()
     amqp_user: Annotated[str, AfterValidator(_amqp_user)] | None = None
     rate_limit: Annotated[float, BeforeValidator(_rate)] | None = None  # default: settings
+    # Whose dossiers it may report statuses on besides its own agencies' (a shared platform
+    # sending for its provinces): agency identifiers or globs, or province codes ("04": every
+    # agency the agency registry puts in province 04). See docs/statuses.md.
+    delegated_for: Annotated[tuple[Delegation, ...], BeforeValidator(_one_or_many)] = ()
 
     _source_regex: re.Pattern[str] | None = PrivateAttr(default=None)
 
@@ -438,4 +461,5 @@ def catch_all_registry(sender_id: str, amqp_user: str, types: Iterable[str]) -> 
         '    sources: ["*"]\n'
         f"    types: [{listed}]\n"
         f"    amqp_user: {amqp_user}\n"
+        '    delegated_for: ["*"]\n'  # and may report statuses on any agency's dossiers
     )

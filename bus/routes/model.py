@@ -333,6 +333,15 @@ class Target(_Model):
     # the current lists without guessing is refused for it (``ambiguous_unit``), never
     # forwarded with the old code kept as written (see bus/routes/table.py).
     needs_current_units: bool = False
+    # What the target keeps of a dossier's statuses (docs/statuses.md). "current": only the
+    # latest, so a late status (older by status_at, sequence than one delivered) is
+    # superseded, never sent to overwrite it. "history": every status (the portal's progress
+    # records), so a late one is delivered flagged as history. "current" by default: a
+    # target that did not say cannot be trusted to tell a late status from a step backward.
+    statuses: Literal["current", "history"] = "current"
+    # A status that cannot follow the one last delivered here (statuses.yaml): dead-letter
+    # it `invalid_transition`, or forward it flagged (a system that re-syncs its history).
+    on_invalid_transition: Literal["dead-letter", "forward"] = "dead-letter"
 
     @property
     def connect_timeout(self) -> float:
@@ -411,6 +420,8 @@ class Route(_Model):
     match: RouteMatch
     to: Annotated[tuple[NonEmptyText, ...], BeforeValidator(_one_or_more)]
     continue_: bool = Field(default=False, alias="continue")
+    # For the copies this route sends: overrides each target's `on_invalid_transition`.
+    on_invalid_transition: Literal["dead-letter", "forward"] | None = None
 
 
 class Partner(_Model):

@@ -27,6 +27,7 @@ from bus.broker.wire import Header, header_text
 from bus.contract.rejections import Reason, Rejection
 from bus.ingress.senders import Sender, SendersConfig
 from bus.routes.model import compile_values
+from bus.routing.reporting import Speaks
 
 _SENDER = Header.SENDER.value
 _REPLAY_OF = Header.REPLAY_OF.value
@@ -42,10 +43,18 @@ class Identified:
     # What it may claim, read once from the sender (the router checks it per message).
     sources: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
     types: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    speaks: Speaks | None = field(default=None, compare=False, repr=False)  # whose dossiers
 
     @classmethod
     def of(cls, sender_id: str, sender: Sender, via: str) -> Identified:
-        return cls(sender_id, sender, via, compile_values(sender.sources), frozenset(sender.types))
+        return cls(
+            sender_id,
+            sender,
+            via,
+            compile_values(sender.sources),
+            frozenset(sender.types),
+            Speaks(sender),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ from bus.contract.envelope import STATUS_TYPE, dossier_no_of, parse, short_str, 
 from bus.contract.rejections import Reason, Rejection
 from bus.contract.schemas import SchemaRegistry
 from bus.routes import RoutingTable
-from bus.routing.identity import Verdict, authorise
+from bus.routing.identity import Identified, Verdict, authorise
 from bus.routing.payment_rules import PAYMENT_TYPE, PaymentRules
+from bus.routing.reporting import Lookup, ReportingRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,16 @@ Decision = Forward | Park
 class RouterPipeline:
     """Decides the fate of one ingress message; pure CPU, no I/O."""
 
-    def __init__(self, schemas: SchemaRegistry, table: RoutingTable, max_bytes: int) -> None:
+    def __init__(
+        self,
+        schemas: SchemaRegistry,
+        table: RoutingTable,
+        max_bytes: int,
+        dossier_agency: Lookup | None = None,
+    ) -> None:
+        """``dossier_agency``: the receiving agency the bus recorded for a dossier number
+        (the store's), so a status update is checked against it (``bus.routing.reporting``)."""
+        self.reporting = ReportingRule(table.agencies, dossier_agency)
         self.schemas = schemas
         self.table = table
         self.max_bytes = max_bytes
@@ -65,6 +75,7 @@ class RouterPipeline:
         """New routes (a reload) bring their payment partners' secrets with them."""
         self._table = table
         self.payments = PaymentRules(table.config.payments)
+        self.reporting.registry = table.agencies
 
     def decide(self, body: bytes, identity: Verdict | None = None) -> Decision:
         """The fate of ``body``: forwarded to targets, or parked with a reason.
@@ -78,6 +89,8 @@ class RouterPipeline:
             source = doc["source"]
             if identity is not None:
                 authorise(identity, type_, source)
+                if type_ == STATUS_TYPE:  # its sender reports on its own agency's dossiers
+                    self._check_reporter(identity, doc["payload"])
             self.table.authorise(type_, source)
             if type_ == PAYMENT_TYPE:
                 self.payments.check(doc, version)
@@ -106,6 +119,10 @@ class RouterPipeline:
             status_of(doc) if type_ == STATUS_TYPE else None,
             parked,
         )
+
+    def _check_reporter(self, identity: Verdict, payload: dict[str, Any]) -> None:
+        assert type(identity) is Identified and identity.speaks is not None  # authorised
+        self.reporting.check(identity.sender_id, identity.speaks, payload)
 
 
 def unit_date(doc: dict[str, Any], attrs: dict[str, str]) -> str | None:

@@ -17,6 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -48,15 +49,20 @@ PARKED, REPLAYED, PURGED = DeadLetterState.PARKED, DeadLetterState.REPLAYED, Dea
 
 @dataclass(frozen=True, slots=True)
 class StatusPosition:
-    """Where a dossier's status stands at a target: compared by (occurred_at, sequence)."""
+    """Where a dossier's status stands at a target: compared by (status_at, sequence), the
+    status contract's key (Unix seconds of the agency's ``status_at``)."""
 
-    occurred_at: float
+    status_at: float
     sequence: int
     status: int | None = None
     message_id: str = ""
 
     def key(self) -> tuple[float, int]:
-        return (self.occurred_at, self.sequence)
+        return (self.status_at, self.sequence)
+
+    def __str__(self) -> str:
+        at = datetime.fromtimestamp(self.status_at, UTC).isoformat().replace("+00:00", "Z")
+        return f"status {self.status} at {at} sequence {self.sequence} (message {self.message_id})"
 
 
 # A payment's results in the order they may follow each other at a target: pending may become
@@ -109,6 +115,7 @@ class Outcome:
     dossier_no: str | None = None
     position: StatusPosition | None = None  # advance the dossier's status when delivered
     payment: PaymentState | None = None  # advance the payment's result when delivered
+    receiving_agency: str | None = None  # a dossier delivered: record who received it
 
 
 @dataclass(slots=True)
@@ -263,6 +270,10 @@ class Store(ABC):
     @abstractmethod
     def status_position(self, dossier_no: str, target: str) -> StatusPosition | None:
         """The newest status delivered for this dossier to this target."""
+
+    @abstractmethod
+    def dossier_agency(self, dossier_no: str) -> str | None:
+        """The receiving agency of a dossier the bus delivered (None: never delivered)."""
 
     @abstractmethod
     def payment_state(self, reference: str, target: str) -> PaymentState | None:

@@ -160,6 +160,23 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX payment_states_pending ON payment_states (result_rank, at)",
         ],
     ),
+    (
+        5,
+        "status positions are placed by the contract's status_at, not the envelope's "
+        "occurred_at (rows kept: their envelope time stands in until the next status)",
+        ["ALTER TABLE status_positions RENAME COLUMN occurred_at TO status_at"],
+    ),
+    (
+        6,
+        "dossier agencies: the receiving agency of each dossier the bus delivered, so a status "
+        "update is checked against it (bus/routing/reporting.py)",
+        [
+            """CREATE TABLE dossier_agencies (
+                dossier_no TEXT PRIMARY KEY,
+                agency TEXT NOT NULL,
+                at {real} NOT NULL)""",
+        ],
+    ),
 ]
 
 # The audit trail is its own part: a second SQLite file, or the same PostgreSQL database.

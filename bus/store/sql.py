@@ -164,14 +164,18 @@ class SqlStore(Store):
 
     def status_position(self, dossier_no: str, target: str) -> StatusPosition | None:
         rows = self._read(
-            "SELECT occurred_at, sequence, status, message_id FROM status_positions "
+            "SELECT status_at, sequence, status, message_id FROM status_positions "
             "WHERE dossier_no = ? AND target = ?",
             (dossier_no, target),
         )
         if not rows:
             return None
-        occurred_at, sequence, status, message_id = rows[0]
-        return StatusPosition(float(occurred_at), int(sequence), status, message_id)
+        status_at, sequence, status, message_id = rows[0]
+        return StatusPosition(float(status_at), int(sequence), status, message_id)
+
+    def dossier_agency(self, dossier_no: str) -> str | None:
+        rows = self._read("SELECT agency FROM dossier_agencies WHERE dossier_no = ?", (dossier_no,))
+        return str(rows[0][0]) if rows else None
 
     def payment_state(self, reference: str, target: str) -> PaymentState | None:
         rows = self._read(
@@ -216,7 +220,7 @@ class SqlStore(Store):
                 ],
             )
             advances = [
-                (o.dossier_no, o.target, p.occurred_at, p.sequence, p.status, o.message_id, o.at)
+                (o.dossier_no, o.target, p.status_at, p.sequence, p.status, o.message_id, o.at)
                 for o in outcomes
                 if o.outcome == DELIVERED and o.dossier_no and (p := o.position) is not None
             ]
@@ -224,16 +228,30 @@ class SqlStore(Store):
                 cur.executemany(
                     self.sql(
                         "INSERT INTO status_positions "
-                        "(dossier_no, target, occurred_at, sequence, status, message_id, at) "
+                        "(dossier_no, target, status_at, sequence, status, message_id, at) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dossier_no, target) DO UPDATE "
-                        "SET occurred_at = excluded.occurred_at, sequence = excluded.sequence, "
+                        "SET status_at = excluded.status_at, sequence = excluded.sequence, "
                         "status = excluded.status, message_id = excluded.message_id, "
                         "at = excluded.at "
-                        "WHERE excluded.occurred_at > status_positions.occurred_at "
-                        "OR (excluded.occurred_at = status_positions.occurred_at "
+                        "WHERE excluded.status_at > status_positions.status_at "
+                        "OR (excluded.status_at = status_positions.status_at "
                         "AND excluded.sequence > status_positions.sequence)"
                     ),
                     advances,
+                )
+            received = {
+                o.dossier_no: (o.dossier_no, o.receiving_agency, o.at)
+                for o in outcomes
+                if o.outcome == DELIVERED and o.dossier_no and o.receiving_agency
+            }
+            if received:
+                cur.executemany(
+                    self.sql(
+                        "INSERT INTO dossier_agencies (dossier_no, agency, at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (dossier_no) DO UPDATE SET agency = excluded.agency, "
+                        "at = excluded.at"
+                    ),
+                    list(received.values()),
                 )
             payments = [
                 (p.reference, o.target, p.result, p.rank, o.message_id, o.at, p.body)

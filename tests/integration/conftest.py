@@ -215,7 +215,7 @@ class Answers:
                 r.path,
                 r.received_at,
                 r.body,
-                self._status.get(r.seq),
+                self._state.answered.get(r.seq, self._status.get(r.seq)),
             )
             for r in received
         ]

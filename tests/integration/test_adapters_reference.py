@@ -121,13 +121,77 @@ def test_portal_sync_inserts_then_updates_a_dossier_that_already_exists(stand_in
 
 def test_portal_sync_closes_a_record_with_an_update(stand_ins) -> None:
     specs, standin = stand_ins
-    (outcome,) = deliver(PortalSyncAdapter, specs["portal-sync"], [RETURNED])
+    _, outcome = deliver(PortalSyncAdapter, specs["portal-sync"], [RECEIVED], [RETURNED])
     assert isinstance(outcome, Delivered)
-    (call,) = standin.received("portal-sync")
+    call = standin.received("portal-sync")[-1]
     assert call.path == "/api/dongbo/hoso/cap-nhat"
     body = orjson.loads(call.body)
     assert body["TrangThaiHoSo"] == 10
-    assert body["NgayKetThucXuLy"] == "20261127100459"  # 03:04:59Z is 10:04:59 in Vietnam
+    assert body["NgayTraKetQua"] == "20261127100459"  # 03:04:59Z is 10:04:59 in Vietnam
+
+
+def test_processing_done_and_result_returned_keep_their_own_dates(stand_ins) -> None:
+    """Status 9's date is when processing finished, 10's when the result was returned: the
+    second update must not overwrite the first's date."""
+    specs, standin = stand_ins
+    done = variant(RETURNED, 9, status=9, status_at="2026-11-26T08:00:00+07:00")
+    returned = variant(RETURNED, 10, status=10, status_at="2026-11-27T10:04:59+07:00")
+    outcomes = deliver(PortalSyncAdapter, specs["portal-sync"], [RECEIVED], [done], [returned])
+    assert all(isinstance(o, Delivered) for o in outcomes)
+    updates = [orjson.loads(r.body) for r in standin.received("portal-sync")[-2:]]
+    assert updates[0]["NgayKetThucXuLy"] == "20261126080000"
+    assert "NgayTraKetQua" not in updates[0]
+    assert updates[1]["NgayTraKetQua"] == "20261127100459"
+    assert "NgayKetThucXuLy" not in updates[1]
+
+
+def test_a_status_for_a_dossier_the_portal_does_not_know_is_inserted(stand_ins) -> None:
+    """Symmetric to "already exists → update": "không tồn tại" → insert (a counter dossier),
+    with the owner, channel and receiving date when the message has them."""
+    specs, standin = stand_ins
+    counter = variant(
+        RETURNED, 1, owner={"name": "Nguyễn Thị Hoa"}, channel="counter",
+        received_at="2026-11-20T08:30:00+07:00",
+    )  # fmt: skip
+    (outcome,) = deliver(PortalSyncAdapter, specs["portal-sync"], [counter])
+    assert isinstance(outcome, Delivered)
+    calls = standin.received("portal-sync")
+    assert [r.path for r in calls] == ["/api/dongbo/hoso/cap-nhat", "/api/dongbo/hoso/them-moi"]
+    inserted = orjson.loads(calls[1].body)
+    assert inserted["TrangThaiHoSo"] == 10 and inserted["NgayTraKetQua"] == "20261127100459"
+    assert inserted["ChuHoSo"] == "Nguyễn Thị Hoa" and inserted["KenhNop"] == "counter"
+    assert inserted["NgayTiepNhan"] == "20261120083000"
+    (plain,) = deliver(PortalSyncAdapter, specs["portal-sync"], [variant(RETURNED, 2)])
+    assert isinstance(plain, Delivered)
+    assert not {"ChuHoSo", "KenhNop", "NgayTiepNhan"} & set(
+        orjson.loads(standin.received("portal-sync")[-1].body)
+    )  # not in the message: not sent
+
+
+def test_a_progress_entry_for_an_unknown_dossier_is_inserted_instead(stand_ins) -> None:
+    specs, standin = stand_ins
+    batch = [variant(SUPPLEMENT, n) for n in range(2)]
+    results = [
+        {"MaDongBo": batch[0].id, "error_code": "0"},
+        {"MaDongBo": batch[1].id, "error_code": "-3", "message": "Hồ sơ không tồn tại"},
+    ]
+    standin.program("portal-sync", Behaviour(body={"error_code": "0", "ket_qua": results}, times=1))
+    outcomes = deliver(PortalSyncAdapter, specs["portal-sync"], batch)
+    assert [type(o) for o in outcomes] == [Delivered, Delivered]
+    last = standin.received("portal-sync")[-1]
+    assert last.path == "/api/dongbo/hoso/them-moi"
+    assert orjson.loads(last.body)["MaDongBo"] == batch[1].id
+
+
+def test_a_late_status_flagged_as_history_is_a_progress_entry(stand_ins) -> None:
+    """A late "received" must not insert or update the record's current state."""
+    specs, standin = stand_ins
+    late = dataclasses.replace(RECEIVED, flags=("status-history",))
+    (outcome,) = deliver(PortalSyncAdapter, specs["portal-sync"], [late])
+    assert isinstance(outcome, Delivered)
+    (call,) = standin.received("portal-sync")
+    assert call.path == "/api/dongbo/hoso/tien-do"
+    assert call.headers["X-Bus-Flags"] == "status-history"
 
 
 def test_portal_sync_sends_progress_in_batches_with_an_outcome_per_entry(stand_ins) -> None:

@@ -47,6 +47,7 @@ def status(dossier_no: str, sequence: int, minute: int) -> dict[str, Any]:
     doc["payload"]["dossier_no"] = dossier_no
     doc["correlation_id"] = dossier_no
     doc["occurred_at"] = datetime(2026, 11, 25, 9, minute, tzinfo=VN).isoformat()
+    doc["payload"]["status_at"] = doc["occurred_at"]  # statuses are ordered by status_at
     return doc
 
 

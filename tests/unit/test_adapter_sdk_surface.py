@@ -141,3 +141,9 @@ def test_the_docs_list_exactly_the_sdk_surface() -> None:
     assert documented == set(adapters.__all__)
     kit_names = set(re.findall(r"`(\w+)`", kit.split("__all__`:", 1)[1].split("(see", 1)[0]))
     assert kit_names == set(adapters.testing.__all__)
+
+
+def test_a_flagged_delivery_says_so_in_x_bus_flags() -> None:
+    message = dataclasses.replace(example(), flags=("status-history",))
+    assert contract_headers(message)["X-Bus-Flags"] == "status-history"
+    assert "X-Bus-Flags" not in contract_headers(example())

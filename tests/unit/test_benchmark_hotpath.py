@@ -8,7 +8,7 @@ from bus.settings import Settings
 def test_the_hotpath_benchmark_times_each_step_before_and_now() -> None:
     figures = hotpath.measure(app.load(Settings.load(None)), messages=60, calls=200)
     assert set(figures) == {"router", "dispatcher"}
-    assert len(figures["router"]) == 5 and len(figures["dispatcher"]) == 3
+    assert len(figures["router"]) == 6 and len(figures["dispatcher"]) == 4
     for rows in figures.values():
         for before, now in rows.values():
             assert before > 0 and now > 0

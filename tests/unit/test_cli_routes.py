@@ -141,3 +141,56 @@ def test_explain_as_an_unknown_sender_names_the_known_ones() -> None:
     code, out = run("routes", "explain", str(msg), "--as", "nobody")
     assert code != 0
     assert "no sender 'nobody' in senders.yaml" in out and "portal" in out
+
+
+def test_explain_of_a_status_judges_the_declared_step_and_says_it_has_no_history(
+    tmp_path: Path,
+) -> None:
+    import orjson
+
+    doc = orjson.loads(
+        (EXAMPLES / "dossier.status_changed.v1" / "valid" / "received.json").read_bytes()
+    )
+    doc["payload"].update(status=9, previous_status=1)
+    msg = tmp_path / "status.json"
+    msg.write_bytes(orjson.dumps(doc))
+    code, out = run("routes", "explain", str(msg))
+    assert code == 0, out
+    assert "statuses: no delivery history here" in out
+    assert "1 (newly submitted) → 9 (processing done) is not a transition" in out
+    assert "statuses: portal keeps current: a late status is superseded" in out
+    assert "an impossible step is dead-lettered invalid_transition" in out
+    assert out.splitlines()[-1].startswith("result: deliver to portal")
+
+
+def test_explain_as_a_system_reporting_on_another_agencys_dossier_is_unauthorised(
+    tmp_path: Path,
+) -> None:
+    import orjson
+
+    doc = orjson.loads(
+        (EXAMPLES / "dossier.status_changed.v1" / "valid" / "received.json").read_bytes()
+    )
+    doc["payload"]["dossier_no"] = doc["correlation_id"] = "000.00.12.H29-261124-0107"
+    msg = tmp_path / "status.json"
+    msg.write_bytes(orjson.dumps(doc))
+    code, out = run("routes", "explain", str(msg), "--as", "hanoi")
+    assert code == 1
+    assert "reason unauthorised: sender hanoi may not report on dossier 000.00.12.H29" in out
+    own = EXAMPLES / "dossier.status_changed.v1" / "valid" / "received.json"
+    code, out = run("routes", "explain", str(own), "--as", "hanoi")
+    assert code == 0, out
+    assert "reporting: hanoi speaks for the dossier's receiving agency 000.04.01.H26" in out
+
+
+def test_check_reports_a_broken_lifecycle_by_file_and_line(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text((ROOT / "routes.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    shipped = (ROOT / "statuses.yaml").read_text(encoding="utf-8")
+    broken = shipped.replace("10: { name: result returned, final: true }",
+                             "10: { name: result returned, final: true, next: [4] }")  # fmt: skip
+    (tmp_path / "statuses.yaml").write_text(broken, encoding="utf-8")
+    code, out = run("routes", "check", str(routes))
+    assert code == 1
+    line = broken.splitlines().index("  10: { name: result returned, final: true, next: [4] }") + 1
+    assert f"statuses.yaml:{line}:3: error: status 10 is final but lists next statuses" in out

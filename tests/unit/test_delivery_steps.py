@@ -27,8 +27,8 @@ def _record(attempt: int = 1, first: float = FIRST) -> AttemptRecord:
     return AttemptRecord(attempt, first, [])
 
 
-def _status(occurred_at: float, sequence: int = 0) -> StatusPosition:
-    return StatusPosition(occurred_at, sequence, 3, f"m-{occurred_at}-{sequence}")
+def _status(status_at: float, sequence: int = 0) -> StatusPosition:
+    return StatusPosition(status_at, sequence, 3, f"m-{status_at}-{sequence}")
 
 
 # --- after the call ----------------------------------------------------------------------
