@@ -27,6 +27,7 @@ from rich.table import Table
 
 from bus import app
 from bus.broker import topology
+from bus.broker.nodes import blocking_connection
 from bus.broker.sending import send_bodies, user_of
 from bus.broker.topology import Names
 from bus.cli.as_sender import send_for_claimants
@@ -283,7 +284,7 @@ def _wait_ready(
 
 def _all_consumed(url: str, queues: list[str]) -> bool:
     try:
-        conn = pika.BlockingConnection(pika.URLParameters(url))
+        conn = blocking_connection(url, "dvcbus-demo")
     except pika.exceptions.AMQPError:
         return False
     try:
