@@ -105,11 +105,15 @@ start_node() {
     as_rabbitmq "$(node_env "$i") $RMQ_BIN/rabbitmq-server -detached" >/dev/null 2>&1
 }
 
-await_node() {
-    if ! ctl "$1" await_startup --timeout 90 >/dev/null 2>&1; then
-        echo "node $(node_name "$1") did not start; its log: $BASE/dvc$1/log" >&2
-        return 1
-    fi
+await_node() { # await_startup fails at once while the VM is not yet reachable: retry
+    local deadline=$((SECONDS + 120))
+    until ctl "$1" await_startup --timeout 60 >/dev/null 2>&1; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "node $(node_name "$1") did not start; its log: $BASE/dvc$1/log" >&2
+            return 1
+        fi
+        sleep 1
+    done
 }
 
 clustered_with_first() { ctl "$1" cluster_status 2>/dev/null | grep -q "$(node_name 1)"; }

@@ -89,6 +89,8 @@ class _Outgoing:
     routing_key: str
     body: bytes
     properties: pika.BasicProperties
+    nacked_since: float = 0.0  # time.monotonic() of its first nack; 0: never nacked
+    due: float = 0.0  # not to be published again before (time.monotonic())
 
 
 async def send_bodies(
@@ -111,9 +113,11 @@ async def send_bodies(
     ``amqp_url`` may list a cluster's nodes. When the connection is lost (a node stopped or
     died), what the broker had not confirmed is published again, in order, on a connection
     to another node: the same message id, so the router's and the store's idempotency
-    absorb a message the broker did hold but could not confirm. A nack (a full queue), a
-    return (no queue) or ``give_up_after`` seconds with no node answering and no confirm
-    arriving are final: the result says why. The first connection failing is an error.
+    absorb a message the broker did hold but could not confirm. A nack (a full queue, a
+    quorum queue between leaders) is published again after a pause, doubling up to 2 s,
+    for ``give_up_after`` seconds. A return (no queue), a nack for longer, or as long with
+    no node answering or no confirm arriving are final: the result says why. The first
+    connection failing is an error.
     """
     user_id = user_of(amqp_url)
     results: list[SendResult] = []
@@ -134,9 +138,7 @@ async def send_bodies(
             ops.channel.add_on_return_callback(
                 lambda _ch, _m, props, _b, returned=returned: returned.add(props.message_id)
             )
-            while again and not closed.done():  # first what the lost connection left
-                await state.space()
-                _publish(publisher, names, again.popleft(), state, returned, again, ops)
+            await _publish_again(publisher, names, state, returned, again, ops, closed)
             for body in source:
                 if rate:
                     delay = started + count / rate - time.perf_counter()
@@ -156,6 +158,14 @@ async def send_bodies(
                     break
                 _publish(publisher, names, out, state, returned, again, ops)
             await state.settled(closed, give_up_after)
+            while again and not closed.done():  # nacked: again, after a pause
+                give_up = time.monotonic() - give_up_after
+                for out in [o for o in again if o.nacked_since and o.nacked_since < give_up]:
+                    again.remove(out)
+                    out.result.error = "the broker nacked it"
+                    out.result.confirmed_at = time.time()
+                await _publish_again(publisher, names, state, returned, again, ops, closed)
+                await state.settled(closed, give_up_after)
         except (BrokerError, pika.exceptions.AMQPError) as exc:  # lost while setting up
             log.warning("send.interrupted", error=repr(exc))
         if not closed.done():
@@ -174,6 +184,29 @@ async def send_bodies(
             _fail(again, f"connection lost, no node answered in {give_up_after:g}s")
             return results
         conn, closed = reconnected
+
+
+async def _publish_again(
+    publisher: ConfirmingPublisher,
+    names: Names,
+    state: _SendState,
+    returned: set[str],
+    again: deque[_Outgoing],
+    ops: ChannelOps,
+    closed: asyncio.Future[BaseException],
+) -> None:
+    """Publish what was lost with a connection or nacked, each once its pause is over."""
+    pending = sorted(again, key=lambda o: o.due)
+    again.clear()
+    for n, out in enumerate(pending):
+        wait = out.due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await state.space()
+        if closed.done():
+            again.extend(pending[n:])
+            return
+        _publish(publisher, names, out, state, returned, again, ops)
 
 
 def _fail(outs: Iterable[_Outgoing], why: str) -> None:
@@ -228,9 +261,13 @@ def _publish(
             again.append(out)  # lost with the channel: publish it again on the next one
             return
         result.returned = result.message_id in returned
+        if not ok and not result.returned:  # nacked: again after a pause (send_bodies)
+            now = time.monotonic()
+            out.nacked_since = out.nacked_since or now
+            out.due = now + min(0.2 * 2 ** min(round(now - out.nacked_since), 4), 2.0)
+            again.append(out)
+            return
         result.ok = ok and not result.returned
-        if not ok:
-            result.error = "the broker nacked it"
         result.confirmed_at = time.time()
 
     state.outstanding += 1
