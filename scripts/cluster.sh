@@ -183,8 +183,9 @@ cmd_startnode() {
 
 cmd_stop() {
     for i in "${NODES[@]}"; do
-        if running "$i"; then ctl "$i" stop >/dev/null 2>&1 || true; fi
+        (if running "$i"; then ctl "$i" stop >/dev/null 2>&1 || true; fi) &
     done
+    wait
     for i in "${NODES[@]}"; do # a node that would not stop: its VM, by its own pid only
         local pid
         pid="$(pid_of "$i")"
