@@ -13,6 +13,7 @@ see the constant), the others a few thousand.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import subprocess
@@ -24,8 +25,10 @@ from typing import Any
 import pytest
 
 from bus.broker.management import ManagementApi, ManagementUnavailable, quoted
-from tests.integration.harness import ROOT, wait_until
+from bus.store import DELIVERED
+from tests.integration.harness import ROOT, TEST_SENDERS, wait_until
 from tests.integration.test_chaos import Traffic, _reconnected
+from tests.integration.test_gateway import TOKENS, body_of, message, start_gateway
 from tests.integration.test_recoverability import fast_retries
 
 pytestmark = pytest.mark.cluster
@@ -182,9 +185,24 @@ def test_a_node_killed_then_another_restarted_loses_nothing(make_bus, cluster, f
     assert wait_until(lambda: cluster.all_led(bus.names.namespace), 60, 1)
 
 
+def with_gateway_sender(bus) -> None:
+    """The tests' publisher and the gateway's ``portal`` sender (a bearer token) in
+    senders.yaml, before the router and gateway read it."""
+    token = "sha256:" + hashlib.sha256(TOKENS["portal"].encode()).hexdigest()
+    bus.routes_file.with_name("senders.yaml").write_text(
+        TEST_SENDERS
+        + "  portal:\n    agencies: [000.00.00.G22]\n    sources: [000.00.00.G22/portal]\n"
+        + f"    types: [dossier.submitted]\n    auth: {{ bearer: [{token}] }}\n",
+        encoding="utf-8",
+    )
+
+
 def test_the_majority_lost_acknowledges_nothing_then_carries_on(make_bus, cluster, figures) -> None:
     bus = make_bus(fast_retries, cluster=(AMQP, MANAGEMENT))
+    with_gateway_sender(bus)
     router, dispatcher = bus.start_router(), bus.start_dispatcher()
+    gateway = start_gateway(bus, DVCBUS_GATEWAY_CONFIRM_TIMEOUT="3")
+    assert wait_until(lambda: gateway.request("GET", "/readyz", token=None).status == 200, 30)
     stream = Traffic(bus, 2000, seed=22, rate=150)  # 13 s of traffic
     stream.start()
     assert wait_until(lambda: sum(r.ok for r in bus.receipts()) >= 100, 60, 0.1)
@@ -193,6 +211,7 @@ def test_the_majority_lost_acknowledges_nothing_then_carries_on(make_bus, cluste
     lost_at = cluster.stop_nodes(first, second)
     sending_when_lost = stream.sending
     time.sleep(6)
+    refused = gateway.post(body_of(message()))  # the gateway accepts nothing meanwhile
     returning_at = time.time()  # until now no majority: nothing may be confirmed or delivered
     delivered_while_lost = [
         r for r in bus.receipts() if r.ok and lost_at + 0.5 < r.at < returning_at
@@ -206,6 +225,14 @@ def test_the_majority_lost_acknowledges_nothing_then_carries_on(make_bus, cluste
     finish(stream)
     account = stream.account(timeout=150, interruptions=3)
     after = [r for r in bus.receipts() if r.ok and r.at > returning_at]
+    # then the gateway takes messages again (after the account: they are not the stream's)
+    accepted_doc = message()
+    accepted: list[int] = []
+    assert wait_until(
+        lambda: accepted.append(gateway.post(body_of(accepted_doc)).status) or accepted[-1] == 202,
+        60,
+        1,
+    ), accepted
     figures(
         "cluster majority lost",
         {
@@ -214,12 +241,25 @@ def test_the_majority_lost_acknowledges_nothing_then_carries_on(make_bus, cluste
             "confirmed_while_lost": len(confirmed_while_lost),
             "delivered_while_lost": len(delivered_while_lost),
             "delivered_after_return": len(after),
+            "gateway_while_lost": refused.status,
+            "gateway_after_return": accepted[-1],
             **account,
         },
     )
     assert sending_when_lost, "the majority must go while messages are being sent"
     assert confirmed_while_lost == []  # nothing acknowledged that the cluster did not hold
     assert delivered_while_lost == []  # nor taken from a queue without a majority
+    assert refused.status == 503, refused  # the gateway says so; the sender tries again later
+    assert refused.body["reason"] == "broker_unavailable"
+    delivered_by_gateway = wait_until(
+        lambda: (
+            ("hanoi", DELIVERED)
+            in {(t, o) for _m, t, o in bus.store.outcomes([accepted_doc["id"]])}
+        ),
+        60,
+        0.5,
+    )
+    assert delivered_by_gateway, "a message the gateway accepted after the return is delivered"
     assert account["problems"] == []
     assert account["delivered"] + account["superseded"] == account["expected_deliveries"]
     assert after, "the bus must carry on once the nodes return"
