@@ -40,7 +40,9 @@ class Loop:
         self.done_at = 0.0
         self.nacked = 0
         self.ch: Any = None
-        params = pika.URLParameters(url)
+        from bus.broker.nodes import shuffled
+
+        params = pika.URLParameters(shuffled(url)[0])  # one node of a cluster's list
         params.client_properties = {"connection_name": "dvcbus-bench-ceiling"}
         self.conn = SelectConnection(
             params,

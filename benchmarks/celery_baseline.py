@@ -305,7 +305,12 @@ def run(
 
 
 def _pyamqp(url: str) -> str:
-    return "py" + url.replace("%2F", "/") if url.startswith("amqp://") else url
+    """Celery's broker URL; a cluster's nodes as kombu's failover list (``;``)."""
+    from bus.broker.nodes import node_urls
+
+    return ";".join(
+        "py" + u.replace("%2F", "/") if u.startswith("amqp://") else u for u in node_urls(url)
+    )
 
 
 def _send(producer_app: Celery, batch: Any, queue: str) -> list[Any]:
@@ -334,9 +339,9 @@ def _results(batch: Any) -> list[Any]:
 
 class _channel:
     def __init__(self, url: str) -> None:
-        import pika
+        from bus.broker.nodes import blocking_connection
 
-        self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        self.conn = blocking_connection(url, "dvcbus-bench-celery")
 
     def __enter__(self) -> Any:
         return self.conn.channel()

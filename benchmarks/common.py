@@ -158,7 +158,10 @@ def cpu_per_1k(before: CpuMark, after: CpuMark, messages: int) -> dict[str, dict
 
 
 def blocking(url: str) -> tuple[pika.BlockingConnection, Any]:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
+    """A blocking connection to ``url``, or to one of a cluster's nodes (comma-separated)."""
+    from bus.broker.nodes import blocking_connection
+
+    conn = blocking_connection(url, "dvcbus-bench")
     return conn, conn.channel()
 
 

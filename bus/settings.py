@@ -35,6 +35,8 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # One broker node, or a cluster's nodes comma-separated (or a list in the TOML file):
+    # each process connects to one of them, shuffled, and to another when it loses it.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     namespace: str = Field("bus", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
     routes_file: Path = PROJECT_ROOT / "routes.yaml"
@@ -52,7 +54,8 @@ class Settings(BaseModel):
     # Seconds between two commits of a process's audit records (hops wait in memory and in
     # the hop journal meanwhile). Longer: fewer, larger commits.
     audit_flush_interval: float = Field(0.1, gt=0, le=60)
-    # The management API, to check broker policies before starting ("" = do not check).
+    # The management API, to check broker policies before starting ("" = do not check);
+    # on a cluster, several nodes' APIs comma-separated (or a list): the first that answers.
     management_url: str = "http://guest:guest@127.0.0.1:15672"
     # When the management API cannot be read: "refuse" to start (a policy that drops messages
     # could be in force unseen) or "warn" and start anyway (a broker whose API is fenced off).
@@ -145,6 +148,24 @@ class Settings(BaseModel):
                 ipaddress.ip_network(part, strict=False)
             except ValueError:
                 raise ValueError(f"{part!r} is not an address or a network") from None
+        return value
+
+    @field_validator("amqp_url", "management_url", mode="before")
+    @classmethod
+    def _node_list(cls, value: Any) -> Any:
+        """A list of nodes (TOML) becomes the comma-separated form every caller reads."""
+        if isinstance(value, list | tuple):
+            return ",".join(str(v).strip() for v in value)
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _one_cluster(cls, value: str) -> str:
+        from bus.broker.nodes import disagreement
+
+        problem = disagreement(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property

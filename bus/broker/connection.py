@@ -1,5 +1,11 @@
 """AMQP on asyncio: pika's callback API turned into awaitables for setup, plus reconnection.
 
+``url`` may list several nodes of a cluster (bus/broker/nodes.py): a connection goes to the
+first of them, in shuffled order, that answers; on loss the supervisor connects to another
+(the lost one last), with backoff. A node shutting down closes its connections with
+CONNECTION_FORCED (320): a reason to reconnect. Only refused credentials or permissions
+(ACCESS_REFUSED, 403) and an unsafe topology are fatal: reconnecting cannot fix them.
+
 The hot paths (router publish/ack, dispatcher ack) use pika's callbacks directly; only
 connection set-up, declarations and QoS go through the awaitable helpers here.
 """
@@ -17,6 +23,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.channel import Channel
 
 from bus.broker import pika_tuning
+from bus.broker.nodes import node_urls, shuffled, where
 from bus.errors import BrokerError, FatalSetupError  # defined in the tree, still imported from here
 
 log = structlog.get_logger("bus.amqp")
@@ -34,10 +41,45 @@ def parameters(url: str, *, name: str) -> pika.URLParameters:
     return params
 
 
+class AccessRefused(FatalSetupError):
+    """The broker refused the bus's credentials or permissions: an operator must fix them."""
+
+
+def refused_access(error: BaseException | str) -> bool:
+    """Whether a connection or channel error is the broker refusing credentials or rights."""
+    if isinstance(
+        error,
+        pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError,
+    ):
+        return True
+    return "ACCESS_REFUSED" in str(error)
+
+
 async def connect(
+    url: str, *, name: str, avoid: str | None = None
+) -> tuple[AsyncioConnection, asyncio.Future[BaseException]]:
+    """Open a connection to one of the nodes of ``url`` (shuffled, ``avoid`` last); return it
+    and a future that resolves with the reason it closed.
+
+    Refused credentials are :class:`AccessRefused` at once (every node of a cluster has the
+    same users); a node that does not answer sends the attempt on to the next.
+    """
+    errors = []
+    for node in shuffled(url, avoid):
+        try:
+            return await _connect_one(node, name=name)
+        except AccessRefused:
+            raise
+        except BrokerError as exc:
+            errors.append(str(exc))
+    if len(errors) == 1:
+        raise BrokerError(errors[0])
+    raise BrokerError("no node answered: " + "; ".join(errors))
+
+
+async def _connect_one(
     url: str, *, name: str
 ) -> tuple[AsyncioConnection, asyncio.Future[BaseException]]:
-    """Open a connection; return it and a future that resolves with the reason it closed."""
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[AsyncioConnection] = loop.create_future()
     closed: asyncio.Future[BaseException] = loop.create_future()
@@ -48,11 +90,13 @@ async def connect(
 
     def on_open_error(_conn: AsyncioConnection, exc: BaseException | str) -> None:
         if not opened.done():
-            opened.set_exception(BrokerError(f"cannot connect to {_safe(url)}: {exc}"))
+            kind = AccessRefused if refused_access(exc) else BrokerError
+            opened.set_exception(kind(f"cannot connect to {_safe(url)}: {exc!r}"))
 
     def on_close(_conn: AsyncioConnection, exc: BaseException) -> None:
         if not opened.done():
-            opened.set_exception(BrokerError(f"connection to {_safe(url)} closed: {exc}"))
+            kind = AccessRefused if refused_access(exc) else BrokerError
+            opened.set_exception(kind(f"connection to {_safe(url)} closed: {exc!r}"))
         if not closed.done():
             closed.set_result(exc)
 
@@ -144,6 +188,7 @@ class Supervisor:
         self.teardown = teardown
         self.max_delay = max_delay
         self.connection: AsyncioConnection | None = None
+        self.node: str | None = None  # the node connected to (or last lost)
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -152,7 +197,10 @@ class Supervisor:
         delay = 0.2
         while not self._stopping.is_set():
             try:
-                conn, closed = await connect(self.url, name=self.name)
+                conn, closed = await connect(self.url, name=self.name, avoid=self.node)
+            except AccessRefused as exc:
+                log.error("broker.access_refused", component=self.name, error=str(exc))
+                raise
             except BrokerError as exc:
                 log.warning(
                     "broker.unavailable", component=self.name, error=str(exc), retry_in=delay
@@ -161,6 +209,7 @@ class Supervisor:
                 delay = min(delay * 2, self.max_delay)
                 continue
             self.connection = conn
+            self.node = _node_of(conn, self.url)
             try:
                 await self.setup(conn)
             except Exception as exc:
@@ -177,18 +226,25 @@ class Supervisor:
                 self._lost()
                 if isinstance(exc, FatalSetupError):
                     raise
+                if refused_access(exc):
+                    raise AccessRefused(f"{self.name}: {exc}") from None
                 await self._sleep(delay)
                 delay = min(delay * 2, self.max_delay)
                 continue
             delay = 0.2
             self.ready.set()
-            log.info("broker.connected", component=self.name)
+            log.info("broker.connected", component=self.name, node=where(self.node))
             stop = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait({closed, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             if not closed.done():
                 return  # stopping: the caller closes the connection after draining
-            log.warning("broker.connection_lost", component=self.name, reason=str(closed.result()))
+            log.warning(
+                "broker.connection_lost",
+                component=self.name,
+                node=where(self.node),
+                reason=str(closed.result()),
+            )
             self._lost()
             await self._sleep(delay)
 
@@ -223,6 +279,16 @@ class Supervisor:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _node_of(conn: AsyncioConnection, url: str) -> str:
+    """Which URL of the list ``conn`` went to (by host and port)."""
+    params = conn.params
+    for node in node_urls(url):
+        p = pika.URLParameters(node)
+        if (p.host, p.port) == (params.host, params.port):
+            return node
+    return node_urls(url)[0]
 
 
 def _safe(url: str) -> str:

@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pika
-
 from bus.broker.connection import BrokerError, ChannelOps, FatalSetupError
+from bus.broker.nodes import blocking_connection
 from bus.delivery.retry import tier_name
 
 
@@ -193,7 +192,7 @@ async def _declare(ops: ChannelOps, what: str, method: Any, **kwargs: Any) -> No
 
 def delete(amqp_url: str, topology: Topology) -> None:
     """Remove every queue and exchange of a topology (demo and test namespaces), messages too."""
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    conn = blocking_connection(amqp_url, "dvcbus-topology-delete")
     try:
         ch = conn.channel()
         for q in topology.queues:

@@ -14,19 +14,24 @@ if TYPE_CHECKING:
 
 
 def sender_url(loaded: Loaded, sender_id: str) -> str:
-    """amqp_url with a registered sender's broker user and its password (broker_passwords)."""
+    """amqp_url with a registered sender's broker user and its password (broker_passwords),
+    on every node of the list."""
     from urllib.parse import quote, urlsplit, urlunsplit
 
     from bus.broker.access import password_for
+    from bus.broker.nodes import node_urls
 
     user = amqp_user_of(loaded, sender_id)
     password = password_for(loaded.settings.broker_passwords, user)
-    parts = urlsplit(loaded.settings.amqp_url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    urls = []
+    for node in node_urls(loaded.settings.amqp_url):
+        parts = urlsplit(node)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        urls.append(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+    return ",".join(urls)
 
 
 def amqp_user_of(loaded: Loaded, sender_id: str) -> str:

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 def _vhost(loaded: Loaded) -> str:
     import pika
 
-    return str(pika.URLParameters(loaded.settings.amqp_url).virtual_host)
+    from bus.broker.nodes import first_url
+
+    return str(pika.URLParameters(first_url(loaded.settings.amqp_url)).virtual_host)
 
 
 def _api(loaded: Loaded) -> ManagementApi:

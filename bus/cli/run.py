@@ -130,7 +130,9 @@ def _refuse_unsafe_broker(loaded: Loaded) -> None:
     url = loaded.settings.management_url
     if not url:
         return
-    vhost = pika.URLParameters(loaded.settings.amqp_url).virtual_host
+    from bus.broker.nodes import first_url
+
+    vhost = pika.URLParameters(first_url(loaded.settings.amqp_url)).virtual_host
     try:
         user, operator = topology_check.fetch_policies(url, vhost)
     except topology_check.PolicyCheckUnavailable as exc:

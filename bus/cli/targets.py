@@ -25,6 +25,7 @@ import click
 import pika
 from rich.table import Table
 
+from bus.broker.nodes import blocking_connection
 from bus.cli.common import Ctx, cell, console, load_with_store
 
 STALE = 15.0  # seconds without a report from a dispatcher: its view is out of date
@@ -44,7 +45,7 @@ def _age(seconds: float | None) -> str:
 def _queued(url: str, queues: list[str]) -> dict[str, int | None]:
     counts: dict[str, int | None] = dict.fromkeys(queues)
     try:
-        conn = pika.BlockingConnection(pika.URLParameters(url))
+        conn = blocking_connection(url, "dvcbus-targets")
     except pika.exceptions.AMQPError:
         return counts
     try:

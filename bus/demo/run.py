@@ -33,6 +33,7 @@ from rich.table import Table
 
 from bus import app
 from bus.broker import topology
+from bus.broker.nodes import blocking_connection
 from bus.broker.topology import Names
 from bus.cli.as_sender import send_for_claimants
 from bus.demo import traffic, ways_in
@@ -362,7 +363,7 @@ def _ready(base_url: str) -> bool:
 
 def _all_consumed(url: str, queues: list[str]) -> bool:
     try:
-        conn = pika.BlockingConnection(pika.URLParameters(url))
+        conn = blocking_connection(url, "dvcbus-demo")
     except pika.exceptions.AMQPError:
         return False
     try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from bus.broker.nodes import first_url, node_urls
 from bus.broker.permissions import bus_user_name
 from bus.broker.topology import Names
 from bus.demo.traffic import PAYMENT_PLATFORM, PORTAL, PROVINCE_AGENCY
@@ -126,13 +127,17 @@ class DemoSenders:
         return senders_file, f"file:{secrets_dir}/{{user}}"
 
     def url(self, amqp_url: str, user: str) -> str:
-        """``amqp_url`` connecting as one of the demo's broker users."""
-        parts = urlsplit(amqp_url)
-        netloc = f"{quote(user, safe='')}:{quote(self.passwords[user], safe='')}"
-        netloc += f"@{parts.hostname or '127.0.0.1'}"
-        if parts.port:
-            netloc += f":{parts.port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        """``amqp_url`` (one node or a cluster's list) connecting as one of the demo's users."""
+        login = f"{quote(user, safe='')}:{quote(self.passwords[user], safe='')}"
+        nodes = []
+        for node in node_urls(amqp_url):
+            parts = urlsplit(node)
+            netloc = f"{login}@{parts.hostname or '127.0.0.1'}"
+            if parts.port:
+                netloc += f":{parts.port}"
+            rest = (parts.path, parts.query, parts.fragment)
+            nodes.append(urlunsplit((parts.scheme, netloc, *rest)))
+        return ",".join(nodes)
 
     def bus_url(self, amqp_url: str, role: str) -> str:
         """``amqp_url`` as the namespace's own user for ``role`` (router, dispatcher, …)."""
@@ -166,7 +171,7 @@ def broker_users(
             "the demo makes its broker users through the management API: management_url is empty"
         )
     api = ManagementApi(management_url)
-    vhost = str(pika.URLParameters(amqp_url).virtual_host)
+    vhost = str(pika.URLParameters(first_url(amqp_url)).virtual_host)
     planned = plan_registry_users(senders.names, load_senders(senders_file), gateway_user)
     # Every planned name is this run's (it starts with the namespace's), so all are removed
     # afterwards, even if the management API failed halfway through making them.

@@ -28,6 +28,7 @@ import orjson
 import pika
 import structlog
 
+from bus.broker.nodes import blocking_connection, first_url
 from bus.broker.stamp import StampKey, stamp, verify
 from bus.broker.topology import Names
 from bus.broker.wire import BROKER_DEATH_HEADERS, Header, replay_properties
@@ -131,8 +132,8 @@ def replay(
                 letter.id or 0, letter.message_id, destination(letter, stamp_key)[2], False, note
             )
         return
-    params = pika.URLParameters(amqp_url)
-    conn = pika.BlockingConnection(params)
+    params = pika.URLParameters(first_url(amqp_url))
+    conn = blocking_connection(amqp_url, "dvcbus-replay")
     # Published as the operator's own broker user: the router trusts the dead letter's
     # sender header from the operators' user only (bus/routing/identity.py).
     user_id = params.credentials.username

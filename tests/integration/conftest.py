@@ -24,6 +24,7 @@ from bus import app
 from bus.broker import topology
 from bus.broker.access import apply
 from bus.broker.management import ManagementApi, ManagementUnavailable, quoted
+from bus.broker.nodes import first_url
 from bus.broker.sending import user_of
 from bus.broker.topology import Names, Topology
 from bus.demo.agencies import endpoints
@@ -232,6 +233,7 @@ class BusUnderTest:
     tmp: Path
     store_url: str
     extra_env: dict[str, str] = field(default_factory=dict)
+    amqp_url: str = AMQP_URL  # the broker (a cluster's nodes, comma-separated) it runs on
     processes: list[BusProcess] = field(default_factory=list)
     _store: Store | None = None
     answers: Answers | None = None
@@ -264,7 +266,10 @@ class BusUnderTest:
         name = "-".join(args)
         role = RUN_AS.get(args[1]) if len(args) > 1 and args[0] == "run" else None
         if role is not None:
-            extra_env = {"DVCBUS_AMQP_URL": user_url(f"{self.names.namespace}-{role}"), **extra_env}
+            extra_env = {
+                "DVCBUS_AMQP_URL": user_url(f"{self.names.namespace}-{role}", self.amqp_url),
+                **extra_env,
+            }
         proc = BusProcess(
             list(args), self.env(**extra_env), self.tmp / f"{name}-{len(self.processes)}.log"
         )
@@ -273,12 +278,14 @@ class BusUnderTest:
 
     def start_router(self) -> BusProcess:
         proc = self.process("run", "router")
-        wait_for_consumers([self.names.ingress_queue])
+        wait_for_consumers([self.names.ingress_queue], url=self.amqp_url)
         return proc
 
     def start_dispatcher(self) -> BusProcess:
         proc = self.process("run", "dispatcher")
-        wait_for_consumers(self.names.delivery_queue(t) for t in self.routes.targets)
+        wait_for_consumers(
+            (self.names.delivery_queue(t) for t in self.routes.targets), url=self.amqp_url
+        )
         return proc
 
 
@@ -292,11 +299,12 @@ def user_password(user: str) -> str:
     return f"pw-{user}"
 
 
-def user_url(user: str) -> str:
-    """AMQP_URL as ``user`` (the tests' passwords are ``pw-<user>``)."""
-    params = pika.URLParameters(AMQP_URL)
+def user_url(user: str, url: str = AMQP_URL) -> str:
+    """AMQP_URL (or ``url``, every node of it) as ``user`` (the tests' passwords are
+    ``pw-<user>``)."""
+    params = pika.URLParameters(first_url(url))
     old = f"{params.credentials.username}:{params.credentials.password}@"
-    return AMQP_URL.replace(old, f"{user}:{user_password(user)}@", 1)
+    return url.replace(old, f"{user}:{user_password(user)}@")
 
 
 def password_env(users: Iterable[str]) -> dict[str, str]:
@@ -308,7 +316,13 @@ def password_env(users: Iterable[str]) -> dict[str, str]:
 
 
 @contextmanager
-def bus_users_for(names: Names, routes_file: Path, tmp: Path) -> Iterator[list[str]]:
+def bus_users_for(
+    names: Names,
+    routes_file: Path,
+    tmp: Path,
+    amqp_url: str = AMQP_URL,
+    management_url: str | None = None,
+) -> Iterator[list[str]]:
     """The namespace's own broker users, made by `broker users sync`'s code from the
     senders.yaml beside ``routes_file`` (router, dispatcher, operators' CLI, gateway and
     each amqp_user but the test publisher's), deleted afterwards: users are node-wide."""
@@ -323,9 +337,9 @@ def bus_users_for(names: Names, routes_file: Path, tmp: Path) -> Iterator[list[s
     folder.mkdir(exist_ok=True)
     for user in users:
         (folder / user.name).write_text(user_password(user.name), encoding="utf-8")
-    api = ManagementApi(Settings().management_url)
+    api = ManagementApi(management_url or Settings().management_url)
     try:
-        _retried(lambda: apply(api, vhost_of(AMQP_URL), users, f"file:{folder}/{{user}}"))
+        _retried(lambda: apply(api, vhost_of(amqp_url), users, f"file:{folder}/{{user}}"))
         yield [u.name for u in users]
     finally:
         for user in users:
@@ -346,7 +360,7 @@ def _retried(call: Callable[[], Any], within: float = BROKER_TIMEOUT) -> Any:
 
 
 def vhost_of(url: str) -> str:
-    return str(pika.URLParameters(url).virtual_host)
+    return str(pika.URLParameters(first_url(url)).virtual_host)
 
 
 @contextmanager
@@ -355,11 +369,14 @@ def bus_under_test(
     store_url: str,
     tweak: RoutesTweak | None = None,
     extra_env: dict[str, str] | None = None,
+    cluster: tuple[str, str] | None = None,
 ) -> Iterator[BusUnderTest]:
     """A fresh namespace with the example routes (``tweak`` may edit them as data) and a store.
 
     Processes are started by the test; everything is killed and deleted afterwards.
+    ``cluster``: (amqp_url, management_url) of another broker than the local node.
     """
+    amqp_url, management_url = cluster or (AMQP_URL, None)
     namespace = f"t{os.getpid()}x{next(_counter)}"
     routes_file, _ = example_routes_on_free_ports(tmp_path / "routes.yaml")
     if tweak is not None:
@@ -370,15 +387,17 @@ def bus_under_test(
     routes_file.with_name("senders.yaml").write_text(TEST_SENDERS, encoding="utf-8")
     names = Names(namespace)
     with (
-        bus_users_for(names, routes_file, tmp_path) as users,
+        bus_users_for(names, routes_file, tmp_path, amqp_url, management_url) as users,
         StandinThread(endpoints(routes)) as standins,
     ):
         # Each bus its own hop journals: a journal is drained into the store of whoever finds it.
         journal = {"DVCBUS_AUDIT_JOURNAL_DIR": str(tmp_path / f"journal-{namespace}")}
         env = {**journal, **password_env(users), **(extra_env or {})}
+        if cluster is not None:
+            env.update(DVCBUS_AMQP_URL=amqp_url, DVCBUS_MANAGEMENT_URL=management_url or "")
         under_test = BusUnderTest(
             names, routes_file, routes, standins, tmp_path, store_url,
-            extra_env=env, answers=Answers(standins.state),
+            extra_env=env, answers=Answers(standins.state), amqp_url=amqp_url,
         )  # fmt: skip
         try:
             yield under_test
@@ -386,7 +405,7 @@ def bus_under_test(
             for proc in under_test.processes:
                 if proc.alive:
                     proc.kill()
-            topology.delete(AMQP_URL, under_test.topology)
+            topology.delete(amqp_url, under_test.topology)
             if under_test._store is not None:
                 under_test._store.close()
 
@@ -407,13 +426,14 @@ def make_bus(tmp_path: Path) -> Iterator[Callable[..., BusUnderTest]]:
             tweak: RoutesTweak | None = None,
             store: str = "sqlite",
             env: dict[str, str] | None = None,
+            cluster: tuple[str, str] | None = None,
         ) -> BusUnderTest:
             url = (
                 sqlite_url(tmp_path)
                 if store == "sqlite"
                 else stack.enter_context(postgres_schema_url())
             )
-            return stack.enter_context(bus_under_test(tmp_path, url, tweak, env))
+            return stack.enter_context(bus_under_test(tmp_path, url, tweak, env, cluster))
 
         yield make
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pika
 
+from bus.broker.nodes import blocking_connection
 from bus.broker.sending import SendResult, send_bodies, user_of
 from bus.broker.topology import Names
 from bus.ingress.senders import catch_all_registry
@@ -122,15 +123,15 @@ def bus_env(namespace: str, routes_file: Path, store_url: str, **extra: str) -> 
     return env
 
 
-def blocking_channel() -> tuple[
-    pika.BlockingConnection, pika.adapters.blocking_connection.BlockingChannel
-]:
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+def blocking_channel(
+    url: str = AMQP_URL,
+) -> tuple[pika.BlockingConnection, pika.adapters.blocking_connection.BlockingChannel]:
+    conn = blocking_connection(url, "dvcbus-tests")
     return conn, conn.channel()
 
 
-def consumer_count(queue: str) -> int:
-    conn, ch = blocking_channel()
+def consumer_count(queue: str, url: str = AMQP_URL) -> int:
+    conn, ch = blocking_channel(url)
     try:
         return ch.queue_declare(queue, passive=True).method.consumer_count
     except pika.exceptions.ChannelClosedByBroker:
@@ -140,18 +141,18 @@ def consumer_count(queue: str) -> int:
             conn.close()
 
 
-def queue_depth(queue: str) -> int:
-    conn, ch = blocking_channel()
+def queue_depth(queue: str, url: str = AMQP_URL) -> int:
+    conn, ch = blocking_channel(url)
     try:
         return ch.queue_declare(queue, passive=True).method.message_count
     finally:
         conn.close()
 
 
-def wait_for_consumers(queues: Iterable[str], timeout: float = 30) -> None:
+def wait_for_consumers(queues: Iterable[str], timeout: float = 30, url: str = AMQP_URL) -> None:
     queues = list(queues)
-    if not wait_until(lambda: all(consumer_count(q) > 0 for q in queues), timeout, 0.2):
-        missing = [q for q in queues if consumer_count(q) == 0]
+    if not wait_until(lambda: all(consumer_count(q, url) > 0 for q in queues), timeout, 0.2):
+        missing = [q for q in queues if consumer_count(q, url) == 0]
         raise AssertionError(f"no consumer on {missing} after {timeout}s")
 
 
@@ -167,9 +168,12 @@ def collect_dead(store: Store, count: int, timeout: float = 20) -> list[DeadLett
     return found
 
 
-def send(names: Names, bodies: Iterable[bytes], **kwargs: object) -> list[SendResult]:
-    """Publish as the test publisher (AMQP_URL's user, with user_id: TEST_SENDERS maps it)."""
-    return asyncio.run(send_bodies(AMQP_URL, names, list(bodies), **kwargs))  # type: ignore[arg-type]
+def send(
+    names: Names, bodies: Iterable[bytes], amqp_url: str = AMQP_URL, **kwargs: object
+) -> list[SendResult]:
+    """Publish as the test publisher (AMQP_URL's user, with user_id: TEST_SENDERS maps it);
+    ``amqp_url``: another broker (the cluster's nodes), the same user."""
+    return asyncio.run(send_bodies(amqp_url, names, list(bodies), **kwargs))  # type: ignore[arg-type]
 
 
 # The senders.yaml every test bus starts with: the test publisher (AMQP_URL's user) may send

@@ -206,7 +206,8 @@ class Traffic:
     def _send_all(self) -> None:
         names, bodies = self.bus.names, self.bodies
         if self.chunk is None:
-            for i, result in enumerate(send(names, bodies, rate=self.rate)):
+            url = self.bus.amqp_url
+            for i, result in enumerate(send(names, bodies, url, rate=self.rate)):
                 self.results[i] = result
             self.sends = len(bodies)
             return
