@@ -25,6 +25,7 @@ import pytest
 from bus.broker.connection import ChannelOps, connect
 from bus.broker.topology import declare
 from bus.contract.ids import uuid7
+from tests.integration import senders_file
 from tests.integration.conftest import BusUnderTest, bus_under_test
 from tests.integration.harness import (
     AMQP_URL,
@@ -48,20 +49,17 @@ def _hash(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-SENDERS = f"""\
-version: 1
-senders:
-  portal:
-    agencies: [000.00.00.G22]
-    sources: [000.00.00.G22/portal]
-    types: [dossier.submitted]
-    auth: {{ bearer: [{_hash(TOKENS["portal"])}] }}
-    rate_limit: 10000/s
+SENDERS = (
+    senders_file.HEAD
+    + senders_file.portal(f"auth: {{ bearer: [{_hash(TOKENS['portal'])}] }}", "rate_limit: 10000/s")
+    + """\
   hanoi:
     agencies: [000.00.00.H26]
     sources: [000.00.00.H26, 000.00.00.H26/*]
     types: [dossier.status_changed]
-    auth: {{ bearer: [env:TEST_HANOI_TOKEN] }}
+    auth: { bearer: [env:TEST_HANOI_TOKEN] }
+"""
+    + f"""\
   slow:
     agencies: [000.00.00.H29]
     sources: [000.00.00.H29]
@@ -69,6 +67,7 @@ senders:
     auth: {{ bearer: [{_hash(TOKENS["slow"])}] }}
     rate_limit: 1/m
 """
+)
 
 
 @dataclass
