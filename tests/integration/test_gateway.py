@@ -5,6 +5,7 @@ ingress queue to be counted and read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import http.client
 import json
@@ -163,6 +164,20 @@ def message(
     doc["id"] = uuid7()
     doc.update(changes)
     return doc
+
+
+@contextlib.contextmanager
+def ingress_unbound(gateway: GatewayUnderTest) -> Iterator[None]:
+    """No queue behind the ingress exchange while inside: what the gateway publishes then is
+    returned by the broker (mandatory), and must not be answered as held."""
+    conn, ch = blocking_channel()
+    names = gateway.bus.names
+    try:
+        ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+        yield
+    finally:
+        ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+        conn.close()
 
 
 def body_of(doc: dict[str, Any]) -> bytes:
@@ -416,14 +431,8 @@ def test_an_unreachable_broker_is_503_with_retry_after(gateway: GatewayUnderTest
 def test_a_type_with_no_queue_behind_the_exchange_is_503_not_lost(
     gateway: GatewayUnderTest,
 ) -> None:
-    conn, ch = blocking_channel()
-    names = gateway.bus.names
-    try:
-        ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+    with ingress_unbound(gateway):
         answer = gateway.post(body_of(message()))
-    finally:
-        ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
-        conn.close()
     assert answer.status == 503, answer.body
     assert "no queue" in answer.body["detail"]
     assert answer.headers["retry-after"]
