@@ -217,6 +217,11 @@ class Admission:
                 f"sender {sid} may not claim source {source} "
                 f"(it may claim: {', '.join(sender.sources)})",
             )
+        self.check_type(sid, type_)
+
+    def check_type(self, sid: str, type_: str) -> None:
+        """The sender may send messages of type ``type_`` (403)."""
+        sender = self.gateway.senders.senders[sid]
         if not sender.may_send_type(type_):
             raise Refused(
                 Refusal.TYPE_NOT_ALLOWED,

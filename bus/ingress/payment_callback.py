@@ -302,13 +302,8 @@ class PaymentCallback:
 
     def _source_of(self, sid: str) -> str:
         """The ``source`` the platform's sender writes: its one literal source."""
+        self.admission.check_type(sid, MESSAGE_TYPE)
         sender = self.gateway.senders.senders[sid]
-        if not sender.may_send_type(MESSAGE_TYPE):
-            raise Refused(
-                Refusal.TYPE_NOT_ALLOWED,
-                f"sender {sid} may not send {MESSAGE_TYPE} "
-                f"(it may send: {', '.join(sender.types)})",
-            )
         literal = [s for s in sender.sources if not is_glob(s)]
         if not literal:
             raise Refused(
