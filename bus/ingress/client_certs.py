@@ -164,32 +164,28 @@ class ClientCertificates:
             if wanted is None:
                 owner = self._owner(cert) if cert is not None else None
                 if owner is not None:  # another sender's certificate: someone mixed them up
-                    raise Refused(
-                        Refusal.CERTIFICATE_NOT_REGISTERED,
+                    raise _not_registered(
                         f"certificate {fingerprint} (by {cert.via}) is registered for another "
-                        f"sender than {token_sender}",
+                        f"sender than {token_sender}"
                     )
                 return token_sender, fingerprint  # a sender that needs no certificate
             if cert is None:
-                raise Refused(
-                    Refusal.CERTIFICATE_NOT_REGISTERED,
+                raise _not_registered(
                     f"sender {token_sender} must present its client certificate; none was "
-                    f"presented{ignored}",
+                    f"presented{ignored}"
                 )
             if not wanted.matches(cert):
-                raise Refused(
-                    Refusal.CERTIFICATE_NOT_REGISTERED,
+                raise _not_registered(
                     f"certificate {fingerprint} (by {cert.via}) is not registered for sender "
-                    f"{token_sender}",
+                    f"{token_sender}"
                 )
             return token_sender, fingerprint
         if cert is None:
             return None, None
         sid = self._owner(cert)
         if sid is None:
-            raise Refused(
-                Refusal.CERTIFICATE_NOT_REGISTERED,
-                f"certificate {fingerprint} (by {cert.via}) is not registered for any sender",
+            raise _not_registered(
+                f"certificate {fingerprint} (by {cert.via}) is not registered for any sender"
             )
         return sid, fingerprint
 
@@ -238,10 +234,7 @@ class ClientCertificates:
         via = f"the header of proxy {peer}"
         leaf = _certificate_in(value)
         if leaf is None:
-            raise Refused(
-                Refusal.CERTIFICATE_NOT_REGISTERED,
-                f"the {self.header} header of proxy {peer} holds no certificate",
-            )
+            raise _not_registered(f"the {self.header} header of proxy {peer} holds no certificate")
         at = dt.datetime.fromtimestamp(now, dt.UTC)
         verifier = verification.PolicyBuilder().store(self._store).time(at).build_client_verifier()
         der = leaf.public_bytes(Encoding.DER)
@@ -249,10 +242,9 @@ class ClientCertificates:
         try:
             verifier.verify(leaf, [])
         except verification.VerificationError:
-            raise Refused(
-                Refusal.CERTIFICATE_NOT_REGISTERED,
+            raise _not_registered(
                 f"certificate sha256:{fingerprint.hex(':').upper()} (by {via}) does not chain "
-                "to gateway_tls_client_ca, or is not valid now for client authentication",
+                "to gateway_tls_client_ca, or is not valid now for client authentication"
             ) from None
         cert = Presented(fingerprint, leaf.subject, via)
         expires = min(now + PROXY_CACHE_SECONDS, leaf.not_valid_after_utc.timestamp())
@@ -260,6 +252,11 @@ class ClientCertificates:
             self._proxy_cache.clear()
         self._proxy_cache[value] = (expires, cert)
         return cert
+
+
+def _not_registered(detail: str) -> Refused:
+    """403 ``certificate_not_registered``: every certificate refusal, with what was wrong."""
+    return Refused(Refusal.CERTIFICATE_NOT_REGISTERED, detail)
 
 
 def _peer_address(peername: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from bus.ingress.refusals import Refusal, Refused
 from bus.store import IdempotencyKey, KeyState
 
 HEADER = "Idempotency-Key"
@@ -39,6 +40,17 @@ class Verdict(StrEnum):
 def valid_key(value: str) -> bool:
     """1 to 128 characters of letters, digits and ``. _ : -`` (a UUID fits)."""
     return bool(_KEY.match(value))
+
+
+def checked_key(key: str | None, name: str = HEADER) -> str | None:
+    """``key`` as sent (None: none was), once its shape is checked: every way in refuses a
+    key of another shape the same way (400), naming it as that way does (``name``)."""
+    if key is not None and not valid_key(key):
+        raise Refused(
+            Refusal.BAD_REQUEST,
+            f"{name} must be 1 to 128 characters of letters, digits and . _ : -",
+        )
+    return key
 
 
 def judge(

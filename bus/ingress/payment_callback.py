@@ -38,8 +38,8 @@ from adapters.kinds.payment_signature import SIGNED_FIELDS
 from bus.contract.envelope import refuse_repeated_keys
 from bus.contract.rejections import Rejection
 from bus.ingress import idempotency
-from bus.ingress.admission import Admission
-from bus.ingress.gateway import Gateway, _Post
+from bus.ingress.admission import Admission, Post
+from bus.ingress.gateway import Gateway
 from bus.ingress.refusals import Refusal, Refused
 from bus.ingress.soap_status import vietnam_time
 from bus.routes.model import is_glob
@@ -244,7 +244,7 @@ class PaymentCallback:
         app.add_routes([web.post(PATH, self.post)])
 
     async def post(self, request: web.Request) -> web.StreamResponse:
-        post = _Post(started=time.perf_counter())
+        post = Post(started=time.perf_counter())
         try:
             return await self._accept(request, post)
         except Refused as refused:
@@ -253,20 +253,15 @@ class PaymentCallback:
         finally:
             await self.admission.release(post)
 
-    async def _accept(self, request: web.Request, post: _Post) -> web.StreamResponse:
+    async def _accept(self, request: web.Request, post: Post) -> web.StreamResponse:
         gw = self.gateway
-        sid = gw._authenticate(request, post)
+        sid = gw.authenticate(request, post)
         self.admission.authenticated(post, sid)
-        raw = post.body = await gw._read_body(request)
+        raw = post.body = await gw.read_body(request)
         native = self._parse(raw)
         source = self._source_of(sid)
         envelope, message_id_ = envelope_of(native, source)
-        key = request.headers.get(idempotency.HEADER)
-        if key is not None and not idempotency.valid_key(key):
-            raise Refused(
-                Refusal.BAD_REQUEST,
-                "Idempotency-Key must be 1 to 128 characters of letters, digits and . _ : -",
-            )
+        key = idempotency.checked_key(request.headers.get(idempotency.HEADER))
         # Without a key of its own, the confirmation's id is one: a resend is answered again.
         post.key = key or f"payment-callback:{message_id_}"
         try:
@@ -307,13 +302,8 @@ class PaymentCallback:
 
     def _source_of(self, sid: str) -> str:
         """The ``source`` the platform's sender writes: its one literal source."""
+        self.admission.check_type(sid, MESSAGE_TYPE)
         sender = self.gateway.senders.senders[sid]
-        if not sender.may_send_type(MESSAGE_TYPE):
-            raise Refused(
-                Refusal.TYPE_NOT_ALLOWED,
-                f"sender {sid} may not send {MESSAGE_TYPE} "
-                f"(it may send: {', '.join(sender.types)})",
-            )
         literal = [s for s in sender.sources if not is_glob(s)]
         if not literal:
             raise Refused(

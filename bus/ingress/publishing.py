@@ -26,7 +26,7 @@ from bus.broker.connection import ChannelOps, Supervisor
 from bus.broker.publisher import ConfirmingPublisher
 from bus.broker.sending import user_of
 from bus.broker.topology import Names
-from bus.broker.wire import gateway_properties
+from bus.ingress.publish_properties import GatewayProperties
 
 log = structlog.get_logger("bus.ingress.publishing")
 
@@ -55,6 +55,7 @@ class IngressPublisher:
         # Every publish carries the gateway's own user as user_id (the broker checks it):
         # the router trusts x-dvcbus-sender from that user only.
         self.user_id = user_of(amqp_url)
+        self._properties = GatewayProperties(self.user_id)  # encoded once per (type, sender)
         self.confirm_timeout = confirm_timeout
         self.supervisor = Supervisor(
             amqp_url, name, self._setup, self._teardown, max_delay=reconnect_delay_max
@@ -143,7 +144,7 @@ class IngressPublisher:
                 self.names.ingress_exchange,
                 message_type,
                 body,
-                gateway_properties(message_id, message_type, sender, self.user_id),
+                self._properties(message_id, message_type, sender),
                 settle,
                 mandatory=True,
             )

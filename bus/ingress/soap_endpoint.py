@@ -27,8 +27,8 @@ from adapters import safexml
 from adapters.soapns import BUS_HEADERS, ENVELOPES, WSSE
 from adapters.wsse import PASSWORD_DIGEST
 from bus.ingress import idempotency
-from bus.ingress.admission import Admission
-from bus.ingress.gateway import Gateway, _Post
+from bus.ingress.admission import Admission, Post
+from bus.ingress.gateway import Gateway
 from bus.ingress.refusals import Refusal, Refused
 from bus.ingress.soap_answers import NotUnderstood, accepted, fault, soap_version_of
 from bus.ingress.soap_status import (
@@ -74,7 +74,7 @@ class SoapEndpoint:
         )
 
     async def post(self, request: web.Request) -> web.StreamResponse:
-        post = _Post(started=time.perf_counter())
+        post = Post(started=time.perf_counter())
         # The answer's SOAP version: the Content-Type's until the Envelope names its own.
         version = [soap_version_of(request.content_type)]
         try:
@@ -86,7 +86,7 @@ class SoapEndpoint:
             await self.admission.release(post)
 
     async def _accept(
-        self, request: web.Request, post: _Post, answer_in: list[str]
+        self, request: web.Request, post: Post, answer_in: list[str]
     ) -> web.StreamResponse:
         gw = self.gateway
         authorization = request.headers.get("Authorization")
@@ -94,7 +94,7 @@ class SoapEndpoint:
         if sender is not None:
             sender = gw.check_certificate(request, sender, True, post)
             self.admission.authenticated(post, sender)
-        raw = post.body = await gw._read_body(request)
+        raw = post.body = await gw.read_body(request)
         root = self._parse(raw)
         version = answer_in[0] = root.tag[1:].split("}", 1)[0]
         header = root.find(f"{{{version}}}Header")
@@ -212,9 +212,4 @@ class SoapEndpoint:
     @staticmethod
     def _key(request: web.Request, header: etree._Element | None) -> str | None:
         key = request.headers.get(idempotency.HEADER) or bus_header(header, "IdempotencyKey")
-        if key is not None and not idempotency.valid_key(key):
-            raise Refused(
-                Refusal.BAD_REQUEST,
-                "IdempotencyKey must be 1 to 128 characters of letters, digits and . _ : -",
-            )
-        return key
+        return idempotency.checked_key(key, "IdempotencyKey")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,13 @@ import orjson
 from lxml import etree
 
 from adapters.soapns import BUS_HEADERS
+from bus.contract.platform_time import platform_moment
 from bus.ingress.refusals import Refusal, Refused
 
 NS = "urn:dvcbus:ingress:v1"
 OPERATION = "DongBoTrangThaiHoSo"
 MESSAGE_TYPE = "dossier.status_changed"
 VERSION = 1
-VIETNAM = timezone(timedelta(hours=7))
 _XS = "http://www.w3.org/2001/XMLSchema"
 
 
@@ -82,21 +81,8 @@ def load_xsd(wsdl: Path) -> etree.XMLSchema:
 
 def vietnam_time(text: str) -> str | None:
     """``yyyyMMddHHmmss`` (Vietnam time) as RFC 3339 with ``+07:00``; None if no such time."""
-    if len(text) != 14 or not text.isdigit():
-        return None
-    try:
-        moment = datetime(
-            int(text[0:4]),
-            int(text[4:6]),
-            int(text[6:8]),
-            int(text[8:10]),
-            int(text[10:12]),
-            int(text[12:14]),
-            tzinfo=VIETNAM,
-        )
-    except ValueError:
-        return None
-    return moment.isoformat()
+    moment = platform_moment(text)
+    return None if moment is None else moment.isoformat()
 
 
 def check_against_xsd(xsd: etree.XMLSchema, operation: etree._Element) -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from adapters.kinds.payment_signature import checksum_matches, platform_checksum
+from bus.contract.platform_time import platform_moment
 from bus.contract.rejections import Reason, Rejection
 from bus.routes.credentials import UnreadableReference, read_reference
 from bus.routes.model import Payments
@@ -25,7 +26,6 @@ from bus.routes.model import Payments
 __all__ = ["PAYMENT_TYPE", "PaymentChecksum"]
 
 PAYMENT_TYPE = "payment.confirmed"
-VIETNAM = timezone(timedelta(hours=7))  # the platform's times are Vietnam time, no offset
 # Canonical field → the signed field that must say the same (same text).
 _SAME_TEXT = (
     ("error_code", "error_code"),
@@ -174,17 +174,5 @@ def _seconds(rfc3339: str) -> int:
 
 def _platform_seconds(text: str) -> int:
     """The Unix time of the platform's ``yyyyMMddHHmmss`` (Vietnam time); -1 if impossible."""
-    try:
-        return int(
-            datetime(
-                int(text[0:4]),
-                int(text[4:6]),
-                int(text[6:8]),
-                int(text[8:10]),
-                int(text[10:12]),
-                int(text[12:14]),
-                tzinfo=VIETNAM,
-            ).timestamp()
-        )
-    except ValueError:
-        return -1
+    moment = platform_moment(text)
+    return -1 if moment is None else int(moment.timestamp())

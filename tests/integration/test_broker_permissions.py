@@ -22,6 +22,7 @@ from bus.broker.wire import ingress_properties
 from bus.ingress.senders import catch_all_registry
 from bus.settings import Settings
 from bus.store import DeadFilter
+from tests.integration import senders_file
 from tests.integration.harness import (
     AMQP_URL,
     ROOT,
@@ -33,15 +34,7 @@ from tests.integration.harness import (
 from tests.integration.test_recoverability import example
 
 API = ManagementApi(Settings().management_url)
-PORTAL_SENDER = """\
-version: 1
-senders:
-  portal:
-    agencies: [000.00.00.G22]
-    sources: [000.00.00.G22/portal]
-    types: [dossier.submitted]
-    amqp_user: {user}
-"""
+PORTAL_SENDER = senders_file.HEAD + senders_file.portal("amqp_user: {user}")
 
 
 def dvcbus(bus, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ ingress queue to be counted and read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import http.client
 import json
@@ -25,6 +26,7 @@ import pytest
 from bus.broker.connection import ChannelOps, connect
 from bus.broker.topology import declare
 from bus.contract.ids import uuid7
+from tests.integration import senders_file
 from tests.integration.conftest import BusUnderTest, bus_under_test
 from tests.integration.harness import (
     AMQP_URL,
@@ -48,20 +50,17 @@ def _hash(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-SENDERS = f"""\
-version: 1
-senders:
-  portal:
-    agencies: [000.00.00.G22]
-    sources: [000.00.00.G22/portal]
-    types: [dossier.submitted]
-    auth: {{ bearer: [{_hash(TOKENS["portal"])}] }}
-    rate_limit: 10000/s
+SENDERS = (
+    senders_file.HEAD
+    + senders_file.portal(f"auth: {{ bearer: [{_hash(TOKENS['portal'])}] }}", "rate_limit: 10000/s")
+    + """\
   hanoi:
     agencies: [000.00.00.H26]
     sources: [000.00.00.H26, 000.00.00.H26/*]
     types: [dossier.status_changed]
-    auth: {{ bearer: [env:TEST_HANOI_TOKEN] }}
+    auth: { bearer: [env:TEST_HANOI_TOKEN] }
+"""
+    + f"""\
   slow:
     agencies: [000.00.00.H29]
     sources: [000.00.00.H29]
@@ -69,6 +68,7 @@ senders:
     auth: {{ bearer: [{_hash(TOKENS["slow"])}] }}
     rate_limit: 1/m
 """
+)
 
 
 @dataclass
@@ -164,6 +164,20 @@ def message(
     doc["id"] = uuid7()
     doc.update(changes)
     return doc
+
+
+@contextlib.contextmanager
+def ingress_unbound(gateway: GatewayUnderTest) -> Iterator[None]:
+    """No queue behind the ingress exchange while inside: what the gateway publishes then is
+    returned by the broker (mandatory), and must not be answered as held."""
+    conn, ch = blocking_channel()
+    names = gateway.bus.names
+    try:
+        ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+        yield
+    finally:
+        ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+        conn.close()
 
 
 def body_of(doc: dict[str, Any]) -> bytes:
@@ -417,14 +431,8 @@ def test_an_unreachable_broker_is_503_with_retry_after(gateway: GatewayUnderTest
 def test_a_type_with_no_queue_behind_the_exchange_is_503_not_lost(
     gateway: GatewayUnderTest,
 ) -> None:
-    conn, ch = blocking_channel()
-    names = gateway.bus.names
-    try:
-        ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+    with ingress_unbound(gateway):
         answer = gateway.post(body_of(message()))
-    finally:
-        ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
-        conn.close()
     assert answer.status == 503, answer.body
     assert "no queue" in answer.body["detail"]
     assert answer.headers["retry-after"]

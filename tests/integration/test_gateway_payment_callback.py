@@ -12,12 +12,18 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.kinds.payment_signature import platform_checksum
+from adapters.kinds.payment_signature import SIGNED_FIELDS, platform_checksum
 from bus.store import DeadFilter
 from tests.integration.conftest import BusUnderTest, bus_under_test
-from tests.integration.harness import TEST_SENDERS, blocking_channel, collect_dead, wait_until
+from tests.integration.harness import TEST_SENDERS, collect_dead, wait_until
 from tests.integration.store_fixtures import sqlite_url
-from tests.integration.test_gateway import Answer, GatewayUnderTest, _hash, start_gateway
+from tests.integration.test_gateway import (
+    Answer,
+    GatewayUnderTest,
+    _hash,
+    ingress_unbound,
+    start_gateway,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -76,22 +82,8 @@ def native(result: str, reference: str, time_: str = "20261125092017", **changes
         **changes,
     }
     strings = [str(doc.get(name, "")) for name in SIGNED_NAMES]
-    doc["checksum"] = platform_checksum(dict(zip(_SIGNED_KEYS, strings, strict=True)), SECRET)
+    doc["checksum"] = platform_checksum(dict(zip(SIGNED_FIELDS, strings, strict=True)), SECRET)
     return doc
-
-
-_SIGNED_KEYS = (
-    "message_kind",
-    "error_code",
-    "partner_code",
-    "reference",
-    "amount",
-    "currency",
-    "transaction_id",
-    "bank_code",
-    "transaction_time",
-    "description",
-)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +134,7 @@ def test_a_confirmation_is_verified_by_the_router_and_reaches_the_portal_and_the
     signed = call["signedFields"]
     assert signed["transaction_time"] == "20261125092017"
     assert signed["amount"] == "8000"
-    assert [signed[k] for k in _SIGNED_KEYS] == [str(doc[n]) for n in SIGNED_NAMES]
+    assert [signed[k] for k in SIGNED_FIELDS] == [str(doc[n]) for n in SIGNED_NAMES]
     assert call["checksum"] == doc["checksum"]
     assert (call["amount"], call["result"]) == (8000, 1)
     assert received(bus, "portal", message_id)
@@ -248,14 +240,8 @@ def test_a_body_that_is_not_one_json_object_is_malformed(
 def test_a_confirmation_the_broker_does_not_hold_is_busy_99_with_retry_after(
     platform: GatewayUnderTest,
 ) -> None:
-    conn, ch = blocking_channel()
-    names = platform.bus.names
-    try:
-        ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+    with ingress_unbound(platform):
         answer = callback(platform, native("success", "DVCQG-CB-000007"))
-    finally:
-        ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
-        conn.close()
     assert answer.status == 503, answer.body
     assert (answer.body["errorCode"], answer.body["reason"]) == ("99", "broker_unavailable")
     assert int(answer.headers["retry-after"]) >= 1

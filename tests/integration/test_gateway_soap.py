@@ -33,6 +33,7 @@ from tests.integration.test_gateway import (
     _drain,
     _get_one,
     _hash,
+    ingress_unbound,
     start_gateway,
 )
 
@@ -511,14 +512,8 @@ def test_a_sender_above_its_rate_gets_a_server_fault_with_retry_after(
 def test_a_message_the_broker_does_not_hold_is_a_server_fault_to_retry(
     gateway: GatewayUnderTest,
 ) -> None:
-    conn, ch = blocking_channel()
-    names = gateway.bus.names
-    try:
-        ch.queue_unbind(names.ingress_queue, names.ingress_exchange, routing_key="#")
+    with ingress_unbound(gateway):
         fault = refused(gateway, status_request(version=SOAP12), SOAP12)
-    finally:
-        ch.queue_bind(names.ingress_queue, names.ingress_exchange, routing_key="#")
-        conn.close()
     assert (fault.http, fault.code, fault.reason, fault.status) == (
         500,
         "soap:Receiver",

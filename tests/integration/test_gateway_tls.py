@@ -18,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.integration import senders_file
 from tests.integration.certificates import Issued, issue, make_ca
 from tests.integration.conftest import BusUnderTest, bus_under_test
 from tests.integration.harness import BusProcess, blocking_channel, free_port, wait_until
@@ -44,15 +45,11 @@ class Pki:
 def _senders(pki: Pki) -> str:
     token = "sha256:" + hashlib.sha256(HANOI_TOKEN.encode()).hexdigest()
     hcmc = "sha256:" + hashlib.sha256(HCMC_TOKEN.encode()).hexdigest()
-    return f"""\
-version: 1
-senders:
-  portal:
-    agencies: [000.00.00.G22]
-    sources: [000.00.00.G22/portal]
-    types: [dossier.submitted]
-    auth:
-      certificate: {{ subject: "CN=portal.test,O=dvc-bus tests,C=VN" }}
+    certificate = '  certificate: { subject: "CN=portal.test,O=dvc-bus tests,C=VN" }'
+    return (
+        senders_file.HEAD
+        + senders_file.portal("auth:", certificate)
+        + f"""\
   hanoi:
     agencies: [000.00.00.H26]
     sources: [000.00.00.H26, 000.00.00.H26/*]
@@ -66,6 +63,7 @@ senders:
     types: [dossier.status_changed]
     auth: {{ bearer: [{hcmc}] }}
 """
+    )
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pytest
 from bus.broker.sending import user_of
 from bus.broker.wire import ingress_properties
 from bus.store import DeadLetter
+from tests.integration import senders_file
 from tests.integration.conftest import BusUnderTest
 from tests.integration.harness import (
     AMQP_URL,
@@ -42,20 +43,17 @@ STATUS = "dossier.status_changed.v1/valid/received.json"  # Hà Nội's (000.00.
 DOSSIER = "dossier.submitted.v1/valid/citizen-hanoi-online.json"  # the portal's
 PORTAL_TOKEN = "portal-identity-token"
 
-SENDERS = """\
-version: 1
-senders:
-  portal:
-    agencies: [000.00.00.G22]
-    sources: [000.00.00.G22/portal]
-    types: [dossier.submitted]
-    auth: {{ bearer: [{token}] }}
+SENDERS = (
+    senders_file.HEAD
+    + senders_file.portal("auth: {{ bearer: [{token}] }}")
+    + """\
   hanoi-igate:
     agencies: [000.00.00.H26]
     sources: [000.00.00.H26, 000.00.00.H26/*]
     types: [dossier.status_changed]
     amqp_user: {ns}-hanoi
 """
+)
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bus.ingress.gateway import Gateway, _Post
+from bus.ingress.admission import Admission, Post
+from bus.ingress.gateway import Gateway
 from bus.observability.hops import Event
 
 
@@ -24,17 +25,17 @@ class RecordingHops:
             raise OSError("disk full")
 
 
-def gateway_with(hops: RecordingHops) -> Gateway:
+def gateway_with(hops: RecordingHops) -> Admission:
     gateway = Gateway.__new__(Gateway)  # only the hop step is exercised: no server, no broker
     gateway.hops = hops  # type: ignore[assignment]
-    return gateway
+    return Admission(gateway)
 
 
 def test_each_answers_hop_is_journaled_before_the_answer() -> None:
     hops = RecordingHops()
-    post = _Post(started=time.perf_counter(), sender="portal", body=b"{}")
-    gateway_with(hops)._hop(Event.ACCEPTED, post)
-    gateway_with(hops)._hop(Event.REFUSED, post, "unauthenticated", "401 no token")
+    post = Post(started=time.perf_counter(), sender="portal", body=b"{}")
+    gateway_with(hops).hop(Event.ACCEPTED, post)
+    gateway_with(hops).hop(Event.REFUSED, post, "unauthenticated", "401 no token")
     assert hops.calls == [
         ("emit", Event.ACCEPTED),
         ("sync",),
@@ -45,6 +46,6 @@ def test_each_answers_hop_is_journaled_before_the_answer() -> None:
 
 def test_a_journal_that_cannot_be_written_does_not_turn_an_answer_into_an_error() -> None:
     hops = RecordingHops(fail_sync=True)
-    post = _Post(started=time.perf_counter(), sender="portal", body=b"{}")
-    gateway_with(hops)._hop(Event.ACCEPTED, post)  # logged, not raised
+    post = Post(started=time.perf_counter(), sender="portal", body=b"{}")
+    gateway_with(hops).hop(Event.ACCEPTED, post)  # logged, not raised
     assert hops.calls == [("emit", Event.ACCEPTED), ("sync",)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bus.ingress.idempotency import STALE_AFTER, Verdict, judge, valid_key
+from bus.ingress.idempotency import STALE_AFTER, Verdict, checked_key, judge, valid_key
 from bus.ingress.limits import SenderBucket, SenderLimits
 from bus.ingress.refusals import STATUS, Refusal, Refused
 from bus.ingress.senders import load_senders
@@ -52,6 +52,15 @@ def test_a_key_being_handled_is_in_flight_until_it_is_stale() -> None:
 )  # fmt: skip
 def test_an_idempotency_key_has_a_bounded_shape(value: str, ok: bool) -> None:
     assert valid_key(value) is ok
+
+
+def test_every_way_in_refuses_a_key_of_another_shape_400_naming_it_as_it_does() -> None:
+    assert checked_key(None) is None
+    assert checked_key("k-1") == "k-1"
+    with pytest.raises(Refused) as refused:
+        checked_key("with space", "IdempotencyKey")
+    assert (refused.value.refusal, refused.value.status) == (Refusal.BAD_REQUEST, 400)
+    assert refused.value.detail.startswith("IdempotencyKey must be 1 to 128 characters")
 
 
 # --- tokens ----------------------------------------------------------------------------------

@@ -1,0 +1,18 @@
+"""The senders.yaml the gateway and identity tests write: the portal's entry is in most of
+them (it sends ``dossier.submitted`` from ``000.00.00.G22/portal``) and only its credentials
+differ, so the entry is written here once."""
+
+from __future__ import annotations
+
+HEAD = "version: 1\nsenders:\n"
+
+
+def portal(*lines: str) -> str:
+    """The portal's entry, indented under ``senders:``, ending with ``lines`` (its ``auth``,
+    ``amqp_user``, ``rate_limit``…; a nested line starts with two more spaces)."""
+    return (
+        "  portal:\n"
+        "    agencies: [000.00.00.G22]\n"
+        "    sources: [000.00.00.G22/portal]\n"
+        "    types: [dossier.submitted]\n" + "".join(f"    {line}\n" for line in lines)
+    )
