@@ -20,13 +20,20 @@ from pathlib import Path
 
 import pika
 
-from bus.broker.sending import SendResult, send_bodies, user_of
+from bus.broker.permissions import bus_user_name
+from bus.broker.sending import SendResult, send_bodies
 from bus.broker.topology import Names
 from bus.ingress.senders import catch_all_registry
 from bus.store import DeadFilter, DeadLetter, Store
 
 ROOT = Path(__file__).resolve().parents[2]
+# The broker's administrator (guest by default). Only for what needs one: declaring, purging
+# and deleting test namespaces, probes of the broker and queue depths, and the users' own
+# creation. Bus processes, the test publisher and the operators' commands each connect as
+# the namespace's own user (see user_url).
 AMQP_URL = os.environ.get("DVCBUS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+# The message types the tests' catch-all sender may publish (its user's topic permission).
+TEST_TYPES = ("dossier.submitted", "dossier.status_changed", "payment.confirmed")
 
 
 def free_port() -> int:
@@ -105,6 +112,8 @@ def bus_env(namespace: str, routes_file: Path, store_url: str, **extra: str) -> 
         DVCBUS_NAMESPACE=namespace,
         DVCBUS_ROUTES_FILE=str(routes_file),
         DVCBUS_STORE_URL=store_url,
+        # the administrator, for a namespace with no users of its own (the demo's, or none):
+        # a test bus's processes and commands get its own users (BusUnderTest.env, .process)
         DVCBUS_AMQP_URL=AMQP_URL,
         DVCBUS_LOG_FORMAT="json",
         DVCBUS_RECONNECT_DELAY_MAX="1",
@@ -122,9 +131,31 @@ def bus_env(namespace: str, routes_file: Path, store_url: str, **extra: str) -> 
     return env
 
 
+def user_password(user: str) -> str:
+    return f"pw-{user}"
+
+
+def user_url(user: str) -> str:
+    """AMQP_URL as ``user`` (the tests' passwords are ``pw-<user>``)."""
+    params = pika.URLParameters(AMQP_URL)
+    old = f"{params.credentials.username}:{params.credentials.password}@"
+    return AMQP_URL.replace(old, f"{user}:{user_password(user)}@", 1)
+
+
+def tests_user(names: Names) -> str:
+    """The broker user of a test bus's catch-all sender "tests": the tests' publisher."""
+    return f"{names.namespace}-tests"
+
+
+def cli_user(names: Names) -> str:
+    """The operators' user of a namespace: the operators' commands the tests run use it."""
+    return bus_user_name(names, "cli")
+
+
 def blocking_channel() -> tuple[
     pika.BlockingConnection, pika.adapters.blocking_connection.BlockingChannel
 ]:
+    """A channel as the administrator (AMQP_URL): for fixtures and probes, never to send."""
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     return conn, conn.channel()
 
@@ -167,14 +198,23 @@ def collect_dead(store: Store, count: int, timeout: float = 20) -> list[DeadLett
     return found
 
 
-def send(names: Names, bodies: Iterable[bytes], **kwargs: object) -> list[SendResult]:
-    """Publish as the test publisher (AMQP_URL's user, with user_id: TEST_SENDERS maps it)."""
-    return asyncio.run(send_bodies(AMQP_URL, names, list(bodies), **kwargs))  # type: ignore[arg-type]
+def send(
+    names: Names, bodies: Iterable[bytes], *, user: str | None = None, **kwargs: object
+) -> list[SendResult]:
+    """Publish as the test bus's sender user (:func:`tests_user`, with user_id), as a
+    registered sender's system does; ``user``: as that user of the namespace instead.
+
+    The sender's user may publish its types only (the routing key is the type): a body with
+    no known type (malformed, unknown type) is refused by the broker. Send such bodies as
+    ``user=cli_user(names)``, as the operators' ``dvcbus send`` would: the router parses and
+    validates before it asks who sent a message.
+    """
+    url = user_url(user or tests_user(names))
+    return asyncio.run(send_bodies(url, names, list(bodies), **kwargs))  # type: ignore[arg-type]
 
 
-# The senders.yaml every test bus starts with: the test publisher (AMQP_URL's user) may send
-# every type as any source, so routes.yaml's `sources` decide, as the tests of routing expect.
-# Tests of identities write their own.
-TEST_SENDERS = catch_all_registry(
-    "tests", user_of(AMQP_URL), ("dossier.submitted", "dossier.status_changed", "payment.confirmed")
-)
+def catch_all_senders(names: Names) -> str:
+    """The senders.yaml every test bus starts with: its sender "tests", the broker user
+    :func:`tests_user`, may send every type as any source, so routes.yaml's `sources` decide,
+    as the tests of routing expect. Tests of identities write their own."""
+    return catch_all_registry("tests", tests_user(names), TEST_TYPES)
