@@ -133,7 +133,7 @@ def broker_control() -> Iterator[BrokerControl]:
 
 def _dead_lettering_works() -> bool:
     """Can a quorum queue with at-least-once dead-lettering be created and consumed?"""
-    name = f"probe.dlx.{os.getpid()}"
+    name = f"probe.dlx.{os.getpid()}"  # outside any namespace: the administrator's probe
     args = {
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": "probe.none",

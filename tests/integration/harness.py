@@ -21,7 +21,7 @@ from pathlib import Path
 import pika
 
 from bus.broker.permissions import bus_user_name
-from bus.broker.sending import SendResult, send_bodies
+from bus.broker.sending import SendResult, routing_key_of, send_bodies
 from bus.broker.topology import Names
 from bus.ingress.senders import catch_all_registry
 from bus.store import DeadFilter, DeadLetter, Store
@@ -202,15 +202,40 @@ def send(
     names: Names, bodies: Iterable[bytes], *, user: str | None = None, **kwargs: object
 ) -> list[SendResult]:
     """Publish as the test bus's sender user (:func:`tests_user`, with user_id), as a
-    registered sender's system does; ``user``: as that user of the namespace instead.
+    registered sender's system does; ``user``: every body as that user of the namespace.
 
-    The sender's user may publish its types only (the routing key is the type): a body with
-    no known type (malformed, unknown type) is refused by the broker. Send such bodies as
-    ``user=cli_user(names)``, as the operators' ``dvcbus send`` would: the router parses and
-    validates before it asks who sent a message.
+    That sender's user may publish its own types only (the routing key is the type: anything
+    else closes the channel). A body with none of them (malformed, an unknown type) goes as
+    the operators' user, as the operators' ``dvcbus send`` would: the router parses and
+    validates before it asks who sent a message. Results are in the order of ``bodies``.
     """
-    url = user_url(user or tests_user(names))
-    return asyncio.run(send_bodies(url, names, list(bodies), **kwargs))  # type: ignore[arg-type]
+    bodies = list(bodies)
+    if user is not None:
+        return asyncio.run(_send_as(user, names, bodies, kwargs))
+    untyped = [i for i, b in enumerate(bodies) if routing_key_of(b) not in TEST_TYPES]
+    if not untyped:
+        return asyncio.run(_send_as(tests_user(names), names, bodies, kwargs))
+    typed = sorted(set(range(len(bodies))) - set(untyped))
+
+    async def both() -> list[list[SendResult]]:
+        return await asyncio.gather(
+            _send_as(tests_user(names), names, [bodies[i] for i in typed], kwargs),
+            _send_as(cli_user(names), names, [bodies[i] for i in untyped], kwargs),
+        )
+
+    results: list[SendResult | None] = [None] * len(bodies)
+    for indexes, sent in zip((typed, untyped), asyncio.run(both()), strict=True):
+        for i, result in zip(indexes, sent, strict=True):
+            results[i] = result
+    return [r for r in results if r is not None]
+
+
+async def _send_as(
+    user: str, names: Names, bodies: list[bytes], kwargs: dict[str, object]
+) -> list[SendResult]:
+    if not bodies:
+        return []
+    return await send_bodies(user_url(user), names, bodies, **kwargs)  # type: ignore[arg-type]
 
 
 def catch_all_senders(names: Names) -> str:

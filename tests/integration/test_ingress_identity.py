@@ -277,20 +277,26 @@ def test_the_harness_and_the_operators_commands_publish_as_the_namespaces_own_us
     bus,
 ) -> None:
     """What reaches the ingress queue carries the user the broker vouched for: the test
-    bus's sender user for :func:`send`, the operators' user for ``dvcbus send``."""
+    bus's sender user for :func:`send` (the operators' for a body of no type it may send),
+    the operators' user for ``dvcbus send``."""
     _declare_topology(bus)  # as the administrator; no router runs
-    published = example(DOSSIER)
-    assert all(r.ok for r in send(bus.names, [orjson.dumps(published)]))
+    typed = orjson.dumps(example(DOSSIER))
+    untyped = b'{"id": "broken", "type": '
+    assert all(r.ok for r in send(bus.names, [typed, untyped]))
+    operators = orjson.dumps(example(STATUS))
     path = bus.tmp / "operators.json"
-    path.write_bytes(orjson.dumps(example(STATUS)))
+    path.write_bytes(operators)
     done = dvcbus(bus, "send", str(path))
     assert done.returncode == 0, done.stdout + done.stderr
 
-    conn, channel = blocking_channel()  # the administrator reads the queue: no router runs
+    conn, channel = blocking_channel()  # the administrator reads the queue
     try:
-        got = [channel.basic_get(bus.names.ingress_queue, auto_ack=True) for _ in range(2)]
+        got = [channel.basic_get(bus.names.ingress_queue, auto_ack=True) for _ in range(3)]
     finally:
         conn.close()
-    users = [props.user_id for _method, props, _body in got if props is not None]
-    assert users == [tests_user(bus.names), cli_user(bus.names)]
-    assert users[0] != user_of(AMQP_URL) and users[1] != user_of(AMQP_URL)
+    users = {body: props.user_id for _method, props, body in got if props is not None}
+    assert users == {
+        typed: tests_user(bus.names),
+        untyped: cli_user(bus.names),
+        operators: cli_user(bus.names),
+    }
