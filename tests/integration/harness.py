@@ -142,7 +142,7 @@ def user_url(user: str) -> str:
     return AMQP_URL.replace(old, f"{user}:{user_password(user)}@", 1)
 
 
-def tests_user(names: Names) -> str:
+def publisher_user(names: Names) -> str:
     """The broker user of a test bus's catch-all sender "tests": the tests' publisher."""
     return f"{names.namespace}-tests"
 
@@ -201,7 +201,7 @@ def collect_dead(store: Store, count: int, timeout: float = 20) -> list[DeadLett
 def send(
     names: Names, bodies: Iterable[bytes], *, user: str | None = None, **kwargs: object
 ) -> list[SendResult]:
-    """Publish as the test bus's sender user (:func:`tests_user`, with user_id), as a
+    """Publish as the test bus's sender user (:func:`publisher_user`, with user_id), as a
     registered sender's system does; ``user``: every body as that user of the namespace.
 
     That sender's user may publish its own types only (the routing key is the type: anything
@@ -214,12 +214,12 @@ def send(
         return asyncio.run(_send_as(user, names, bodies, kwargs))
     untyped = [i for i, b in enumerate(bodies) if routing_key_of(b) not in TEST_TYPES]
     if not untyped:
-        return asyncio.run(_send_as(tests_user(names), names, bodies, kwargs))
+        return asyncio.run(_send_as(publisher_user(names), names, bodies, kwargs))
     typed = sorted(set(range(len(bodies))) - set(untyped))
 
     async def both() -> list[list[SendResult]]:
         return await asyncio.gather(
-            _send_as(tests_user(names), names, [bodies[i] for i in typed], kwargs),
+            _send_as(publisher_user(names), names, [bodies[i] for i in typed], kwargs),
             _send_as(cli_user(names), names, [bodies[i] for i in untyped], kwargs),
         )
 
@@ -240,6 +240,6 @@ async def _send_as(
 
 def catch_all_senders(names: Names) -> str:
     """The senders.yaml every test bus starts with: its sender "tests", the broker user
-    :func:`tests_user`, may send every type as any source, so routes.yaml's `sources` decide,
+    :func:`publisher_user`, may send every type as any source, so routes.yaml's `sources` decide,
     as the tests of routing expect. Tests of identities write their own."""
-    return catch_all_registry("tests", tests_user(names), TEST_TYPES)
+    return catch_all_registry("tests", publisher_user(names), TEST_TYPES)

@@ -27,8 +27,8 @@ from tests.integration.harness import (
     catch_all_senders,
     cli_user,
     collect_dead,
+    publisher_user,
     send,
-    tests_user,
     wait_for_consumers,
     wait_until,
 )
@@ -296,7 +296,7 @@ def test_the_harness_and_the_operators_commands_publish_as_the_namespaces_own_us
         conn.close()
     users = {body: props.user_id for _method, props, body in got if props is not None}
     assert users == {
-        typed: tests_user(bus.names),
+        typed: publisher_user(bus.names),
         untyped: cli_user(bus.names),
         operators: cli_user(bus.names),
     }
