@@ -35,10 +35,13 @@ from bus.settings import Settings
 from bus.store import Store, open_store
 from tests.integration.harness import (
     AMQP_URL,
-    TEST_SENDERS,
     BusProcess,
     bus_env,
+    catch_all_senders,
+    cli_user,
     example_routes_on_free_ports,
+    user_password,
+    user_url,
     wait_for_consumers,
 )
 from tests.integration.store_fixtures import postgres_schema_url, sqlite_url
@@ -131,7 +134,7 @@ def broker_control() -> Iterator[BrokerControl]:
 
 def _dead_lettering_works() -> bool:
     """Can a quorum queue with at-least-once dead-lettering be created and consumed?"""
-    name = f"probe.dlx.{os.getpid()}"
+    name = f"probe.dlx.{os.getpid()}"  # outside any namespace: the administrator's probe
     args = {
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": "probe.none",
@@ -256,8 +259,14 @@ class BusUnderTest:
         return self._store
 
     def env(self, **extra: str) -> dict[str, str]:
+        """The env of ``dvcbus`` run for this bus: an operators' command connects as the
+        namespace's operators' user (``{namespace}-cli``); ``extra`` may say otherwise."""
+        operators = {"DVCBUS_AMQP_URL": user_url(cli_user(self.names), self.amqp_url)}
         return bus_env(
-            self.names.namespace, self.routes_file, self.store_url, **{**self.extra_env, **extra}
+            self.names.namespace,
+            self.routes_file,
+            self.store_url,
+            **{**operators, **self.extra_env, **extra},
         )
 
     def process(self, *args: str, **extra_env: str) -> BusProcess:
@@ -295,18 +304,6 @@ RoutesTweak = Callable[[dict[str, Any]], None]
 RUN_AS = {"router": "router", "dispatcher": "dispatcher", "all": "router", "gateway": "gateway"}
 
 
-def user_password(user: str) -> str:
-    return f"pw-{user}"
-
-
-def user_url(user: str, url: str = AMQP_URL) -> str:
-    """AMQP_URL (or ``url``, every node of it) as ``user`` (the tests' passwords are
-    ``pw-<user>``)."""
-    params = pika.URLParameters(first_url(url))
-    old = f"{params.credentials.username}:{params.credentials.password}@"
-    return url.replace(old, f"{user}:{user_password(user)}@")
-
-
 def password_env(users: Iterable[str]) -> dict[str, str]:
     """The broker_passwords references (default template) of ``users``."""
     return {
@@ -325,14 +322,12 @@ def bus_users_for(
 ) -> Iterator[list[str]]:
     """The namespace's own broker users, made by `broker users sync`'s code from the
     senders.yaml beside ``routes_file`` (router, dispatcher, operators' CLI, gateway and
-    each amqp_user but the test publisher's), deleted afterwards: users are node-wide."""
-    publisher = user_of(AMQP_URL)
+    each amqp_user: the tests' publisher {namespace}-tests among them), deleted afterwards:
+    users are node-wide. Created through the management API as the administrator."""
+    administrator = user_of(AMQP_URL)
     registry = load_senders(routes_file.with_name("senders.yaml"))
-    users = [
-        u
-        for u in plan_registry_users(names, registry, f"{names.namespace}-gateway")
-        if u.name != publisher  # guest, the tests' publisher: never touched
-    ]
+    users = plan_registry_users(names, registry, f"{names.namespace}-gateway")
+    assert administrator not in {u.name for u in users}, "the administrator is never touched"
     folder = tmp / "broker-passwords"
     folder.mkdir(exist_ok=True)
     for user in users:
@@ -384,8 +379,8 @@ def bus_under_test(
         tweak(doc)
         routes_file.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     routes = load_routes(routes_file)
-    routes_file.with_name("senders.yaml").write_text(TEST_SENDERS, encoding="utf-8")
     names = Names(namespace)
+    routes_file.with_name("senders.yaml").write_text(catch_all_senders(names), encoding="utf-8")
     with (
         bus_users_for(names, routes_file, tmp_path, amqp_url, management_url) as users,
         StandinThread(endpoints(routes)) as standins,
@@ -394,7 +389,8 @@ def bus_under_test(
         journal = {"DVCBUS_AUDIT_JOURNAL_DIR": str(tmp_path / f"journal-{namespace}")}
         env = {**journal, **password_env(users), **(extra_env or {})}
         if cluster is not None:
-            env.update(DVCBUS_AMQP_URL=amqp_url, DVCBUS_MANAGEMENT_URL=management_url or "")
+            operators = user_url(cli_user(names), amqp_url)  # the cluster's nodes, as -cli
+            env.update(DVCBUS_AMQP_URL=operators, DVCBUS_MANAGEMENT_URL=management_url or "")
         under_test = BusUnderTest(
             names, routes_file, routes, standins, tmp_path, store_url,
             extra_env=env, answers=Answers(standins.state), amqp_url=amqp_url,
@@ -405,7 +401,7 @@ def bus_under_test(
             for proc in under_test.processes:
                 if proc.alive:
                     proc.kill()
-            topology.delete(amqp_url, under_test.topology)
+            topology.delete(amqp_url, under_test.topology)  # the administrator's job
             if under_test._store is not None:
                 under_test._store.close()
 

@@ -20,14 +20,21 @@ from pathlib import Path
 
 import pika
 
-from bus.broker.nodes import blocking_connection
-from bus.broker.sending import SendResult, send_bodies, user_of
+from bus.broker.nodes import blocking_connection, first_url
+from bus.broker.permissions import bus_user_name
+from bus.broker.sending import SendResult, routing_key_of, send_bodies
 from bus.broker.topology import Names
 from bus.ingress.senders import catch_all_registry
 from bus.store import DeadFilter, DeadLetter, Store
 
 ROOT = Path(__file__).resolve().parents[2]
+# The broker's administrator (guest by default). Only for what needs one: declaring, purging
+# and deleting test namespaces, probes of the broker and queue depths, and the users' own
+# creation. Bus processes, the test publisher and the operators' commands each connect as
+# the namespace's own user (see user_url).
 AMQP_URL = os.environ.get("DVCBUS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+# The message types the tests' catch-all sender may publish (its user's topic permission).
+TEST_TYPES = ("dossier.submitted", "dossier.status_changed", "payment.confirmed")
 
 
 def free_port() -> int:
@@ -106,6 +113,8 @@ def bus_env(namespace: str, routes_file: Path, store_url: str, **extra: str) -> 
         DVCBUS_NAMESPACE=namespace,
         DVCBUS_ROUTES_FILE=str(routes_file),
         DVCBUS_STORE_URL=store_url,
+        # the administrator, for a namespace with no users of its own (the demo's, or none):
+        # a test bus's processes and commands get its own users (BusUnderTest.env, .process)
         DVCBUS_AMQP_URL=AMQP_URL,
         DVCBUS_LOG_FORMAT="json",
         DVCBUS_RECONNECT_DELAY_MAX="1",
@@ -123,9 +132,33 @@ def bus_env(namespace: str, routes_file: Path, store_url: str, **extra: str) -> 
     return env
 
 
+def user_password(user: str) -> str:
+    return f"pw-{user}"
+
+
+def user_url(user: str, url: str = AMQP_URL) -> str:
+    """AMQP_URL (or ``url``, every node of it) as ``user`` (the tests' passwords are
+    ``pw-<user>``)."""
+    params = pika.URLParameters(first_url(url))
+    old = f"{params.credentials.username}:{params.credentials.password}@"
+    return url.replace(old, f"{user}:{user_password(user)}@")
+
+
+def publisher_user(names: Names) -> str:
+    """The broker user of a test bus's catch-all sender "tests": the tests' publisher."""
+    return f"{names.namespace}-tests"
+
+
+def cli_user(names: Names) -> str:
+    """The operators' user of a namespace: the operators' commands the tests run use it."""
+    return bus_user_name(names, "cli")
+
+
 def blocking_channel(
     url: str = AMQP_URL,
 ) -> tuple[pika.BlockingConnection, pika.adapters.blocking_connection.BlockingChannel]:
+    """A channel as the administrator (AMQP_URL, or ``url``: the cluster's nodes): for
+    fixtures and probes, never to send."""
     conn = blocking_connection(url, "dvcbus-tests")
     return conn, conn.channel()
 
@@ -169,16 +202,57 @@ def collect_dead(store: Store, count: int, timeout: float = 20) -> list[DeadLett
 
 
 def send(
-    names: Names, bodies: Iterable[bytes], amqp_url: str = AMQP_URL, **kwargs: object
+    names: Names,
+    bodies: Iterable[bytes],
+    amqp_url: str = AMQP_URL,
+    *,
+    user: str | None = None,
+    **kwargs: object,
 ) -> list[SendResult]:
-    """Publish as the test publisher (AMQP_URL's user, with user_id: TEST_SENDERS maps it);
-    ``amqp_url``: another broker (the cluster's nodes), the same user."""
-    return asyncio.run(send_bodies(amqp_url, names, list(bodies), **kwargs))  # type: ignore[arg-type]
+    """Publish as the test bus's sender user (:func:`publisher_user`, with user_id), as a
+    registered sender's system does; ``user``: every body as that user of the namespace;
+    ``amqp_url``: another broker (the cluster's nodes), where the same users are made.
+
+    That sender's user may publish its own types only (the routing key is the type: anything
+    else closes the channel). A body with none of them (malformed, an unknown type) goes as
+    the operators' user, as the operators' ``dvcbus send`` would: the router parses and
+    validates before it asks who sent a message. Results are in the order of ``bodies``.
+    """
+    bodies = list(bodies)
+    if user is not None:
+        return asyncio.run(_send_as(user, names, bodies, kwargs, amqp_url))
+    untyped = [i for i, b in enumerate(bodies) if routing_key_of(b) not in TEST_TYPES]
+    if not untyped:
+        return asyncio.run(_send_as(publisher_user(names), names, bodies, kwargs, amqp_url))
+    typed = sorted(set(range(len(bodies))) - set(untyped))
+
+    async def both() -> list[list[SendResult]]:
+        return await asyncio.gather(
+            _send_as(publisher_user(names), names, [bodies[i] for i in typed], kwargs, amqp_url),
+            _send_as(cli_user(names), names, [bodies[i] for i in untyped], kwargs, amqp_url),
+        )
+
+    results: list[SendResult | None] = [None] * len(bodies)
+    for indexes, sent in zip((typed, untyped), asyncio.run(both()), strict=True):
+        for i, result in zip(indexes, sent, strict=True):
+            results[i] = result
+    return [r for r in results if r is not None]
 
 
-# The senders.yaml every test bus starts with: the test publisher (AMQP_URL's user) may send
-# every type as any source, so routes.yaml's `sources` decide, as the tests of routing expect.
-# Tests of identities write their own.
-TEST_SENDERS = catch_all_registry(
-    "tests", user_of(AMQP_URL), ("dossier.submitted", "dossier.status_changed", "payment.confirmed")
-)
+async def _send_as(
+    user: str,
+    names: Names,
+    bodies: list[bytes],
+    kwargs: dict[str, object],
+    amqp_url: str = AMQP_URL,
+) -> list[SendResult]:
+    if not bodies:
+        return []
+    return await send_bodies(user_url(user, amqp_url), names, bodies, **kwargs)  # type: ignore[arg-type]
+
+
+def catch_all_senders(names: Names) -> str:
+    """The senders.yaml every test bus starts with: its sender "tests", the broker user
+    :func:`publisher_user`, may send every type as any source, so routes.yaml's `sources` decide,
+    as the tests of routing expect. Tests of identities write their own."""
+    return catch_all_registry("tests", publisher_user(names), TEST_TYPES)

@@ -40,7 +40,7 @@ def test_benchmark_runs_on_a_small_n_and_reports_every_figure(tmp_path: Path) ->
             "--gateway-seconds",
             "1",
             "--amqp-url",
-            AMQP_URL,
+            AMQP_URL,  # the administrator: the benchmark declares and deletes its namespaces
             "--json",
             str(out),
         ],

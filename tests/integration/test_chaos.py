@@ -204,9 +204,8 @@ class Traffic:
         self._thread = threading.Thread(target=self._send_all, daemon=True)
 
     def _send_all(self) -> None:
-        names, bodies = self.bus.names, self.bodies
+        names, bodies, url = self.bus.names, self.bodies, self.bus.amqp_url
         if self.chunk is None:
-            url = self.bus.amqp_url
             for i, result in enumerate(send(names, bodies, url, rate=self.rate)):
                 self.results[i] = result
             self.sends = len(bodies)
@@ -219,7 +218,7 @@ class Traffic:
             while pending and time.monotonic() < deadline:
                 self.sends += len(pending)
                 try:
-                    results = send(names, [bodies[i] for i in pending], rate=self.rate)
+                    results = send(names, [bodies[i] for i in pending], url, rate=self.rate)
                 except Exception:  # the broker went away mid-send: nothing here was confirmed
                     results = []
                 for i, result in zip(pending, results, strict=False):

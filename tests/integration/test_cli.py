@@ -22,6 +22,9 @@ from tests.integration.harness import (
 )
 
 EXAMPLE = ROOT / "schemas" / "examples" / "dossier.status_changed.v1" / "valid" / "received.json"
+# `dvcbus send` as the test bus's catch-all sender, on its own broker user (a plain `send`
+# publishes as the operators' user, whose messages name no sender: the router refuses them)
+AS_TESTS = ("--as", "tests")
 
 
 def dvcbus(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
@@ -38,7 +41,7 @@ def dvcbus(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.C
 def test_send_reports_the_message_id_once_the_broker_confirmed(bus) -> None:
     bus.start_router()
     bus.start_dispatcher()
-    done = dvcbus("send", str(EXAMPLE), env=bus.env())
+    done = dvcbus("send", *AS_TESTS, str(EXAMPLE), env=bus.env())
     assert done.returncode == 0, done.stderr
     assert "sent 01" in done.stdout
     assert wait_until(lambda: bus.standins.received("portal"), 20)
@@ -135,7 +138,7 @@ DOSSIER = (
 def test_send_check_sends_what_the_router_would_route(bus) -> None:
     bus.start_router()
     bus.start_dispatcher()
-    done = dvcbus("send", "--check", str(EXAMPLE), env=bus.env())
+    done = dvcbus("send", *AS_TESTS, "--check", str(EXAMPLE), env=bus.env())
     assert done.returncode == 0, done.stderr
     assert "checked 1 message(s)" in done.stdout and "sent 01" in done.stdout
     assert wait_until(lambda: bus.standins.received("portal"), 20)
@@ -151,17 +154,17 @@ def test_send_refuses_and_sends_nothing_when_any_file_is_empty_or_refused(bus, t
     invalid = tmp_path / "invalid.json"
     invalid.write_bytes(orjson.dumps(doc))
 
-    no_empty = dvcbus("send", str(DOSSIER), str(empty), env=bus.env())
+    no_empty = dvcbus("send", *AS_TESTS, str(DOSSIER), str(empty), env=bus.env())
     assert no_empty.returncode == 1
     assert f"{empty}: empty file, not a message" in no_empty.stderr
-    checked = dvcbus("send", "--check", str(DOSSIER), str(invalid), env=bus.env())
+    checked = dvcbus("send", *AS_TESTS, "--check", str(DOSSIER), str(invalid), env=bus.env())
     assert checked.returncode == 1
     pattern = "^[1-3]\\.[0-9]{6}$"
     refusal = f"would be refused: {invalid}: invalid: payload.procedure_code: pattern {pattern}"
     assert refusal in checked.stderr.splitlines()
     assert "sent" not in no_empty.stdout + checked.stdout
 
-    marker = dvcbus("send", str(EXAMPLE), env=bus.env())  # behind anything sent before
+    marker = dvcbus("send", *AS_TESTS, str(EXAMPLE), env=bus.env())  # behind anything sent before
     assert marker.returncode == 0, marker.stderr
     assert wait_until(lambda: bus.standins.received("portal"), 20)
     assert [r.target for r in bus.standins.received()] == ["portal"]
@@ -174,11 +177,11 @@ def test_send_splits_an_array_only_when_told_to(bus, tmp_path) -> None:
     both = tmp_path / "both.json"
     both.write_bytes(b"[" + EXAMPLE.read_bytes() + b"," + DOSSIER.read_bytes() + b"]")
 
-    refused = dvcbus("send", str(both), env=bus.env())
+    refused = dvcbus("send", *AS_TESTS, str(both), env=bus.env())
     assert refused.returncode == 1
     assert "a JSON array of 2 element(s), not a message: pass --each" in refused.stderr
 
-    done = dvcbus("send", "--each", str(both), env=bus.env())
+    done = dvcbus("send", *AS_TESTS, "--each", str(both), env=bus.env())
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("sent ") == 2
     assert wait_until(

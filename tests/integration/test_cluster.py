@@ -26,7 +26,8 @@ import pytest
 
 from bus.broker.management import ManagementApi, ManagementUnavailable, quoted
 from bus.store import DELIVERED
-from tests.integration.harness import ROOT, TEST_SENDERS, wait_until
+from tests.integration import senders_file
+from tests.integration.harness import ROOT, catch_all_senders, wait_until
 from tests.integration.test_chaos import Traffic, _reconnected
 from tests.integration.test_gateway import TOKENS, body_of, message, start_gateway
 from tests.integration.test_recoverability import fast_retries
@@ -192,9 +193,7 @@ def with_gateway_sender(bus) -> None:
     senders.yaml, before the router and gateway read it."""
     token = "sha256:" + hashlib.sha256(TOKENS["portal"].encode()).hexdigest()
     bus.routes_file.with_name("senders.yaml").write_text(
-        TEST_SENDERS
-        + "  portal:\n    agencies: [000.00.00.G22]\n    sources: [000.00.00.G22/portal]\n"
-        + f"    types: [dossier.submitted]\n    auth: {{ bearer: [{token}] }}\n",
+        catch_all_senders(bus.names) + senders_file.portal(f"auth: {{ bearer: [{token}] }}"),
         encoding="utf-8",
     )
 

@@ -115,6 +115,7 @@ class GatewayUnderTest:
 
 def _declare_topology(bus: BusUnderTest) -> None:
     async def run() -> None:
+        # the administrator declares the test namespace (the bus's router would, as its user)
         conn, _closed = await connect(AMQP_URL, name="test-gateway-setup")
         try:
             await declare(await ChannelOps.open(conn), bus.topology)

@@ -15,7 +15,7 @@ import pytest
 from adapters.kinds.payment_signature import SIGNED_FIELDS, platform_checksum
 from bus.store import DeadFilter
 from tests.integration.conftest import BusUnderTest, bus_under_test
-from tests.integration.harness import TEST_SENDERS, collect_dead, wait_until
+from tests.integration.harness import catch_all_senders, collect_dead, wait_until
 from tests.integration.store_fixtures import sqlite_url
 from tests.integration.test_gateway import (
     Answer,
@@ -30,9 +30,7 @@ pytestmark = pytest.mark.integration
 SECRET = "demo-secret"  # partner VCB01's secret, as bus_env gives the router
 PLATFORM_TOKEN = "payment-platform-token"
 HANOI_TOKEN = "hanoi-callback-token"
-SENDERS = (
-    TEST_SENDERS
-    + f"""\
+SENDERS = f"""\
   payment:
     agencies: [000.00.00.G22]
     sources: [000.00.00.G22/payment]
@@ -43,8 +41,7 @@ SENDERS = (
     sources: [000.00.00.H26]
     types: [dossier.status_changed]
     auth: {{ bearer: [{_hash(HANOI_TOKEN)}] }}
-"""
-)
+"""  # after the test bus's catch-all sender (catch_all_senders)
 SIGNED_NAMES = (  # the platform's fields, in the order it signs them
     "messageType",
     "errorCode",
@@ -91,7 +88,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderT
     """The whole bus with a gateway, the platform's sender registered."""
     tmp = tmp_path_factory.mktemp("payment-callback")
     with bus_under_test(tmp, sqlite_url(tmp)) as bus:
-        (tmp / "senders.yaml").write_text(SENDERS, encoding="utf-8")
+        senders = catch_all_senders(bus.names) + SENDERS
+        (tmp / "senders.yaml").write_text(senders, encoding="utf-8")
         bus.start_router()
         bus.start_dispatcher()
         gw = start_gateway(bus)

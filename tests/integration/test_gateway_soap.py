@@ -21,10 +21,16 @@ from lxml import etree
 from zeep.wsse.username import UsernameToken
 
 from adapters.soapns import BUS_HEADERS, SOAP11, SOAP12, WSSE
+from bus.broker.topology import Names
 from bus.contract.ids import uuid7
 from bus.ingress.soap_status import NS
 from tests.integration.conftest import BusUnderTest, bus_under_test
-from tests.integration.harness import TEST_SENDERS, blocking_channel, queue_depth, wait_until
+from tests.integration.harness import (
+    blocking_channel,
+    catch_all_senders,
+    queue_depth,
+    wait_until,
+)
 from tests.integration.store_fixtures import sqlite_url
 from tests.integration.test_gateway import (
     MAX_BODY,
@@ -69,8 +75,8 @@ FIELDS = {
 }
 
 
-def senders_text() -> str:
-    return TEST_SENDERS + SENDERS
+def senders_text(names: Names) -> str:
+    return catch_all_senders(names) + SENDERS
 
 
 def status_request(
@@ -192,7 +198,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTe
     """A gateway on a fresh namespace whose topology is declared (no router consumes)."""
     tmp = tmp_path_factory.mktemp("gateway-soap")
     with bus_under_test(tmp, sqlite_url(tmp)) as bus:
-        (tmp / "senders.yaml").write_text(senders_text(), encoding="utf-8")
+        (tmp / "senders.yaml").write_text(senders_text(bus.names), encoding="utf-8")
         _declare_topology(bus)
         gw = start_gateway(bus)
         ready = wait_until(lambda: gw.request("GET", "/readyz", token=None).status == 200, 30)
@@ -576,7 +582,8 @@ def _published_body(gateway: GatewayUnderTest, message_id: str) -> bytes:
 
 
 def test_a_status_update_over_soap_reaches_the_portal(bus: BusUnderTest) -> None:
-    bus.routes_file.with_name("senders.yaml").write_text(senders_text(), encoding="utf-8")
+    senders = senders_text(bus.names)
+    bus.routes_file.with_name("senders.yaml").write_text(senders, encoding="utf-8")
     bus.start_router()
     bus.start_dispatcher()
     gw = start_gateway(bus)

@@ -8,6 +8,7 @@ test's namespace, and deleted at the end (RabbitMQ users are node-wide).
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -16,15 +17,18 @@ import orjson
 import pika
 import pytest
 
-from bus.broker.sending import user_of
+from bus.broker.sending import send_bodies, user_of
 from bus.broker.wire import ingress_properties
 from bus.store import DeadLetter
 from tests.integration import senders_file
 from tests.integration.conftest import BusUnderTest
 from tests.integration.harness import (
     AMQP_URL,
-    TEST_SENDERS,
+    blocking_channel,
+    catch_all_senders,
+    cli_user,
     collect_dead,
+    publisher_user,
     send,
     wait_for_consumers,
     wait_until,
@@ -36,7 +40,7 @@ from tests.integration.test_broker_permissions import (
     password_env,
     url_of,
 )
-from tests.integration.test_gateway import _hash, start_gateway
+from tests.integration.test_gateway import _declare_topology, _hash, start_gateway
 from tests.integration.test_recoverability import example
 
 STATUS = "dossier.status_changed.v1/valid/received.json"  # Hà Nội's (000.00.00.H26)
@@ -153,7 +157,7 @@ def test_a_sender_header_from_a_user_other_than_the_gateway_is_not_trusted(
 ) -> None:
     bus = identified_bus
     doc = example(DOSSIER)  # the portal's own message and source, but not sent by the portal
-    guest = user_of(AMQP_URL)  # the test publisher: not in this senders.yaml
+    guest = user_of(AMQP_URL)  # the broker's administrator: no sender's user
     publish_as(bus, None, doc, user_id=guest, headers={"x-dvcbus-sender": "portal"})
     (letter,) = dead_by_id(bus, 1).values()
     assert (letter.message_id, letter.reason) == (doc["id"], "unauthorised")
@@ -188,7 +192,7 @@ def test_senders_yaml_is_reloaded_with_the_routes(bus: BusUnderTest) -> None:
     (letter,) = dead_by_id(bus, 1).values()
     assert (letter.message_id, letter.reason) == (before["id"], "unauthorised")
 
-    senders.write_text(TEST_SENDERS, encoding="utf-8")  # now it is
+    senders.write_text(catch_all_senders(bus.names), encoding="utf-8")  # now it is
     assert router.proc is not None
     router.proc.send_signal(signal.SIGHUP)
     assert wait_until(lambda: "routes.reloaded" in router.log_text(), 10), router.log_text()
@@ -240,3 +244,57 @@ def test_an_operators_replay_keeps_the_sender_the_router_established_and_no_othe
         "without x-dvcbus-sender"
     )
     assert delivered_ids(bus) == set()
+
+
+# --- the tests' own publishers (issue 12 §1: the tests run as the bus's users, not guest) ------
+
+
+def test_a_message_published_as_the_administrator_guest_is_refused_by_a_test_bus(bus) -> None:
+    """A test bus registers no sender for guest: only its own sender user is trusted."""
+    bus.start_router()
+    bus.start_dispatcher()
+    guest = user_of(AMQP_URL)
+    as_guest = example(DOSSIER)
+    (sent,) = asyncio.run(send_bodies(AMQP_URL, bus.names, [orjson.dumps(as_guest)]))
+    assert sent.ok, sent.explain()
+    as_tests = example(DOSSIER)
+    assert all(r.ok for r in send(bus.names, [orjson.dumps(as_tests)]))
+
+    assert wait_until(lambda: as_tests["id"] in delivered_ids(bus), 20), bus.receipts()
+    (letter,) = dead_by_id(bus, 1).values()
+    assert (letter.message_id, letter.reason, letter.stage) == (
+        as_guest["id"], "unauthorised", "router",
+    )  # fmt: skip
+    assert letter.detail == (
+        f"no trusted identity: published by user {guest} without a registered sender"
+    )
+    assert delivered_ids(bus) == {as_tests["id"]}
+
+
+def test_the_harness_and_the_operators_commands_publish_as_the_namespaces_own_users(
+    bus,
+) -> None:
+    """What reaches the ingress queue carries the user the broker vouched for: the test
+    bus's sender user for :func:`send` (the operators' for a body of no type it may send),
+    the operators' user for ``dvcbus send``."""
+    _declare_topology(bus)  # as the administrator; no router runs
+    typed = orjson.dumps(example(DOSSIER))
+    untyped = b'{"id": "broken", "type": '
+    assert all(r.ok for r in send(bus.names, [typed, untyped]))
+    operators = orjson.dumps(example(STATUS))
+    path = bus.tmp / "operators.json"
+    path.write_bytes(operators)
+    done = dvcbus(bus, "send", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    conn, channel = blocking_channel()  # the administrator reads the queue
+    try:
+        got = [channel.basic_get(bus.names.ingress_queue, auto_ack=True) for _ in range(3)]
+    finally:
+        conn.close()
+    users = {body: props.user_id for _method, props, body in got if props is not None}
+    assert users == {
+        typed: publisher_user(bus.names),
+        untyped: cli_user(bus.names),
+        operators: cli_user(bus.names),
+    }

@@ -30,6 +30,8 @@ def forged_body(n: int) -> bytes:
 
 
 def publish_to_deliver(exchange: str, target: str, body: bytes, headers: dict) -> None:
+    # as the administrator (guest): no user of the namespace but the bus's own may write the
+    # internal exchanges, so only a user with rights no sender has can even try this
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         channel = conn.channel()
@@ -48,7 +50,7 @@ def test_a_forged_dead_letter_is_replayed_through_the_router_not_to_its_target(b
     bus.start_router()
     bus.start_dispatcher()
     body = forged_body(4)
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))  # the administrator, as above
     try:
         channel = conn.channel()
         channel.confirm_delivery()

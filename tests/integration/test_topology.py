@@ -39,6 +39,7 @@ def test_a_policy_that_could_drop_dead_letters_stops_the_bus_from_starting(bus) 
 
     name = f"{bus.names.namespace}-cap"
     url = f"http://127.0.0.1:15672/api/policies/%2F/{name}"
+    # policies are the administrator's (guest's) to set, through the management API
     auth = {"Authorization": "Basic " + b64encode(b"guest:guest").decode()}
     body = (
         f'{{"pattern": "^{bus.names.namespace}\\\\.dead$", "apply-to": "queues", '
