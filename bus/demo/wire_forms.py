@@ -16,8 +16,9 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from adapters.soapns import BUS_HEADERS, SOAP11, WSSE
+from bus.contract.platform_time import VIETNAM
 from bus.ingress.payment_callback import NATIVE_OF_SIGNED, RESULTS
-from bus.ingress.soap_status import FIELDS, NS, OPERATION, VIETNAM
+from bus.ingress.soap_status import FIELDS, NS, OPERATION
 
 SOAP_ACTION = f'"{NS}/{OPERATION}"'
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
