@@ -91,7 +91,11 @@ class Router:
         publisher = await ConfirmingPublisher.open(await ChannelOps.open(conn))
         consumer = await ChannelOps.open(conn)
         await consumer.qos(self.prefetch)
-        acks = IngressAcks(consumer.channel, before_ack=self.hops.sync)  # hops before acks
+        acks = IngressAcks(
+            consumer.channel,
+            before_ack=self.hops.sync,  # hops before acks
+            call_later=asyncio.get_running_loop().call_later,  # a refused copy's message waits
+        )
         publisher.after_confirm = acks.flush
         self._publisher, self._acks = publisher, acks
         tag = await consumer.call(
@@ -121,7 +125,7 @@ class Router:
         except Exception:
             stats.errors += 1
             log.exception("router.decide_failed", delivery_tag=method.delivery_tag)
-            acks.fail(method.delivery_tag)
+            acks.fail(method.delivery_tag, props.headers)
             return
         dead_id = replay_of(props.headers)
         if dead_id is not None:
@@ -129,7 +133,7 @@ class Router:
         if type(decision) is Forward:
             parked = decision.parked  # a copy with no target (a payment's agency copy)
             publishes = len(decision.targets) + (parked is not None)
-            pending = acks.track(method.delivery_tag, publishes)
+            pending = acks.track(method.delivery_tag, publishes, props.headers)
             if parked is not None:
                 self._publish_dead(parked, props, body, publisher, pending.settle, verdict)
             shared = route_headers(decision.routes, decision.unit_notes)
@@ -208,7 +212,7 @@ class Router:
         verdict: Verdict | None = None,
     ) -> None:
         self.stats.parked += 1
-        pending = acks.track(tag, 1)
+        pending = acks.track(tag, 1, props.headers)
         self._publish_dead(decision, props, body, publisher, pending.settle, verdict)
 
     def _publish_dead(

@@ -77,3 +77,53 @@ def test_closed_channel_is_left_alone() -> None:
     ch.is_open = False
     acks.flush()
     assert ch.calls == []
+
+
+class Timers:
+    """call_later that runs nothing until told."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[float, object]] = []
+
+    def __call__(self, delay: float, callback) -> None:
+        self.waiting.append((delay, callback))
+
+    def fire(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for _, callback in waiting:
+            callback()
+
+
+def test_a_refused_copy_returns_its_delivery_only_after_a_wait() -> None:
+    ch, timers = FakeChannel(), Timers()
+    acks = IngressAcks(ch, call_later=timers)
+    a, b = acks.track(1, 1), acks.track(2, 1)
+    a.settle(False)  # its delivery queue has no leader for a moment
+    b.settle(True)
+    acks.flush()
+    assert ch.calls == [("ack", 2, False)]  # not multiple: that would ack 1 as well
+    assert [delay for delay, _ in timers.waiting] == [0.25]
+    timers.fire()
+    assert ch.calls == [("ack", 2, False), ("nack", 1, True)]
+    c = acks.track(3, 1)
+    c.settle(True)
+    acks.flush()
+    assert ch.calls[-1] == ("ack", 3, True)  # nothing waits: one multiple ack again
+    assert (acks.acked, acks.requeued) == (2, 1)
+
+
+def test_the_wait_doubles_with_each_redelivery_up_to_ten_seconds() -> None:
+    ch, timers = FakeChannel(), Timers()
+    acks = IngressAcks(ch, call_later=timers)
+    for tag, count in enumerate((1, 3, 19), start=1):
+        acks.fail(tag, {"x-delivery-count": count})
+    assert [delay for delay, _ in timers.waiting] == [0.5, 2.0, 10.0]
+
+
+def test_a_waiting_delivery_is_left_to_the_broker_once_its_channel_closed() -> None:
+    ch, timers = FakeChannel(), Timers()
+    acks = IngressAcks(ch, call_later=timers)
+    acks.fail(1)
+    ch.is_open = False  # the connection was lost: the broker requeued it already
+    timers.fire()
+    assert ch.calls == []
