@@ -13,7 +13,7 @@ from tests.integration.harness import ROOT, send, wait_until
 from tests.integration.test_recoverability import circuit_changes, fast_retries
 
 EXAMPLES = ROOT / "schemas" / "examples"
-HEALTHY = 3000  # messages for the healthy targets per phase
+HEALTHY = 5000  # messages for the healthy targets per phase (~5 s: fewer made the ratio noisy)
 TROUBLED = 200  # messages for the slow and the failing target per phase
 
 
@@ -82,4 +82,7 @@ def test_a_slow_and_a_failing_agency_leave_the_others_at_full_speed(make_bus, fi
             "ratio": round(ratio, 3),
         },
     )
-    assert ratio >= 0.95
+    # Without bulkheads a 15 s agency holds the shared call slots and the ratio falls far
+    # below 0.5; with them it measured 0.95-1.21 on this 2-core machine (phases of a few
+    # seconds beside the troubled agencies' own retries): 0.9 leaves room for that noise.
+    assert ratio >= 0.9
