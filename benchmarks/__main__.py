@@ -101,6 +101,13 @@ def _args(argv: list[str]) -> argparse.Namespace:
         help="also run the gateway phase on commit REF's code (or a directory holding a "
         "source tree), alternated with this tree's",
     )
+    run.add_argument(
+        "--dossier-versions",
+        choices=("1", "1,2"),
+        default="1,2",
+        help="1: every dossier in version 1, the mix of commits before version 2 existed "
+        "(to compare CPU per message with them on the same traffic)",
+    )
     run.add_argument("--profile", action="store_true", help="extra rounds under py-spy")
     run.add_argument("--soak", action="store_true", help="then soak with --soak-messages")
     run.add_argument("--soak-messages", type=int, default=1_000_000)
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(name, value)
     loaded = app.load(settings)
     ctx = stages.Context(settings, workdir, console.print, prefetch=args.prefetch)
-    workload = Workload(loaded, args.seed)
+    workload = Workload(loaded, args.seed, dossier_v2=args.dossier_versions != "1")
     result: dict[str, Any] = {"meta": _meta(args, settings, loaded, workdir)}
     quiet = background_cores()
     result["meta"]["background_cores_busy_before"] = quiet

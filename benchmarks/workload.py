@@ -41,8 +41,8 @@ class Batch:
 class Workload:
     """Batches of the realistic mix, each message new."""
 
-    def __init__(self, loaded: Loaded, seed: int) -> None:
-        self.gen = TrafficGenerator(seed, loaded, oversized=False)
+    def __init__(self, loaded: Loaded, seed: int, *, dossier_v2: bool = True) -> None:
+        self.gen = TrafficGenerator(seed, loaded, oversized=False, dossier_v2=dossier_v2)
         s = loaded.settings
         self.pipeline = RouterPipeline(loaded.schemas, loaded.table, s.max_message_bytes)
         self._malformed = 0

@@ -222,10 +222,19 @@ class TrafficGenerator:
     """Deterministic (for a seed) stream of realistic messages."""
 
     def __init__(
-        self, seed: int, loaded: Loaded, *, oversized: bool = True, status_edges: bool = False
+        self,
+        seed: int,
+        loaded: Loaded,
+        *,
+        oversized: bool = True,
+        status_edges: bool = False,
+        dossier_v2: bool = True,
     ) -> None:
         self.rng = random.Random(seed)
         self.oversized = oversized  # False: no 1.1 MB bodies (benchmarks want 1-3 KB traffic)
+        # False: every dossier in version 1, as the traffic was before version 2 (so a
+        # benchmark can compare CPU per message with an older commit on the same mix)
+        self.v2_dossiers = dossier_v2
         # True (the demo): pairs of status updates for one dossier that the lifecycle judges
         # (a late "received", an impossible step), whose fate the dispatcher decides per target
         self.status_edges = status_edges
@@ -548,6 +557,8 @@ class TrafficGenerator:
 
     def _one_dossier(self, roll: float) -> Generated:
         """Dossiers from the portal: versions 1 and 2 side by side, and v2's edge cases."""
+        if not self.v2_dossiers:
+            return _gen("dossier.submitted", self.dossier())
         if roll < 0.081:
             return _gen("dossier v2: impossible id number", self.dossier_v2(impossible_id=True))
         if roll < 0.085:
