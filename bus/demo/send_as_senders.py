@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,7 +88,7 @@ class SendAsSenders:
         if p.way == AMQP:
             await self._publish(p, out)
             return out
-        path, body, sent = _request(p)
+        path, body, sent = request_of(p)
         while True:
             out.attempts += 1
             status, headers, raw = await self._post(path, body, sent)
@@ -183,7 +184,7 @@ class _AmqpSender:
             self.conn.close()
 
 
-def _request(p: Planned) -> tuple[str, bytes, dict[str, str]]:
+def request_of(p: Planned) -> tuple[str, bytes, dict[str, str]]:
     """Path, body and headers of the request its sender makes for ``p``."""
     headers = {"Authorization": f"Bearer {p.token}", "Content-Type": "application/json"}
     if p.way == SOAP:
@@ -195,6 +196,9 @@ def _request(p: Planned) -> tuple[str, bytes, dict[str, str]]:
             orjson.dumps(platform_confirmation(orjson.loads(p.body))),
             headers,
         )
+    # As the Python client does (docs/ingress.md): a key per message, kept across its
+    # retries, so a 503 or a lost answer retried is never a second message.
+    headers["Idempotency-Key"] = str(uuid.uuid4())
     return "/v1/messages", p.body, headers
 
 

@@ -18,7 +18,7 @@ from bus import app
 from bus.broker.topology import Names
 from bus.demo import traffic
 from bus.demo.journeys import journey
-from bus.demo.send_as_senders import Outcome
+from bus.demo.send_as_senders import Outcome, request_of
 from bus.demo.senders import AMQP, CALLBACK, HTTP, SOAP, DemoSenders
 from bus.demo.ways_in import FOREIGN_SOURCE_KIND, OLD_TOKEN_KIND, Planned, plan
 from bus.demo.ways_summary import counts_of, print_gateway
@@ -168,3 +168,15 @@ def test_the_summary_counts_the_gateways_answers_beside_its_own_metric(
     assert re.search(r"refused: unauthenticated\s*│\s*1\s*│\s*1", text), text
     assert re.search(r"refused: rate_limited\s*│\s*0\s*│\s*1", text), text
     assert re.search(r"retried after Retry-After\)\s*│\s*1", text), text
+
+
+def test_each_json_post_carries_its_own_idempotency_key_as_the_client_would(
+    loaded: app.Loaded, senders: DemoSenders
+) -> None:
+    planned = plan(traffic.generate(300, seed=5, loaded=loaded), senders, [])
+    posts = [request_of(p) for p in planned if p.way == HTTP]
+    assert posts and all(path == "/v1/messages" for path, _, _ in posts)
+    keys = [headers["Idempotency-Key"] for _, _, headers in posts]
+    assert len(set(keys)) == len(keys)  # one per message; a retry reuses its request's
+    soap = [request_of(p)[2] for p in planned if p.way == SOAP]
+    assert soap and not any("Idempotency-Key" in h for h in soap)  # SOAP has its own id
