@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import orjson
 from pydantic import Field
 
-from adapters import classify
 from adapters.base import Delivered, Outcome, PermanentFailure, TargetSpec, TransientFailure
 from adapters.codes import Verdict, code_text
 from adapters.headers import IDEMPOTENCY_KEY, MESSAGE_TYPE
@@ -249,31 +248,20 @@ class PortalSyncAdapter(RestAdapter):
 
     async def _once(self, call: Call, message: Message) -> Outcome:
         """One call, no "already exists" retry (an update or payment is already one)."""
-        try:
-            outcome = await self.send(call, message, retried=True)
-        except MissingValue as exc:
-            return PermanentFailure(f"message cannot be mapped: {exc}")
-        except Exception as exc:  # a bug here must not reach the dispatcher as an exception
-            return classify.for_bug(exc, self.kind)
-        assert not isinstance(outcome, RetryAsUpdate)  # retried=True: never asked to
-        return outcome
+        return await self.settle(self.send(call, message, retried=True))
 
     async def _update(self, call: Call, message: Message) -> Outcome:
         """An update; a dossier the portal does not know is inserted instead (once)."""
-        try:
-            request = build_request(call, message, self.headers_for(message))
-            answer = await self.exchange(request.method, request.url, request.data, request.headers)
-            if not isinstance(answer, Answer):
-                return answer
-            if self._not_found(answer.status, answer.body):
-                return await self._once(self.counter_inserts[id(call)], message)
-            outcome = self.interpret(answer, can_retry_as_update=False)
-        except MissingValue as exc:
-            return PermanentFailure(f"message cannot be mapped: {exc}")
-        except Exception as exc:  # a bug here must not reach the dispatcher as an exception
-            return classify.for_bug(exc, self.kind)
-        assert not isinstance(outcome, RetryAsUpdate)
-        return outcome
+        return await self.settle(self._update_or_insert(call, message))
+
+    async def _update_or_insert(self, call: Call, message: Message) -> Outcome | RetryAsUpdate:
+        request = build_request(call, message, self.headers_for(message))
+        answer = await self.exchange(request.method, request.url, request.data, request.headers)
+        if not isinstance(answer, Answer):
+            return answer
+        if self._not_found(answer.status, answer.body):
+            return await self._once(self.counter_inserts[id(call)], message)
+        return self.interpret(answer, can_retry_as_update=False)
 
     def _not_found(self, status: int, body: Any) -> bool:
         """Whether an answer (or a progress entry's result) says the dossier is unknown."""

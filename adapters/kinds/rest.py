@@ -77,6 +77,8 @@ from adapters.options import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from adapters.testing.standin import Profile
 
 MAX_RESPONSE_BYTES = DEFAULT_MAX_RESPONSE_BYTES
@@ -400,11 +402,23 @@ class RestAdapter(Adapter):
 
     async def deliver_with(self, call: Call, message: Message) -> Outcome:
         """Deliver with ``call``; an "already exists" answer is retried once as the update."""
+        return await self.settle(self._send_or_update(call, message))
+
+    async def _send_or_update(self, call: Call, message: Message) -> Outcome | RetryAsUpdate:
+        outcome = await self.send(call, message)
+        if outcome is RETRY_AS_UPDATE:
+            assert self.update_call is not None
+            outcome = await self.send(self.update_call, message, retried=True)
+        return outcome
+
+    async def settle(self, attempt: Awaitable[Outcome | RetryAsUpdate]) -> Outcome:
+        """The outcome of ``attempt``: a message that cannot be mapped, or a bug, is one too.
+
+        Errors are translated here, at the adapter's edge, so the dispatcher only ever sees
+        an outcome; ``attempt`` must not end asking for an update (it does that itself).
+        """
         try:
-            outcome = await self.send(call, message)
-            if outcome is RETRY_AS_UPDATE:
-                assert self.update_call is not None
-                outcome = await self.send(self.update_call, message, retried=True)
+            outcome = await attempt
         except MissingValue as exc:
             return PermanentFailure(f"message cannot be mapped: {exc}")
         except Exception as exc:  # a bug here must not reach the dispatcher as an exception

@@ -11,7 +11,7 @@ losing it tries the others.
 from __future__ import annotations
 
 import random
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
 
@@ -25,6 +25,21 @@ def first_url(url: str) -> str:
     """The first node's URL: its user and vhost are every node's."""
     urls = node_urls(url)
     return urls[0] if urls else url
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    """``url`` (one node or a cluster's list) logging in as ``user`` instead.
+
+    For connecting as another broker user (a sender, a role of the bus) to the same nodes:
+    user and password are quoted, and every node's host, port, vhost path and query are kept.
+    """
+    login = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    nodes = []
+    for node in node_urls(url):
+        parts = urlsplit(node)
+        host = parts.netloc.rpartition("@")[2]
+        nodes.append(urlunsplit(parts._replace(netloc=f"{login}@{host}")))
+    return ",".join(nodes)
 
 
 def shuffled(url: str, avoid: str | None = None) -> list[str]:

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
-from bus.broker.nodes import first_url, node_urls
+from bus.broker.nodes import first_url, with_user
 from bus.broker.permissions import bus_user_name
 from bus.broker.topology import Names
 from bus.demo.traffic import PAYMENT_PLATFORM, PORTAL, PROVINCE_AGENCY
@@ -128,16 +127,7 @@ class DemoSenders:
 
     def url(self, amqp_url: str, user: str) -> str:
         """``amqp_url`` (one node or a cluster's list) connecting as one of the demo's users."""
-        login = f"{quote(user, safe='')}:{quote(self.passwords[user], safe='')}"
-        nodes = []
-        for node in node_urls(amqp_url):
-            parts = urlsplit(node)
-            netloc = f"{login}@{parts.hostname or '127.0.0.1'}"
-            if parts.port:
-                netloc += f":{parts.port}"
-            rest = (parts.path, parts.query, parts.fragment)
-            nodes.append(urlunsplit((parts.scheme, netloc, *rest)))
-        return ",".join(nodes)
+        return with_user(amqp_url, user, self.passwords[user])
 
     def bus_url(self, amqp_url: str, role: str) -> str:
         """``amqp_url`` as the namespace's own user for ``role`` (router, dispatcher, …)."""

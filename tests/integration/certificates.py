@@ -63,20 +63,22 @@ def _write(
     return Issued(cert, key, cert_file, key_file)
 
 
-def make_ca(folder: Path, cn: str) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, *, ca: bool
+) -> x509.CertificateBuilder:
+    """What a CA and a leaf have in common: valid for a day (from five minutes back, for clock
+    skew), a key that signs; a CA's key also signs certificates and CRLs, and nothing below it
+    is a CA."""
     now = dt.datetime.now(dt.UTC)
-    name = _name(cn)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -84,13 +86,22 @@ def make_ca(folder: Path, cn: str) -> Issued:
                 key_encipherment=False,
                 data_encipherment=False,
                 key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
+                key_cert_sign=ca,
+                crl_sign=ca,
                 encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
         )
+    )
+
+
+def make_ca(folder: Path, cn: str) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(cn)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        _builder(name, name, key, ca=True)
         .add_extension(ski, critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
@@ -103,7 +114,6 @@ def make_ca(folder: Path, cn: str) -> Issued:
 def issue(ca: Issued, folder: Path, cn: str, *, server: bool = False) -> Issued:
     """A leaf signed by ``ca``: for 127.0.0.1 (``server``) or a client named ``cn``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
     if server:
         san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
         usage = ExtendedKeyUsageOID.SERVER_AUTH
@@ -112,28 +122,7 @@ def issue(ca: Issued, folder: Path, cn: str, *, server: bool = False) -> Issued:
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
     ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        _builder(_name(cn), ca.cert.subject, key, ca=False)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(san, critical=False)
         .add_extension(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pika
 
-from bus.broker.nodes import blocking_connection, first_url
+from bus.broker.nodes import blocking_connection, with_user
 from bus.broker.permissions import bus_user_name
 from bus.broker.sending import SendResult, routing_key_of, send_bodies
 from bus.broker.topology import Names
@@ -139,9 +139,7 @@ def user_password(user: str) -> str:
 def user_url(user: str, url: str = AMQP_URL) -> str:
     """AMQP_URL (or ``url``, every node of it) as ``user`` (the tests' passwords are
     ``pw-<user>``)."""
-    params = pika.URLParameters(first_url(url))
-    old = f"{params.credentials.username}:{params.credentials.password}@"
-    return url.replace(old, f"{user}:{user_password(user)}@")
+    return with_user(url, user, user_password(user))
 
 
 def publisher_user(names: Names) -> str:

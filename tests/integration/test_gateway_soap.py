@@ -311,12 +311,8 @@ def test_the_same_idempotency_key_gets_the_first_answer_and_one_message(
 
 def test_no_credentials_is_a_client_fault_unauthenticated(gateway: GatewayUnderTest) -> None:
     fault = refused(gateway, status_request(username=None))
-    assert (fault.http, fault.code, fault.reason, fault.status) == (
-        500,
-        "soap:Client",
-        "unauthenticated",
-        401,
-    )
+    assert (fault.http, fault.code) == (500, "soap:Client")
+    assert (fault.reason, fault.status) == ("unauthenticated", 401)
     assert "UsernameToken" in fault.detail
 
 
@@ -372,12 +368,8 @@ def test_a_source_the_sender_may_not_claim_is_source_not_allowed(
     gateway: GatewayUnderTest,
 ) -> None:
     fault = refused(gateway, status_request(source="000.00.00.H29", version=SOAP12), SOAP12)
-    assert (fault.http, fault.code, fault.reason, fault.status) == (
-        400,
-        "soap:Sender",
-        "source_not_allowed",
-        403,
-    )
+    assert (fault.http, fault.code) == (400, "soap:Sender")
+    assert (fault.reason, fault.status) == ("source_not_allowed", 403)
     assert "may not claim source 000.00.00.H29" in fault.detail
     assert b"<soap:Value>dvc:source_not_allowed</soap:Value>" in fault.raw
 
@@ -506,12 +498,8 @@ def test_a_sender_above_its_rate_gets_a_server_fault_with_retry_after(
     hcmc = {"username": "hcmc", "password": TOKENS["hcmc"], "source": "000.00.00.H29"}
     soap_post(gateway, status_request(**hcmc))  # its one request a minute
     fault = refused(gateway, status_request(**hcmc))
-    assert (fault.http, fault.code, fault.reason, fault.status) == (
-        500,
-        "soap:Server",
-        "rate_limited",
-        429,
-    )
+    assert (fault.http, fault.code) == (500, "soap:Server")
+    assert (fault.reason, fault.status) == ("rate_limited", 429)
     assert int(fault.headers["retry-after"]) >= 1
 
 
@@ -520,12 +508,8 @@ def test_a_message_the_broker_does_not_hold_is_a_server_fault_to_retry(
 ) -> None:
     with ingress_unbound(gateway):
         fault = refused(gateway, status_request(version=SOAP12), SOAP12)
-    assert (fault.http, fault.code, fault.reason, fault.status) == (
-        500,
-        "soap:Receiver",
-        "broker_unavailable",
-        503,
-    )
+    assert (fault.http, fault.code) == (500, "soap:Receiver")
+    assert (fault.reason, fault.status) == ("broker_unavailable", 503)
     assert "no queue" in fault.detail
     assert int(fault.headers["retry-after"]) >= 1
 

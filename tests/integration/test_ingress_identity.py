@@ -30,14 +30,13 @@ from tests.integration.harness import (
     collect_dead,
     publisher_user,
     send,
-    wait_for_consumers,
     wait_until,
 )
+from tests.integration.own_users import start_as_own_users, sync_users
 from tests.integration.test_broker_permissions import (
     connect_as,
     delete_users,  # noqa: F401  (a fixture)
     dvcbus,
-    password_env,
     url_of,
 )
 from tests.integration.test_gateway import _declare_topology, _hash, start_gateway
@@ -50,13 +49,7 @@ PORTAL_TOKEN = "portal-identity-token"
 SENDERS = (
     senders_file.HEAD
     + senders_file.portal("auth: {{ bearer: [{token}] }}")
-    + """\
-  hanoi-igate:
-    agencies: [000.00.00.H26]
-    sources: [000.00.00.H26, 000.00.00.H26/*]
-    types: [dossier.status_changed]
-    amqp_user: {ns}-hanoi
-"""
+    + senders_file.hanoi_igate("{ns}-hanoi")
 )
 
 
@@ -65,20 +58,12 @@ def identified_bus(bus: BusUnderTest, delete_users: list[str]) -> Iterator[BusUn
     """The bus with the test's senders.yaml, its users synced, router and dispatcher running
     as their own users."""
     ns = bus.names.namespace
-    users = [f"{ns}-{role}" for role in ("router", "dispatcher", "cli", "gateway", "hanoi")]
-    delete_users.extend(users)
     text = SENDERS.format(ns=ns, token=_hash(PORTAL_TOKEN))
     bus.routes_file.with_name("senders.yaml").write_text(text, encoding="utf-8")
-    bus.extra_env.update(password_env(users))
-    synced = dvcbus(bus, "broker", "users", "sync")
-    assert synced.returncode == 0, synced.stdout + synced.stderr
+    synced = sync_users(bus, delete_users, "hanoi")
     assert f"created {ns}-hanoi (sender hanoi-igate)" in synced.stdout
     assert "pw-" not in synced.stdout + synced.stderr  # passwords are never printed
-    bus.process("run", "router", DVCBUS_AMQP_URL=url_of(f"{ns}-router"))
-    bus.process("run", "dispatcher", DVCBUS_AMQP_URL=url_of(f"{ns}-dispatcher"))
-    wait_for_consumers(
-        [bus.names.ingress_queue, *map(bus.names.delivery_queue, bus.routes.targets)]
-    )
+    start_as_own_users(bus)
     yield bus
 
 

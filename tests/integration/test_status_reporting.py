@@ -11,13 +11,12 @@ import orjson
 import pytest
 
 from bus.broker.sending import user_of
+from tests.integration import senders_file
 from tests.integration.conftest import BusUnderTest
-from tests.integration.harness import AMQP_URL, collect_dead, wait_for_consumers, wait_until
+from tests.integration.harness import AMQP_URL, collect_dead, wait_until
+from tests.integration.own_users import start_as_own_users, sync_users
 from tests.integration.test_broker_permissions import (
     delete_users,  # noqa: F401  (a fixture)
-    dvcbus,
-    password_env,
-    url_of,
 )
 from tests.integration.test_ingress_identity import publish_as
 from tests.integration.test_recoverability import example
@@ -25,40 +24,28 @@ from tests.integration.test_recoverability import example
 STATUS = "dossier.status_changed.v1/valid/received.json"  # Hà Nội's (000.04.01.H26)
 HCMC_DOSSIER = "dossier.submitted.v1/valid/organisation-hcmc-direct.json"
 
-SENDERS = """\
-version: 1
-senders:
+SENDERS = (
+    senders_file.HEAD
+    + """\
   portal-test:                  # the test publisher stands for the portal
     agencies: [000.00.00.G22]
     sources: [000.00.00.G22/portal]
     types: [dossier.submitted]
     amqp_user: {guest}
-  hanoi-igate:
-    agencies: [000.00.00.H26]
-    sources: [000.00.00.H26, 000.00.00.H26/*]
-    types: [dossier.status_changed]
-    amqp_user: {ns}-hanoi
 """
+    + senders_file.hanoi_igate("{ns}-hanoi")
+)
 
 
 @pytest.fixture
 def reporting_bus(bus: BusUnderTest, delete_users: list[str]) -> Iterator[BusUnderTest]:  # noqa: F811
-    ns = bus.names.namespace
-    users = [f"{ns}-{role}" for role in ("router", "dispatcher", "cli", "gateway", "hanoi")]
-    delete_users.extend(users)
     senders = bus.routes_file.with_name("senders.yaml")
-    text = SENDERS.format(ns=ns, guest=user_of(AMQP_URL))
+    text = SENDERS.format(ns=bus.names.namespace, guest=user_of(AMQP_URL))
     # Users are synced without the test publisher (guest: never touched), then it is added.
     senders.write_text(text.replace("\n    amqp_user: guest\n", "\n"), encoding="utf-8")
-    bus.extra_env.update(password_env(users))
-    synced = dvcbus(bus, "broker", "users", "sync")
-    assert synced.returncode == 0, synced.stdout + synced.stderr
+    sync_users(bus, delete_users, "hanoi")
     senders.write_text(text, encoding="utf-8")
-    bus.process("run", "router", DVCBUS_AMQP_URL=url_of(f"{ns}-router"))
-    bus.process("run", "dispatcher", DVCBUS_AMQP_URL=url_of(f"{ns}-dispatcher"))
-    wait_for_consumers(
-        [bus.names.ingress_queue, *map(bus.names.delivery_queue, bus.routes.targets)]
-    )
+    start_as_own_users(bus)
     yield bus
 
 

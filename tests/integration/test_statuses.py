@@ -33,6 +33,12 @@ def outcome(bus, body: bytes, target: str) -> str | None:
     return found[0] if found else None
 
 
+def send_and_wait_for(bus, body: bytes, expected: str, target: str = "portal") -> bool:
+    """Send ``body``; whether its outcome at ``target`` becomes ``expected`` within 20 s."""
+    send(bus.names, [body])
+    return wait_until(lambda: outcome(bus, body, target) == expected, 20)
+
+
 def portal_calls(bus) -> list[tuple[str, str | None]]:
     """(message id, X-Bus-Flags) of each call the portal stand-in received."""
     return [
@@ -46,8 +52,7 @@ def test_result_returned_then_processing_is_dead_lettered_naming_both(bus) -> No
     bus.start_dispatcher()
     dossier = "000.04.01.H26-261125-0101"
     returned = status(dossier, 10, 5, "2026-11-25T10:00:00+07:00")
-    send(bus.names, [returned])
-    assert wait_until(lambda: outcome(bus, returned, "portal") == DELIVERED, 20)
+    assert send_and_wait_for(bus, returned, DELIVERED)
     processing = status(dossier, 4, 6, "2026-11-25T10:05:00+07:00")
     send(bus.names, [processing])
 
@@ -65,13 +70,11 @@ def test_a_status_re_sent_later_that_happened_earlier_is_superseded(bus) -> None
     processing = status(
         dossier, 4, 2, "2026-11-25T10:00:00+07:00", occurred_at="2026-11-25T10:00:05+07:00"
     )
-    send(bus.names, [processing])
-    assert wait_until(lambda: outcome(bus, processing, "portal") == DELIVERED, 20)
+    assert send_and_wait_for(bus, processing, DELIVERED)
     received = status(
         dossier, 2, 1, "2026-11-25T09:30:00+07:00", occurred_at="2026-11-25T11:00:00+07:00"
     )
-    send(bus.names, [received])
-    assert wait_until(lambda: outcome(bus, received, "portal") == SUPERSEDED, 20)
+    assert send_and_wait_for(bus, received, SUPERSEDED)
     assert [mid for mid, _ in portal_calls(bus)] == [orjson.loads(processing)["id"]]
 
 
@@ -86,14 +89,11 @@ def test_history_is_delivered_flagged_and_a_route_may_forward_invalid_steps(make
     bus.start_dispatcher()
     dossier = "000.04.01.H26-261125-0103"
     processing = status(dossier, 4, 2, "2026-11-25T10:00:00+07:00")
-    send(bus.names, [processing])
-    assert wait_until(lambda: outcome(bus, processing, "portal") == DELIVERED, 20)
+    assert send_and_wait_for(bus, processing, DELIVERED)
     late_received = status(dossier, 2, 1, "2026-11-25T09:30:00+07:00")
-    send(bus.names, [late_received])
-    assert wait_until(lambda: outcome(bus, late_received, "portal") == DELIVERED, 20)
+    assert send_and_wait_for(bus, late_received, DELIVERED)
     returned = status(dossier, 10, 3, "2026-11-25T11:00:00+07:00")  # 4 → 10: not a step
-    send(bus.names, [returned])
-    assert wait_until(lambda: outcome(bus, returned, "portal") == DELIVERED, 20)
+    assert send_and_wait_for(bus, returned, DELIVERED)
 
     assert portal_calls(bus) == [
         (orjson.loads(processing)["id"], None),
@@ -131,8 +131,7 @@ def test_portal_sync_inserts_a_dossier_it_does_not_know_and_counts_it_once(bus) 
     doc = orjson.loads(returned)
     doc["payload"]["agency"] = "000.00.12.H04"
     returned = orjson.dumps(doc)
-    send(bus.names, [returned])
-    assert wait_until(lambda: outcome(bus, returned, "portal-sync") == DELIVERED, 20)
+    assert send_and_wait_for(bus, returned, DELIVERED, "portal-sync")
     calls = bus.receipts("portal-sync")
     assert [(r.path.rsplit("/", 1)[-1], r.status) for r in calls] == [
         ("cap-nhat", 404),

@@ -7,11 +7,12 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import pika
 import pytest
 
 from bus.broker.connection import refused_access
 from bus.broker.management import ManagementApi, ManagementUnavailable
-from bus.broker.nodes import disagreement, first_url, node_urls, shuffled, where
+from bus.broker.nodes import disagreement, first_url, node_urls, shuffled, where, with_user
 from bus.settings import Settings, SettingsError
 
 NODES = [f"amqp://bus:pw@127.0.0.1:{5700 + i}/%2F" for i in (1, 2, 3)]
@@ -26,6 +27,24 @@ def test_a_single_url_is_a_list_of_one() -> None:
 def test_a_comma_list_keeps_its_order_and_the_first_names_user_and_vhost() -> None:
     assert node_urls(" , ".join(NODES)) == NODES
     assert first_url(",".join(NODES)) == NODES[0]
+
+
+def test_with_user_logs_in_as_another_user_on_every_node_keeping_port_vhost_and_query() -> None:
+    cluster = (
+        "amqp://bus:pw@10.0.0.1:5701/%2F?heartbeat=30, amqp://bus:pw@10.0.0.2:5702/%2F?heartbeat=30"
+    )
+    assert with_user(cluster, "ns-tests", "pw-ns-tests") == (
+        "amqp://ns-tests:pw-ns-tests@10.0.0.1:5701/%2F?heartbeat=30,"
+        "amqp://ns-tests:pw-ns-tests@10.0.0.2:5702/%2F?heartbeat=30"
+    )
+
+
+def test_with_user_quotes_user_and_password_so_the_broker_sees_them_as_given() -> None:
+    url = with_user("amqp://127.0.0.1/vh", "a@b", "p:w/%,")
+    assert url == "amqp://a%40b:p%3Aw%2F%25%2C@127.0.0.1/vh"
+    assert node_urls(url) == [url]  # a comma in the password does not split the node
+    credentials = pika.URLParameters(url).credentials
+    assert (credentials.username, credentials.password) == ("a@b", "p:w/%,")
 
 
 def test_shuffled_puts_the_lost_node_last_and_keeps_every_node() -> None:

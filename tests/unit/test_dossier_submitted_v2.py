@@ -20,16 +20,9 @@ from bus.contract.schemas import SchemaLoadError, SchemaRegistry
 from bus.routes import RoutingTable, load_routes
 from bus.routes.agencies import AgencyRegistry
 from bus.routing.pipeline import Forward, RouterPipeline
+from tests.unit.test_schemas import REGISTRY, SCHEMAS, example
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT / "schemas"
-EXAMPLES = SCHEMAS / "examples"
-REGISTRY = SchemaRegistry.load()
-
-
-def example(rel: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / rel).read_text(encoding="utf-8"))
-
 
 V1_CITIZEN = example("dossier.submitted.v1/valid/citizen-hanoi-online.json")
 V2_CITIZEN = example("dossier.submitted.v2/valid/citizen-hanoi-full-online-paid.json")

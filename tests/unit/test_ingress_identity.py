@@ -21,28 +21,28 @@ from bus.routing.identity import (
     identify_text,
 )
 from bus.routing.pipeline import Forward, Park, RouterPipeline
+from tests.integration import senders_file
 from tests.unit.routes_fixtures.fake_units import FakeUnits
 from tests.unit.test_router_pipeline import MAX_BYTES, ROUTES, STATUS, SUBMITTED
 
-SENDERS = """\
-version: 1
-senders:
+SENDERS = (
+    senders_file.HEAD
+    + """\
   portal:
     agencies: [000.00.00.G22]
     sources: [000.00.00.G22/portal, 000.00.00.G22/kiosk]
     types: [dossier.submitted]
     amqp_user: sender-portal
-  hanoi-igate:
-    agencies: [000.00.00.H26]
-    sources: [000.00.00.H26, 000.00.00.H26/*]
-    types: [dossier.status_changed]
-    amqp_user: sender-hanoi
+"""
+    + senders_file.hanoi_igate("sender-hanoi")
+    + """\
   hcmc:
     agencies: [000.00.00.H29]
     sources: [000.00.00.H29]
     types: [dossier.status_changed]
     auth: { bearer: [env:HCMC_TOKEN] }
 """
+)
 GATEWAY, OPERATOR = "bus-gateway", "bus-cli"
 SENDER = "x-dvcbus-sender"
 

@@ -17,17 +17,14 @@ from bus.routes.agencies import AgencyRegistry
 from bus.routing.identity import Identities
 from bus.routing.pipeline import Forward, Park, RouterPipeline
 from bus.settings import PROJECT_ROOT
+from tests.integration import senders_file
 from tests.unit.routes_fixtures.fake_units import FakeUnits
 from tests.unit.test_router_pipeline import MAX_BYTES, ROUTES, STATUS
 
-SENDERS = """\
-version: 1
-senders:
-  hanoi-igate:
-    agencies: [000.00.00.H26]
-    sources: [000.00.00.H26, 000.00.00.H26/*]
-    types: [dossier.status_changed]
-    amqp_user: sender-hanoi
+SENDERS = (
+    senders_file.HEAD
+    + senders_file.hanoi_igate("sender-hanoi")
+    + """\
   hcmc:
     agencies: [000.00.00.H29]
     sources: [000.00.00.H29, 000.00.00.H29/*]
@@ -40,6 +37,7 @@ senders:
     amqp_user: sender-shared
     delegated_for: ["04", "*.H08"]
 """
+)
 
 
 @pytest.fixture(scope="module")
