@@ -19,6 +19,8 @@ Control API, served on every port:
     POST /_standin/behaviour  {"target": T, "status": 503, "delay": 2.5, "times": 3,
                                "act": "fault", "fault": "Server", "body": {...}}
     POST /_standin/auth       {"target": T, "expire": true, "lifetime": 2.0}
+    POST /_standin/memory     {"target": T, "key": "records", "entries": {K: V, ...}}
+                               what a fake API holds already (the portal's known dossiers)
     POST /_standin/reset                                     forget requests and behaviours
 
 A behaviour programmed for ``T#auth`` applies to ``T``'s token or login endpoint.
@@ -557,6 +559,12 @@ def _control_routes(state: StandinState) -> list[web.RouteDef]:
             state.lifetimes[target] = float(doc["lifetime"])
         return web.json_response({"ok": True, "issued": state.auth_calls.get(target, 0)})
 
+    async def memory(request: web.Request) -> web.Response:
+        doc = await request.json()
+        held = state.memory.setdefault(doc["target"], {}).setdefault(doc["key"], {})
+        held.update(doc["entries"])
+        return web.json_response({"ok": True, "held": len(held)})
+
     async def reset(_request: web.Request) -> web.Response:
         state.received.clear()
         state.behaviours.clear()
@@ -568,6 +576,7 @@ def _control_routes(state: StandinState) -> list[web.RouteDef]:
         web.get(f"{CONTROL}/requests", requests),
         web.post(f"{CONTROL}/behaviour", behaviour),
         web.post(f"{CONTROL}/auth", auth),
+        web.post(f"{CONTROL}/memory", memory),
         web.post(f"{CONTROL}/reset", reset),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import orjson
@@ -166,6 +167,23 @@ def test_a_status_for_a_dossier_the_portal_does_not_know_is_inserted(stand_ins) 
     assert not {"ChuHoSo", "KenhNop", "NgayTiepNhan"} & set(
         orjson.loads(standin.received("portal-sync")[-1].body)
     )  # not in the message: not sent
+
+
+def test_a_dossier_the_portal_is_told_it_holds_is_updated_in_one_call(stand_ins) -> None:
+    """POST /_standin/memory gives a fake API what the agency's system holds already (the
+    benchmark tells the portal the dossiers its status updates are about)."""
+    specs, standin = stand_ins
+    known = variant(RETURNED, 3)
+    origin = specs["portal-sync"].endpoint.split("/api/")[0]
+    told = {"target": "portal-sync", "key": "records", "entries": {known.dossier_no: {}}}
+    request = urllib.request.Request(
+        f"{origin}/_standin/memory", data=orjson.dumps(told), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert orjson.loads(answer.read()) == {"ok": True, "held": 1}
+    (outcome,) = deliver(PortalSyncAdapter, specs["portal-sync"], [known])
+    assert isinstance(outcome, Delivered)
+    assert [r.path for r in standin.received("portal-sync")] == ["/api/dongbo/hoso/cap-nhat"]
 
 
 def test_a_progress_entry_for_an_unknown_dossier_is_inserted_instead(stand_ins) -> None:
