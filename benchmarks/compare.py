@@ -54,6 +54,18 @@ FIGURES: tuple[tuple[str, str], ...] = (
      f"gateway.saturation.cpu_us_per_request.{_OTHERS}"),
 )  # fmt: skip
 
+# A control: the stand-in agencies do the same work per message in every tree, so their CPU
+# per message moves only with the machine (a slow spell on a shared host, smaller batches
+# at a lower rate). A bus process's CPU over theirs, run by run, keeps what the bus's code
+# changed and cancels most of what the machine did.
+_STANDINS = "end_to_end.saturation.cpu.stand-ins.cpu_s_per_1k_msgs"
+RELATIVE: tuple[tuple[str, str, str], ...] = (
+    ("e2e saturation: router CPU / stand-ins CPU (control)",
+     "end_to_end.saturation.cpu.router.cpu_s_per_1k_msgs", _STANDINS),
+    ("e2e saturation: dispatcher CPU / stand-ins CPU (control)",
+     "end_to_end.saturation.cpu.dispatcher.cpu_s_per_1k_msgs", _STANDINS),
+)  # fmt: skip
+
 
 @dataclass
 class Tree:
@@ -73,6 +85,15 @@ def parse_tree(spec: str) -> Tree:
     if not (path / "benchmarks" / "__main__.py").exists():
         raise argparse.ArgumentTypeError(f"--tree {spec!r}: {path} holds no benchmarks/")
     return Tree(name, path, extra)
+
+
+def figure(doc: Any, path: str, per: str | None = None) -> float | None:
+    """The figure at ``path``, or (``per``) its ratio to the figure at ``per``."""
+    value = dig(doc, path)
+    if per is None or value is None:
+        return value
+    base = dig(doc, per)
+    return round(value / base, 3) if base else None
 
 
 def dig(doc: Any, path: str) -> float | None:
@@ -96,40 +117,77 @@ def run_once(tree: Tree, common: list[str], out: Path) -> dict[str, Any]:
 
 
 def summary(trees: list[Tree]) -> list[str]:
-    """The figures as text lines: each run's value, median, spread, and median against the
-    first tree's."""
+    """The figures as text lines: each run's value, the median, the spread and the best run
+    (the lowest, or the highest for a rate), and both against the first tree's."""
     lines = []
     base = trees[0]
-    for label, path in FIGURES:
+    figures = [(label, path, None) for label, path in FIGURES] + list(RELATIVE)
+    for label, path, per in figures:
         per_tree = {
-            t.name: [v for r in t.results if (v := dig(r, path)) is not None] for t in trees
+            t.name: [v for r in t.results if (v := figure(r, path, per)) is not None] for t in trees
         }
         if not any(per_tree.values()):
             continue
         lines.append(label)
-        base_median = statistics.median(per_tree[base.name]) if per_tree[base.name] else None
+        best_of = max if label.endswith("/s") else min  # msg/s, req/s: higher is better
+        base_values = per_tree[base.name]
+        base_median = statistics.median(base_values) if base_values else None
+        base_best = best_of(base_values) if base_values else None
         for t in trees:
             values = per_tree[t.name]
             if not values:
                 lines.append(f"  {t.name:<12} —")
                 continue
-            median = statistics.median(values)
+            median, best = statistics.median(values), best_of(values)
             spread = (max(values) - min(values)) / median * 100 if median else 0.0
-            ratio = f" ×{median / base_median:.3f}" if base_median and t is not base else ""
+            ratio = ""
+            if base_median and base_best and t is not base:
+                ratio = f" ×{median / base_median:.3f} (best ×{best / base_best:.3f})"
             shown = ", ".join(f"{v:g}" for v in values)
             lines.append(
-                f"  {t.name:<12} median {median:g} (spread {spread:.0f}%){ratio}   [{shown}]"
+                f"  {t.name:<12} median {median:g} (spread {spread:.0f}%), best {best:g}{ratio}"
+                f"   [{shown}]"
             )
     return lines
 
 
+def reread(folder: Path) -> list[Tree]:
+    """The trees of an earlier run's ``--out`` folder (``NAME-N.json``), in their first order."""
+    names: list[str] = []
+    first = (
+        (folder / "summary.txt").read_text().splitlines()[0]
+        if (folder / "summary.txt").exists()
+        else ""
+    )
+    for part in first.removeprefix("trees: ").split(", "):
+        if "=" in part:
+            names.append(part.split("=", 1)[0])
+    found: dict[str, list[tuple[int, Path]]] = {}
+    for path in folder.glob("*-*.json"):
+        name, _, n = path.stem.rpartition("-")
+        if n.isdigit():
+            found.setdefault(name, []).append((int(n), path))
+    names = [n for n in names if n in found] + sorted(set(found) - set(names))
+    return [
+        Tree(n, folder, [], [json.loads(p.read_text()) for _, p in sorted(found[n])]) for n in names
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
-    parser.add_argument("--tree", action="append", type=parse_tree, required=True)
+    parser.add_argument("--tree", action="append", type=parse_tree, default=[])
+    parser.add_argument(
+        "--again", type=Path, metavar="DIR", help="summarise an earlier --out folder's runs"
+    )
     parser.add_argument("--runs", type=int, default=4, help="runs of each tree, alternated")
     parser.add_argument("--out", type=Path, help="folder for every run's JSON and the summary")
     parser.add_argument("common", nargs=argparse.REMAINDER, help="-- then benchmark arguments")
     args = parser.parse_args(argv)
+    if args.again:
+        print("\n".join(summary(reread(args.again))))
+        return 0
+    if not args.tree:
+        parser.error("give at least one --tree (or --again DIR)")
     common = [a for a in args.common if a != "--"]
     out = args.out or Path(f"/tmp/dvcbus-compare-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
