@@ -3,9 +3,10 @@
 ``POST /v1/messages`` receives the envelope as the sender wrote it; the SOAP endpoint and the
 payment platform's callback build it from the sender's own form first. From there every way
 in calls :meth:`Admission.admit`, so a message has the same guarantees whichever way it came:
-Idempotency-Key → schemas (with the JSON paths) → the sender's claims → the message id is
-this message's → publish, confirmed and mandatory → remember who sent it → one hop (logs,
-metrics, audit trail) before the answer is sent.
+schemas (with the JSON paths) → the sender's claims → Idempotency-Key → the message id is
+this message's (the key and the id asked of the store in one trip) → publish, confirmed and
+mandatory → remember who sent it → one hop (logs, metrics, audit trail) before the answer
+is sent.
 
 Each step is a public method of :class:`Admission` and raises
 :class:`~bus.ingress.refusals.Refused` with its reason; the way in turns it into its own
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,13 +122,15 @@ class Admission:
         assert sender is not None
         post.body = envelope
         post.digest = hashlib.sha256(envelope).digest()
-        if post.key is not None and await self.claim_key(post):
-            assert post.message_id is not None  # the first answer, hop emitted; nothing published
-            return Admitted(post.message_id, again=True)
         doc, type_ = self.validate(envelope, post)
         self.check_claims(sender, doc, type_)
         message_id = doc["id"]
-        await self.check_id_is_ours(post, message_id)
+        # Queued before the key's claim, so both go to the store in one batch: one trip.
+        known = self.gateway.records.submission(message_id)
+        if post.key is not None and await self.claim_key(post):
+            assert post.message_id is not None  # the first answer, hop emitted; nothing published
+            return Admitted(post.message_id, again=True)
+        await self.check_id_is_ours(post, message_id, known)
         await self.publish(envelope, message_id, type_, sender)
         await self.remember(post, message_id, type_)
         self.hop(Event.ACCEPTED, post, detail=self._accepted_detail)
@@ -228,11 +232,22 @@ class Admission:
                 f"sender {sid} may not send {type_} (it may send: {', '.join(sender.types)})",
             )
 
-    async def check_id_is_ours(self, post: Post, message_id: str) -> None:
+    async def check_id_is_ours(
+        self,
+        post: Post,
+        message_id: str,
+        lookup: Awaitable[Submission | None] | None = None,
+    ) -> None:
         """A message id names one message: sent again by its sender with the same body it is
-        a resend (published again; the bus delivers it once), otherwise it is refused."""
+        a resend (published again; the bus delivers it once), otherwise it is refused.
+
+        ``lookup``: the store's answer for ``message_id``, asked already (:meth:`admit`
+        asks it beside the key's claim); without it the store is asked here.
+        """
         assert post.digest is not None
-        known = await self.gateway.records.submission(message_id)
+        if lookup is None:
+            lookup = self.gateway.records.submission(message_id)
+        known = await lookup
         if known is not None and (
             known.sender != post.sender or known.body_sha256 != post.digest.hex()
         ):

@@ -1,7 +1,8 @@
 """The gateway's store calls, batched: one thread hop and one transaction per moment.
 
 Each POST asks the store two to four things (claim its Idempotency-Key, who sent its message
-id, remember the submission and the key's answer). Made one by one, every call costs a
+id, remember the submission and the key's answer); the first two go together, the last two
+together. Made one by one, every call costs a
 thread-pool hop and, for a write, a commit of its own: under load that was a quarter to a
 third of the gateway's profile. Here the calls of all the requests waiting at a moment go
 to the store together (:meth:`bus.store.Store.gateway_batch`: one transaction, one commit),
@@ -42,8 +43,13 @@ class BatchedStore:
             self._task = loop.create_task(self._drain())
         return fut
 
-    async def _call(self, name: str, *args: Any) -> Any:
-        return await self._enqueue(name, *args)
+    def _call(self, name: str, *args: Any) -> asyncio.Future[Any]:
+        """Queue a call now (not when awaited): what a request asks in one turn of the loop
+        shares a batch. A future nobody awaits (its request was refused first) is dropped
+        quietly."""
+        fut = self._enqueue(name, *args)
+        fut.add_done_callback(_retrieved)
+        return fut
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -72,10 +78,10 @@ class BatchedStore:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    async def claim_idempotency_key(
+    def claim_idempotency_key(
         self, sender: str, key: str, request_sha256: str, at: float
-    ) -> IdempotencyKey | None:
-        return await self._call("claim_idempotency_key", sender, key, request_sha256, at)  # type: ignore[no-any-return]
+    ) -> asyncio.Future[IdempotencyKey | None]:
+        return self._call("claim_idempotency_key", sender, key, request_sha256, at)
 
     async def take_over_idempotency_key(
         self, sender: str, key: str, request_sha256: str, was_updated_at: float, at: float
@@ -86,22 +92,22 @@ class BatchedStore:
             )
         )
 
-    async def answer_idempotency_key(
+    def answer_idempotency_key(
         self, sender: str, key: str, message_id: str, at: float
-    ) -> None:
-        await self._call("answer_idempotency_key", sender, key, message_id, at)
+    ) -> asyncio.Future[None]:
+        return self._call("answer_idempotency_key", sender, key, message_id, at)
 
-    async def release_idempotency_key(self, sender: str, key: str) -> None:
-        await self._call("release_idempotency_key", sender, key)
+    def release_idempotency_key(self, sender: str, key: str) -> asyncio.Future[None]:
+        return self._call("release_idempotency_key", sender, key)
 
     async def remember(self, submission: Submission, key: str | None) -> None:
         """Who sent the message, and (with a key) the key's answer: queued together, so
         they are committed in one batch (unless it is full)."""
-        recorded = self._enqueue("record_submission", submission)
+        recorded = self._call("record_submission", submission)
         if key is None:
             await recorded
             return
-        answered = self._enqueue(
+        answered = self._call(
             "answer_idempotency_key",
             submission.sender,
             key,
@@ -110,5 +116,15 @@ class BatchedStore:
         )
         await asyncio.gather(recorded, answered)
 
-    async def submission(self, message_id: str) -> Submission | None:
-        return await self._call("submission", message_id)  # type: ignore[no-any-return]
+    def submission(self, message_id: str) -> asyncio.Future[Submission | None]:
+        """Who sent ``message_id`` (None: nobody yet). Queued at once, like every call here:
+        :meth:`bus.ingress.admission.Admission.admit` asks it just before the key's claim,
+        and both go to the store in one batch."""
+        return self._call("submission", message_id)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a store failure as seen: the request that queued the call reports it if it still
+    awaits the answer, and asyncio need not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

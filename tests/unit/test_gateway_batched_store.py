@@ -118,3 +118,46 @@ def test_a_batch_is_never_larger_than_max_batch(size: int) -> None:
         books.close()
     assert max(len(b) for b in store.batches) <= size
     assert sum(len(b) for b in store.batches) == 7
+
+
+def test_the_id_lookup_queued_before_the_keys_claim_shares_its_batch() -> None:
+    """Admission.admit asks who sent the id, then claims the key: one store trip for both."""
+    store = RecordingStore()
+    books = BatchedStore(store)  # type: ignore[arg-type]
+
+    async def run() -> tuple[Any, Any]:
+        known = books.submission("m-1")
+        claimed = await books.claim_idempotency_key("portal", "k-1", "aa", 1.0)
+        return await known, claimed
+
+    try:
+        known, claimed = asyncio.run(run())
+    finally:
+        books.close()
+    assert known is not None and known.message_id == "m-1" and claimed is None
+    assert [[name for name, _ in batch] for batch in store.batches] == [
+        ["submission", "claim_idempotency_key"]
+    ]
+
+
+def test_a_lookup_nobody_awaits_fails_quietly() -> None:
+    """A request refused at its key's claim never reads its id lookup: a store failure there
+    is the request's to report, not an asyncio warning about an exception never retrieved."""
+    store = RecordingStore(fail=True)
+    books = BatchedStore(store)  # type: ignore[arg-type]
+    unretrieved: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _l, ctx: unretrieved.append(ctx))
+        books.submission("m-1")  # never awaited
+        with pytest.raises(RuntimeError):
+            await books.claim_idempotency_key("portal", "k-1", "aa", 1.0)
+
+    try:
+        asyncio.run(run())
+    finally:
+        books.close()
+    import gc
+
+    gc.collect()
+    assert unretrieved == []
