@@ -1,10 +1,9 @@
 """The gateway's store calls, batched: one thread hop and one transaction per moment.
 
-Each POST asks the store two to four things (claim its Idempotency-Key, who sent its message
-id, remember the submission and the key's answer); the first two go together, the last two
-together. Made one by one, every call costs a
-thread-pool hop and, for a write, a commit of its own: under load that was a quarter to a
-third of the gateway's profile. Here the calls of all the requests waiting at a moment go
+Each POST asks the store two to four things: claim its Idempotency-Key and who sent its
+message id (asked together), then remember the submission and the key's answer (together).
+Made one by one, every call costs a thread-pool hop and, for a write, a commit of its own:
+under load that was a quarter to a third of the gateway's profile. Here the calls of all the requests waiting at a moment go
 to the store together (:meth:`bus.store.Store.gateway_batch`: one transaction, one commit),
 on one thread of their own; calls that arrive while a batch runs form the next. Every
 request still awaits its own call's result: nothing it depends on is skipped or late.
