@@ -118,13 +118,21 @@ await_node() { # await_startup fails at once while the VM is not yet reachable: 
 
 clustered_with_first() { ctl "$1" cluster_status 2>/dev/null | grep -q "$(node_name 1)"; }
 
-join_first() {
-    local i="$1"
-    clustered_with_first "$i" && return 0
-    ctl "$i" stop_app >/dev/null 2>&1
-    ctl "$i" reset >/dev/null 2>&1
-    ctl "$i" join_cluster "$(node_name 1)" >/dev/null 2>&1
-    ctl "$i" start_app >/dev/null 2>&1
+join_first() { # join node N to dvc1; a join refused (another node joining at that moment,
+    # the first still starting) is tried again, up to 5 times
+    local i="$1" attempt
+    for attempt in 1 2 3 4 5; do
+        clustered_with_first "$i" && return 0
+        ctl "$i" stop_app >/dev/null 2>&1 || true
+        ctl "$i" reset >/dev/null 2>&1 || true
+        ctl "$i" join_cluster "$(node_name 1)" >/dev/null 2>&1 || true
+        ctl "$i" start_app >/dev/null 2>&1 || true
+        clustered_with_first "$i" && return 0
+        echo "$(node_name "$i"): join attempt $attempt failed, again in 2 s" >&2
+        sleep 2
+    done
+    echo "$(node_name "$i") could not join $(node_name 1)" >&2
+    return 1
 }
 
 cmd_start() {
@@ -135,10 +143,8 @@ cmd_start() {
     for i in "${NODES[@]}"; do start_node "$i"; done
     for i in "${NODES[@]}"; do await_node "$i"; done
     echo "nodes up at $((SECONDS - t0))s" >&2
-    join_first 2 &
-    local j2=$!
+    join_first 2 # one at a time: two nodes joining at once can be refused
     join_first 3
-    wait "$j2"
     for i in "${NODES[@]}"; do await_node "$i"; done
     echo "cluster up in $((SECONDS - t0))s: $(node_name 1) $(node_name 2) $(node_name 3)"
     cmd_urls

@@ -111,13 +111,16 @@ class Cluster:
 def cluster() -> Iterator[Cluster]:
     """The 3-node cluster, started for this module and stopped (its files deleted) after."""
     control = Cluster()
+    keep = bool(os.environ.get("DVCBUS_CLUSTER_KEEP"))  # kept: to read its logs, or rerun fast
+    if not keep:  # a node an earlier run left half-joined would never finish starting
+        control.run("stop", timeout=180)
     started = time.monotonic()
-    control.run("start", timeout=180)
-    print(f"cluster started in {time.monotonic() - started:.0f}s")
     try:
+        control.run("start", timeout=240)
+        print(f"cluster started in {time.monotonic() - started:.0f}s")
         yield control
     finally:
-        if not os.environ.get("DVCBUS_CLUSTER_KEEP"):  # kept: to read its logs, or rerun fast
+        if not keep:  # also when it failed to start: nothing is left for the next run
             subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=180)
 
 
